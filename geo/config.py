@@ -1,0 +1,67 @@
+"""Settings from the environment (and a ``.env`` file), in one object.
+
+Use :func:`get_settings` rather than reading ``os.environ``: it is cached and
+tests can override it with :func:`reset_settings`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime settings.
+
+    Parameters are read from environment variables (names as given by each
+    field's ``alias``) and from ``.env`` in the working directory.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str | None = Field(
+        default=None,
+        alias="DATABASE_URL",
+        description="SQLAlchemy/psycopg URL. Unset: the project-managed embedded cluster.",
+    )
+    data_dir: Path = Field(
+        default=Path(".geo"),
+        alias="GEO_DATA_DIR",
+        description="Where the embedded cluster, logs and job outputs live.",
+    )
+    api_port: int = Field(default=8000, alias="GEO_API_PORT")
+    api_host: str = Field(default="127.0.0.1", alias="GEO_API_HOST")
+    dashboard_port: int = Field(default=8501, alias="GEO_DASHBOARD_PORT")
+    api_url: str | None = Field(
+        default=None, alias="GEO_API_URL",
+        description="Base URL the dashboard uses; default http://127.0.0.1:GEO_API_PORT.",
+    )
+    pg_port: int = Field(default=54329, alias="GEO_PG_PORT",
+                         description="TCP port of the embedded cluster (loopback only).")
+    secret_key: str | None = Field(default=None, alias="GEO_SECRET_KEY",
+                                   description="JWT signing key; required outside --demo.")
+    cors_origins: str = Field(default="", alias="GEO_CORS_ORIGINS",
+                              description="Comma-separated allowed origins.")
+
+    @property
+    def data_path(self) -> Path:
+        """The data dir as an absolute path."""
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def resolved_api_url(self) -> str:
+        return self.api_url or f"http://127.0.0.1:{self.api_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached)."""
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings so the next :func:`get_settings` re-reads the environment."""
+    get_settings.cache_clear()
