@@ -1,0 +1,114 @@
+"""Shared test fixtures.
+
+Real-data tests read ``../shared/data`` beside the checkout (override with
+``GEO_SHARED_DATA``) and skip with a reason when it is absent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("GEO_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared_path(*parts: str) -> Path:
+    """Path of a file under ../shared/data, or skip the test saying what is missing."""
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"real-data test needs {p} (../shared/data beside the checkout); not present here")
+    return p
+
+
+# --------------------------------------------------------------------------- PostGIS
+
+import shutil
+import socket
+import tempfile
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pg_env():
+    """A real PostgreSQL 15 + PostGIS cluster for the whole test session.
+
+    Started by the project's own embedded-cluster code in a fresh temporary
+    data dir (world-traversable so the ``postgres`` user can enter it when the
+    tests run as root). With ``GEO_TEST_DATABASE_URL`` set, that database is
+    used instead (it must be empty: tests truncate tables).
+    Yields a dict of environment variables (GEO_DATA_DIR, GEO_PG_PORT or DATABASE_URL).
+    """
+    from geo.config import Settings, reset_settings
+    from geo.db.cluster import Cluster
+
+    external = os.environ.get("GEO_TEST_DATABASE_URL")
+    if external:
+        yield {"DATABASE_URL": external}
+        return
+    d = Path(tempfile.mkdtemp(prefix="geo-test-"))
+    d.chmod(0o755)
+    env = {"GEO_DATA_DIR": str(d), "GEO_PG_PORT": str(free_port())}
+    settings = Settings(GEO_DATA_DIR=d, GEO_PG_PORT=int(env["GEO_PG_PORT"]))
+    cluster = Cluster(settings)
+    cluster.up()
+    env["__url"] = cluster.url()
+    try:
+        yield env
+    finally:
+        from geo.db.session import dispose_engines
+
+        dispose_engines()
+        cluster.destroy()
+        shutil.rmtree(d, ignore_errors=True)
+        reset_settings()
+
+
+@pytest.fixture(scope="session")
+def db_url(pg_env) -> str:
+    """URL of the migrated test database."""
+    from geo.db import migrate
+
+    url = pg_env.get("DATABASE_URL") or pg_env["__url"]
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture
+def geo_env(pg_env, db_url, monkeypatch):
+    """Point geo's settings (env vars) at the test database for in-process CLI/API calls."""
+    from geo.config import reset_settings
+
+    for k, v in pg_env.items():
+        if not k.startswith("__"):
+            monkeypatch.setenv(k, v)
+    if "DATABASE_URL" not in pg_env:
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+    reset_settings()
+    yield pg_env
+    reset_settings()
+
+
+@pytest.fixture
+def engine(db_url):
+    """Engine on the test database, with every table emptied first."""
+    from sqlalchemy import text
+
+    from geo.db.session import get_engine
+
+    eng = get_engine(db_url)
+    with eng.begin() as conn:
+        tables = conn.execute(text(
+            "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
+            "WHERE schemaname = 'public' AND tablename NOT IN ('spatial_ref_sys', 'alembic_version')"
+        )).scalar_one()
+        if tables:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    return eng
