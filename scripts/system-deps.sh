@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install the Debian packages geo needs (PostgreSQL 15 + PostGIS 3, Chromium for browser tests)
+# when they are missing. As root it installs them; otherwise it prints the command to run.
+set -euo pipefail
+
+need=()
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
+[ -f /usr/share/postgresql/15/extension/postgis.control ] || need+=(postgresql-15-postgis-3)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client-15)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing Debian packages: ${need[*]}" >&2
+  echo "install them with: sudo apt-get update && sudo apt-get install -y ${need[*]}" >&2
+  exit 1
+fi
+echo "installing Debian packages: ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
