@@ -216,3 +216,151 @@ class AuditLog(Base):
         Index("ix_audit_log_at", "at"),
         Index("ix_audit_log_entity", "entity", "entity_id"),
     )
+
+
+# --------------------------------------------------------------------------- service (migration 0002)
+
+ROLES = ("admin", "planner", "dispatcher", "worker", "leader")
+WORKER_ROLES = ("chief", "full_time", "auxiliary", "part_time")
+EVENT_STATES = ("reported", "accepted", "dispatched", "in_progress", "resolved", "closed", "returned", "rejected")
+
+
+class User(Base):
+    """A person who logs in (OAuth2 password flow), scoped to a jurisdiction subtree."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(Text, unique=True, nullable=False)
+    full_name: Mapped[str | None] = mapped_column(Text)
+    password_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    jurisdiction_id: Mapped[int] = mapped_column(ForeignKey("jurisdictions.id", ondelete="RESTRICT"), nullable=False)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    created_at: Mapped[datetime] = _now()
+    created_by: Mapped[str] = mapped_column(Text, nullable=False)
+    __table_args__ = (CheckConstraint(f"role IN {ROLES}", name="ck_users_role"),)
+
+
+class ApiKey(Base):
+    """A key for a device or integration (12345 hotline, sensors); only its SHA-256 is stored."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    prefix: Mapped[str] = mapped_column(String(12), nullable=False)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    jurisdiction_id: Mapped[int] = mapped_column(ForeignKey("jurisdictions.id", ondelete="RESTRICT"), nullable=False)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    created_at: Mapped[datetime] = _now()
+    created_by: Mapped[str] = mapped_column(Text, nullable=False)
+    __table_args__ = (CheckConstraint(f"role IN {ROLES}", name="ck_api_keys_role"),)
+
+
+class Worker(Base):
+    """Grid staff: chief (网格长), full-time worker (专职网格员), auxiliary, part-time pre-assigned (下沉干部)."""
+
+    __tablename__ = "workers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    phone: Mapped[str | None] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    jurisdiction_id: Mapped[int] = mapped_column(ForeignKey("jurisdictions.id", ondelete="RESTRICT"), nullable=False)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    on_duty: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    duty_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    synthetic: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    created_at: Mapped[datetime] = _now()
+    created_by: Mapped[str] = mapped_column(Text, nullable=False)
+    __table_args__ = (CheckConstraint(f"role IN {WORKER_ROLES}", name="ck_workers_role"),)
+
+
+class WorkerGrid(Base):
+    """Which grids (by stable 15-digit code) a worker serves."""
+
+    __tablename__ = "worker_grids"
+    worker_id: Mapped[int] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"), primary_key=True)
+    grid_code: Mapped[str] = mapped_column(String(15), primary_key=True)
+    __table_args__ = (Index("ix_worker_grids_code", "grid_code"),)
+
+
+class WorkerPosition(Base):
+    """A GPS fix. (worker_id, ts) is unique, which makes re-sent batches idempotent."""
+
+    __tablename__ = "worker_positions"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    worker_id: Mapped[int] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"), nullable=False)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    accuracy_m: Mapped[float | None] = mapped_column()
+    grid_code: Mapped[str | None] = mapped_column(String(15))
+    outside_own_grids: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    received_at: Mapped[datetime] = _now()
+    geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False), nullable=False)
+    __table_args__ = (
+        UniqueConstraint("worker_id", "ts", name="uq_worker_positions_fix"),
+        Index("ix_worker_positions_geom", "geom", postgresql_using="gist"),
+    )
+
+
+class Event(Base):
+    """An event (人/房/企/部件/事件) in the closed loop 上报→受理→分流→调处→督办→反馈."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    idempotency_key: Mapped[str | None] = mapped_column(Text, unique=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(Text, nullable=False)
+    subtype: Mapped[str] = mapped_column(Text, nullable=False)
+    priority: Mapped[str] = mapped_column(String(16), nullable=False)
+    source: Mapped[str] = mapped_column(String(16), nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False, server_default="reported")
+    description: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    address: Mapped[str | None] = mapped_column(Text)
+    reporter_name: Mapped[str | None] = mapped_column(Text)
+    reporter_phone: Mapped[str | None] = mapped_column(Text)
+    anonymous: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    grid_code: Mapped[str | None] = mapped_column(String(15))
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("grid_plans.id", ondelete="SET NULL"))
+    jurisdiction_id: Mapped[int | None] = mapped_column(ForeignKey("jurisdictions.id", ondelete="SET NULL"))
+    jurisdiction_path: Mapped[str | None] = mapped_column(Text)
+    department: Mapped[str | None] = mapped_column(Text)
+    assignee_worker_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id", ondelete="SET NULL"))
+    duplicate_of: Mapped[list] = mapped_column(JSONB, nullable=False, server_default=text("'[]'::jsonb"))
+    h3_7: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    h3_8: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    h3_9: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    h3_10: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_at: Mapped[datetime] = _now()
+    created_by: Mapped[str] = mapped_column(Text, nullable=False)
+    updated_at: Mapped[datetime] = _now()
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
+    synthetic: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False), nullable=False)
+    __table_args__ = (
+        CheckConstraint(f"state IN {EVENT_STATES}", name="ck_events_state"),
+        CheckConstraint("satisfaction IS NULL OR satisfaction BETWEEN 1 AND 5", name="ck_events_satisfaction"),
+        Index("ix_events_geom", "geom", postgresql_using="gist"),
+        Index("ix_events_created", "created_at"),
+        Index("ix_events_path", "jurisdiction_path", postgresql_ops={"jurisdiction_path": "text_pattern_ops"}),
+        Index("ix_events_grid", "grid_code"),
+        Index("ix_events_open", "category", "created_at", postgresql_where=text("state NOT IN ('closed', 'rejected')")),
+    )
+
+
+class EventTransition(Base):
+    """One step of an event's life: who moved it from which state to which, when, and why."""
+
+    __tablename__ = "event_transitions"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=False)
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16), nullable=False)
+    actor: Mapped[str] = mapped_column(Text, nullable=False)
+    at: Mapped[datetime] = _now()
+    note: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (Index("ix_event_transitions_event", "event_id"),)
