@@ -45,6 +45,16 @@ class Settings(BaseSettings):
                                    description="JWT signing key; required outside --demo.")
     cors_origins: str = Field(default="", alias="GEO_CORS_ORIGINS",
                               description="Comma-separated allowed origins.")
+    demo: bool = Field(default=False, alias="GEO_DEMO",
+                       description="Demo mode: synthetic data and well-known demo credentials are allowed.")
+    token_ttl_minutes: int = Field(default=480, alias="GEO_TOKEN_TTL_MINUTES")
+    catalogue_path: Path | None = Field(
+        default=None, alias="GEO_CATALOGUE",
+        description="JSON event catalogue (categories, SLAs, 权责清单); default: the one shipped in geo/data.",
+    )
+    login_rate_per_minute: int = Field(default=10, alias="GEO_LOGIN_RATE_PER_MINUTE",
+                                       description="Failed logins allowed per username and client per minute.")
+    batch_max_points: int = Field(default=1_000_000, alias="GEO_BATCH_MAX_POINTS")
 
     @property
     def data_path(self) -> Path:

@@ -1,0 +1,15 @@
+"""Fast JSON responses (orjson)."""
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+
+class JSON(Response):
+    """JSON via orjson: numpy scalars, datetimes and non-string keys handled."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)

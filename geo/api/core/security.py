@@ -1,0 +1,92 @@
+"""Passwords (argon2), JWT access tokens, API keys, and who-may-do-what.
+
+Roles (every one scoped to a jurisdiction subtree):
+
+========== ==========================================================
+admin      everything, including users and API keys
+planner    partition, compare and publish grid plans; read the rest
+dispatcher create and move events, manage workers and their duty
+worker     report events, move events assigned to them, send GPS fixes
+leader     read-only: maps, events (personal data masked), KPIs
+========== ==========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import jwt
+
+from geo.db.users import hash_api_key, hash_password, verify_password  # noqa: F401  (re-exported)
+
+ALGORITHM = "HS256"
+
+#: action → roles allowed to do it
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "read": frozenset({"admin", "planner", "dispatcher", "worker", "leader"}),
+    "plan.write": frozenset({"admin", "planner"}),
+    "event.create": frozenset({"admin", "dispatcher", "worker"}),
+    "event.transition": frozenset({"admin", "dispatcher", "worker"}),
+    "worker.write": frozenset({"admin", "dispatcher"}),
+    "position.write": frozenset({"admin", "dispatcher", "worker"}),
+    "user.write": frozenset({"admin"}),
+}
+#: roles that see reporters' names and phone numbers unmasked
+PII_ROLES = frozenset({"admin", "dispatcher"})
+
+
+def create_token(secret: str, *, subject: str, role: str, jurisdiction_id: int, ttl_minutes: int) -> str:
+    now = datetime.now(timezone.utc)
+    payload = {"sub": subject, "role": role, "jid": jurisdiction_id, "iat": now,
+               "exp": now + timedelta(minutes=ttl_minutes)}
+    return jwt.encode(payload, secret, algorithm=ALGORITHM)
+
+
+def decode_token(secret: str, token: str) -> dict:
+    """Decode and verify a token; raises jwt.PyJWTError."""
+    return jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user (JWT) or a device/integration (API key)."""
+
+    kind: str  # "user" | "api_key"
+    id: int
+    name: str
+    role: str
+    jurisdiction_id: int
+    jurisdiction_path: str
+    worker_id: int | None = None
+
+    @property
+    def actor(self) -> str:
+        return f"{'user' if self.kind == 'user' else 'key'}:{self.name}"
+
+    def can(self, action: str) -> bool:
+        return self.role in PERMISSIONS[action]
+
+    def covers(self, path: str | None) -> bool:
+        """Is a jurisdiction (by its path) inside this principal's subtree?"""
+        return path is not None and path.startswith(self.jurisdiction_path)
+
+    @property
+    def sees_pii(self) -> bool:
+        return self.role in PII_ROLES
+
+
+def mask_name(name: str | None) -> str | None:
+    if not name:
+        return name
+    return name[0] + "*" * max(1, len(name) - 1)
+
+
+def mask_phone(phone: str | None) -> str | None:
+    if not phone:
+        return phone
+    digits = phone.strip()
+    if len(digits) <= 4:
+        return "*" * len(digits)
+    keep_head = 3 if len(digits) >= 11 else 1
+    return digits[:keep_head] + "*" * (len(digits) - keep_head - 4) + digits[-4:]

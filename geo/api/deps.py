@@ -1,0 +1,154 @@
+"""Dependencies: application state, the calling principal, permission and scope checks."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import jwt
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from sqlalchemy import Engine, text
+
+from geo.api.core.config import Catalogue
+from geo.api.core.security import Principal, decode_token, hash_api_key
+from geo.api.errors import APIError
+from geo.api.services import audit
+from geo.api.services.lookup_index import IndexHolder
+from geo.config import Settings
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+PRINCIPAL_TTL = 30.0  # seconds a resolved token/key is trusted before re-reading the user
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: Engine
+    holder: IndexHolder
+    catalogue: Catalogue
+    secret: str
+    _cache: dict = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    login_failures: dict = field(default_factory=dict)
+
+    def cache_get(self, key):
+        """A cached principal (or None for a cached miss); raises KeyError when absent or stale."""
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit and time.monotonic() - hit[0] < PRINCIPAL_TTL:
+            return hit[1]
+        raise KeyError(key)
+
+    def cache_put(self, key, value) -> None:
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = (time.monotonic(), value)
+
+    def forget(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.geo
+
+
+def _load_user(engine: Engine, username: str) -> Principal | None:
+    with engine.connect() as conn:
+        r = conn.execute(text("""
+            SELECT u.id, u.username, u.role, u.jurisdiction_id, j.path, u.active,
+                   (SELECT w.id FROM workers w WHERE w.user_id = u.id ORDER BY w.id LIMIT 1) AS worker_id
+            FROM users u JOIN jurisdictions j ON j.id = u.jurisdiction_id WHERE u.username = :u
+        """), {"u": username}).first()
+    if r is None or not r.active:
+        return None
+    return Principal("user", r.id, r.username, r.role, r.jurisdiction_id, r.path, r.worker_id)
+
+
+def _load_key(engine: Engine, key_hash: str) -> Principal | None:
+    with engine.connect() as conn:
+        r = conn.execute(text("""
+            SELECT k.id, k.name, k.role, k.jurisdiction_id, j.path, k.active
+            FROM api_keys k JOIN jurisdictions j ON j.id = k.jurisdiction_id WHERE k.key_hash = :h
+        """), {"h": key_hash}).first()
+    if r is None or not r.active:
+        return None
+    return Principal("api_key", r.id, r.name, r.role, r.jurisdiction_id, r.path)
+
+
+async def _cached(state: AppState, key, loader):
+    try:
+        return state.cache_get(key)
+    except KeyError:
+        value = await run_in_threadpool(loader)
+        state.cache_put(key, value)
+        return value
+
+
+async def resolve_principal(state: AppState, token: str | None, key: str | None) -> Principal | None:
+    if key:
+        h = hash_api_key(key)
+        p = await _cached(state, ("key", h), lambda: _load_key(state.engine, h))
+        if p is None:
+            raise APIError(401, "unauthorized", "invalid or revoked API key (X-API-Key)",
+                           headers={"WWW-Authenticate": "Bearer"})
+        return p
+    if token:
+        try:
+            claims = decode_token(state.secret, token)
+        except jwt.ExpiredSignatureError:
+            raise APIError(401, "token_expired", "the access token has expired; log in again",
+                           headers={"WWW-Authenticate": "Bearer"}) from None
+        except jwt.PyJWTError:
+            raise APIError(401, "unauthorized", "invalid access token",
+                           headers={"WWW-Authenticate": "Bearer"}) from None
+        p = await _cached(state, ("user", claims["sub"]), lambda: _load_user(state.engine, claims["sub"]))
+        if p is None:
+            raise APIError(401, "unauthorized", "user unknown or deactivated", headers={"WWW-Authenticate": "Bearer"})
+        return p
+    return None
+
+
+async def current_principal(request: Request, token: str | None = Depends(oauth2),
+                            key: str | None = Depends(api_key_header)) -> Principal:
+    """The authenticated caller (Bearer JWT or X-API-Key); 401 otherwise."""
+    p = await resolve_principal(get_state(request), token, key)
+    if p is None:
+        raise APIError(401, "unauthorized", "authentication required: Bearer token (POST /v1/auth/token) or X-API-Key",
+                       headers={"WWW-Authenticate": "Bearer"})
+    return p
+
+
+def require(action: str):
+    """Dependency: the caller's role must allow *action*; a refusal is audited."""
+
+    async def dep(request: Request, p: Principal = Depends(current_principal)) -> Principal:
+        if not p.can(action):
+            state = get_state(request)
+            await run_in_threadpool(audit.record_denied, state.engine, p, action, request.url.path,
+                                    reason=f"role {p.role}")
+            raise APIError(403, "forbidden", f"role '{p.role}' may not {action.replace('.', ' ')}")
+        return p
+
+    return dep
+
+
+def check_scope(state: AppState, p: Principal, path: str | None, action: str, entity: str, entity_id=None,
+                jurisdiction_id: int | None = None) -> None:
+    """Refuse (403, audited) when *path* lies outside the caller's jurisdiction subtree."""
+    if not p.covers(path):
+        audit.record_denied(state.engine, p, action, entity, entity_id, jurisdiction_id=jurisdiction_id,
+                            reason="outside the caller's jurisdiction")
+        raise APIError(403, "out_of_scope",
+                       f"{entity} {entity_id if entity_id is not None else ''} is outside your jurisdiction".strip())
+
+
+def jurisdiction_path(engine: Engine, jid: int) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT path FROM jurisdictions WHERE id = :j"), {"j": jid}).scalar_one_or_none()

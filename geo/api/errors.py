@@ -1,0 +1,86 @@
+"""Error bodies: every 4xx says what was wrong and where; no 500 for malformed input.
+
+Body shape (all errors)::
+
+    {"error": "validation_error", "message": "...", "request_id": "...",
+     "details": [{"field": "lat", "row": 12, "message": "..."}]}
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from geo.api.core.responses import JSON
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from geo.api.core.context import request_id
+
+log = logging.getLogger("geo.api")
+
+
+class APIError(Exception):
+    """An error with an HTTP status, a machine code, a message and optional details."""
+
+    def __init__(self, status: int, code: str, message: str, details: list[dict] | None = None,
+                 extra: dict | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.details = details or []
+        self.extra = extra or {}
+        self.headers = headers
+
+
+def body(code: str, message: str, details: list[dict] | None = None, **extra) -> dict:
+    out = {"error": code, "message": message, "request_id": request_id.get()}
+    if details:
+        out["details"] = details
+    out.update(extra)
+    return out
+
+
+def _loc(loc) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or ".".join(str(p) for p in loc)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, exc: APIError):
+        return JSON(body(exc.code, exc.message, exc.details, **exc.extra), status_code=exc.status,
+                              headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        details = []
+        for e in exc.errors():
+            loc = e.get("loc", ())
+            d = {"field": _loc(loc), "in": loc[0] if loc else None, "message": e.get("msg")}
+            if "input" in e and not isinstance(e["input"], (dict, list)):
+                d["input"] = e["input"]
+            details.append(d)
+        where = ", ".join(d["field"] for d in details[:5])
+        return JSON(body("validation_error", f"invalid request: {where}", details), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+                413: "too_large"}.get(exc.status_code, "http_error")
+        return JSON(body(code, str(exc.detail)), status_code=exc.status_code,
+                              headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(request: Request, exc: OperationalError):
+        log.warning("database unavailable: %s", exc.orig)
+        return JSON(body("database_unavailable", "the database is unavailable; retry shortly"),
+                              status_code=503, headers={"Retry-After": "2"})
+
+    @app.exception_handler(DBAPIError)
+    async def _db_error(request: Request, exc: DBAPIError):
+        if exc.connection_invalidated:
+            return JSON(body("database_unavailable", "the database connection was lost; retry"),
+                                  status_code=503, headers={"Retry-After": "2"})
+        log.exception("database error")
+        return JSON(body("internal_error", "internal database error"), status_code=500)

@@ -1,0 +1,106 @@
+"""The FastAPI application: ``create_app()``; ``geo serve`` runs it with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from geo.api.core.responses import JSON
+
+import geo
+from geo.api import errors
+from geo.api.core.config import DEMO_SECRET, get_catalogue
+from geo.api.core.context import request_id
+from geo.api.deps import AppState
+from geo.api.routes import auth, events, health, lookup, open311, plans, stats, workers
+from geo.api.services.lookup_index import IndexHolder
+from geo.config import Settings, get_settings
+
+log = logging.getLogger("geo.api")
+
+
+class ConfigError(RuntimeError):
+    """The service is not configured safely enough to start."""
+
+
+def resolve_secret(settings: Settings) -> str:
+    if settings.secret_key:
+        if settings.secret_key == DEMO_SECRET and not settings.demo:
+            raise ConfigError("GEO_SECRET_KEY is the public demo secret; set a real one (or run with --demo)")
+        return settings.secret_key
+    if settings.demo:
+        return DEMO_SECRET
+    raise ConfigError("GEO_SECRET_KEY is not set; generate one (python -c 'import secrets; "
+                      "print(secrets.token_urlsafe(48))') or run with --demo")
+
+
+def create_app(settings: Settings | None = None, *, listen: bool = True) -> FastAPI:
+    """Build the app.
+
+    Parameters
+    ----------
+    settings : Settings, optional
+        Defaults to the environment's.
+    listen : bool
+        Start the LISTEN/NOTIFY thread that refreshes the lookup index.
+    """
+    settings = settings or get_settings()
+    secret = resolve_secret(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from geo.db.cluster import database_url
+        from geo.db.session import get_engine, psycopg_dsn
+
+        url = database_url(settings)
+        engine = get_engine(url, pool_size=20)
+        holder = IndexHolder(engine, psycopg_dsn(url))
+        if listen:
+            holder.start_listener()
+        app.state.geo = AppState(settings=settings, engine=engine, holder=holder,
+                                 catalogue=get_catalogue(settings), secret=secret)
+        yield
+        holder.stop()
+
+    app = FastAPI(
+        title="geo — grid division service (网格化管理)",
+        version=geo.__version__,
+        description="Point-in-grid lookup, grid plans, closed-loop events, grid workers and KPIs. "
+                    "Log in with POST /v1/auth/token (OAuth2 password flow) or send X-API-Key.",
+        default_response_class=JSON,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PATCH"],
+                           allow_headers=["Authorization", "Content-Type", "X-API-Key", "Idempotency-Key"])
+
+    @app.middleware("http")
+    async def _request_id(request: Request, call_next):
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+        token = request_id.set(rid)
+        t0 = time.perf_counter()
+        try:
+            response = await call_next(request)
+        except Exception:
+            log.exception("unhandled error", extra={"request_id": rid, "path": request.url.path})
+            response = JSON(errors.body("internal_error", "internal error; quote the request id"),
+                                      status_code=500)
+        finally:
+            request_id.reset(token)
+        response.headers["X-Request-ID"] = rid
+        if log.isEnabledFor(logging.INFO):
+            log.info("request", extra={"request_id": rid, "method": request.method, "path": request.url.path,
+                                       "status": response.status_code,
+                                       "ms": round((time.perf_counter() - t0) * 1000, 2)})
+        return response
+
+    for r in (health.router, auth.router, lookup.router, plans.router, events.router, workers.router,
+              stats.router, open311.router):
+        app.include_router(r)
+    return app

@@ -1,0 +1,165 @@
+"""Events: create (idempotent), list/filter, detail with transition log, state transitions, catalogue."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from geo.api.core.responses import JSON
+from sqlalchemy import text
+
+from geo.api.core.security import Principal
+from geo.api.deps import AppState, check_scope, get_state, require
+from geo.api.errors import APIError
+from geo.api.schemas import EventIn, TransitionIn
+from geo.api.services import events as svc
+from geo.crs import point_to_wgs84
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+
+@router.get("/catalogue", summary="Event categories, sub-types, SLAs and responsible departments (权责清单)")
+async def catalogue(request: Request):
+    c = get_state(request).catalogue
+    return {"sla_hours": c.sla_hours, "sources": c.sources,
+            "categories": [{"code": code, "name": name,
+                            "subtypes": [{"code": s.code, "name": s.name, "priority": s.priority,
+                                          "department": s.department}
+                                         for s in c.services() if s.category == code]}
+                           for code, name in c.categories.items()]}
+
+
+def owning_grid(state: AppState, lon: float, lat: float) -> dict:
+    """The published grid at a WGS84 point with its community's id/path (422 if outside every grid)."""
+    idx = state.holder.index
+    i = idx.lookup(lon, lat)
+    if i < 0:
+        near = ""
+        if len(idx):
+            j, d = idx.nearest(lon, lat)
+            near = f"; the nearest grid is {idx.codes[j]} ({idx.info[j].name}) {d:.0f} m away"
+        raise APIError(422, "outside_all_grids", f"({lon:.6f}, {lat:.6f}) is outside every published grid{near}",
+                       details=[{"field": "lon/lat", "message": "not inside a published grid"}])
+    g = idx.info[i]
+    with state.engine.connect() as conn:
+        r = conn.execute(text("SELECT id, path FROM jurisdictions WHERE code = :c"),
+                         {"c": (g.community or {}).get("code") or g.jurisdiction_code}).first()
+    return {"code": g.code, "plan_id": g.plan_id, "jurisdiction_id": r.id if r else None,
+            "jurisdiction_path": r.path if r else None}
+
+
+def _create(state: AppState, p: Principal, body: EventIn, key: str | None, synthetic: bool = False):
+    if state.catalogue.get(body.category, body.subtype) is None:
+        known = [f"{s.category}/{s.code}" for s in state.catalogue.services()]
+        raise APIError(422, "validation_error", f"unknown category/subtype {body.category}/{body.subtype}",
+                       details=[{"field": "subtype", "message": f"expected one of {known[:30]}"}])
+    lon, lat = point_to_wgs84(body.lon, body.lat, body.crs)
+    grid = owning_grid(state, lon, lat)
+    check_scope(state, p, grid["jurisdiction_path"], "event.create", "grid", grid["code"], grid["jurisdiction_id"])
+    payload = body.model_dump(exclude={"lon", "lat", "crs"})
+    with state.engine.begin() as conn:
+        ev, created = svc.create_event(conn, p, state.catalogue, payload=payload, lon=lon, lat=lat, grid=grid,
+                                       idempotency_key=key, synthetic=synthetic)
+    return svc.event_json(ev, p), created
+
+
+@router.post("/events", status_code=201, summary="Report an event; Idempotency-Key makes retries safe")
+async def create_event(
+    request: Request,
+    body: EventIn,
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=200),
+    p: Principal = Depends(require("event.create")),
+):
+    """The event is routed to the grid that owns its location and to the department of its sub-type.
+    A retry with the same ``Idempotency-Key`` returns the first event (200, ``Idempotent-Replayed: true``)."""
+    state = get_state(request)
+    ev, created = await run_in_threadpool(_create, state, p, body, idempotency_key)
+    headers = {"Location": f"/v1/events/{ev['id']}"}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return JSON(ev, status_code=201 if created else 200, headers=headers)
+
+
+@router.get("/events", summary="Events in the caller's jurisdiction, filtered")
+def list_events(
+    request: Request,
+    state_: list[str] | None = Query(None, alias="state"),
+    category: str | None = None,
+    grid: str | None = Query(None, pattern=r"^\d{15}$"),
+    overdue: bool | None = None,
+    from_: datetime | None = Query(None, alias="from"),
+    to: datetime | None = None,
+    limit: int = Query(100, ge=1, le=5000),
+    offset: int = Query(0, ge=0),
+    p: Principal = Depends(require("read")),
+):
+    st = get_state(request)
+    where = ["e.jurisdiction_path LIKE :path || '%'"]
+    params: dict = {"path": p.jurisdiction_path, "limit": limit, "offset": offset}
+    if state_:
+        bad = [s for s in state_ if s not in ("reported", "accepted", "dispatched", "in_progress", "resolved",
+                                              "closed", "returned", "rejected")]
+        if bad:
+            raise APIError(422, "validation_error", f"unknown state {bad[0]!r}",
+                           details=[{"field": "state", "message": "not a state", "input": bad[0]}])
+        where.append("e.state = ANY(:states)")
+        params["states"] = state_
+    if category:
+        where.append("e.category = :cat")
+        params["cat"] = category
+    if grid:
+        where.append("e.grid_code = :grid")
+        params["grid"] = grid
+    if overdue is not None:
+        cond = "(e.state NOT IN ('resolved', 'closed', 'rejected') AND e.due_at < now())"
+        where.append(cond if overdue else f"NOT {cond}")
+    if from_:
+        where.append("e.created_at >= :from")
+        params["from"] = from_
+    if to:
+        where.append("e.created_at < :to")
+        params["to"] = to
+    w = " AND ".join(where)
+    with st.engine.connect() as conn:
+        total = conn.execute(text(f"SELECT count(*) FROM events e WHERE {w}"), params).scalar_one()
+        rows = conn.execute(text(f"SELECT {svc.EVENT_COLUMNS} FROM events e WHERE {w} "
+                                 "ORDER BY e.created_at DESC, e.id DESC LIMIT :limit OFFSET :offset"), params).mappings().all()
+    return {"total": total, "limit": limit, "offset": offset, "items": [svc.event_json(r, p) for r in rows]}
+
+
+@router.get("/events/{event_id}", summary="An event with its transition log and possible duplicates")
+def get_event(request: Request, event_id: int, p: Principal = Depends(require("read"))):
+    st = get_state(request)
+    with st.engine.connect() as conn:
+        ev = svc.get_event(conn, event_id, p)
+        check_scope(st, p, ev["jurisdiction_path"], "read", "event", event_id, ev["jurisdiction_id"])
+        out = svc.event_json(ev, p)
+        out["transitions"] = svc.transitions(conn, event_id)
+        out["allowed_transitions"] = svc.allowed_from(ev["state"])
+        if ev["duplicate_of"]:
+            dups = conn.execute(text("SELECT id, state, description, created_at FROM events WHERE id = ANY(:ids)"),
+                                {"ids": list(ev["duplicate_of"])}).mappings().all()
+            out["possible_duplicates"] = [{**dict(d), "created_at": d["created_at"].isoformat()} for d in dups]
+    return out
+
+
+@router.post("/events/{event_id}/transitions", summary="Move an event through the closed loop (409 if not allowed)")
+def move_event(request: Request, event_id: int, body: TransitionIn, p: Principal = Depends(require("event.transition"))):
+    st = get_state(request)
+    with st.engine.connect() as conn:
+        ev = svc.get_event(conn, event_id, p)
+    check_scope(st, p, ev["jurisdiction_path"], f"event.{body.to}", "event", event_id, ev["jurisdiction_id"])
+    try:
+        with st.engine.begin() as conn:
+            out = svc.transition(conn, p, event_id, to=body.to, note=body.note, reason=body.reason,
+                                 assignee_worker_id=body.assignee_worker_id, department=body.department,
+                                 satisfaction=body.satisfaction)
+    except APIError as exc:
+        if exc.status == 403:
+            from geo.api.services.audit import record_denied
+
+            record_denied(st.engine, p, f"event.{body.to}", "events", event_id,
+                          jurisdiction_id=ev["jurisdiction_id"], reason=exc.message)
+        raise
+    return svc.event_json(out, p)

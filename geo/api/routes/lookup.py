@@ -1,0 +1,243 @@
+"""Which grid owns a location: single points (memory index) and batches of up to a million.
+
+Edge rule: a point on an edge shared by several grids belongs to the grid with
+the smallest code (see :mod:`geo.api.services.lookup_index`).
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timezone
+from typing import Literal
+
+import numpy as np
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from geo.api.core.responses import JSON
+from sqlalchemy import text
+
+from geo.api.core.security import Principal
+from geo.api.deps import get_state, require
+from geo.api.errors import APIError
+from geo.api.services.lookup_index import SQL_LOOKUP, GridIndex
+from geo.crs import gcj02_to_wgs84, point_to_wgs84
+
+router = APIRouter(prefix="/v1/lookup", tags=["lookup"])
+CRS = Literal["wgs84", "gcj02", "cgcs2000"]
+
+
+def _staff_payload(staff, p: Principal, in_scope: bool):
+    def one(s):
+        d = {"id": s.id, "name": s.name, "role": s.role, "on_duty": s.on_duty}
+        if in_scope:
+            d["phone"] = s.phone
+        return d
+
+    chief = next((one(s) for s in staff if s.role == "chief"), None)
+    on_duty = [one(s) for s in staff if s.on_duty]
+    return chief, on_duty
+
+
+def grid_payload(idx: GridIndex, i: int) -> dict:
+    g = idx.info[i]
+    return {"code": g.code, "name": g.name, "kind": g.kind, "level": g.level, "population": g.population,
+            "community": g.community, "street": g.street, "district": g.district,
+            "plan": {"id": g.plan_id, "version": g.plan_version, "jurisdiction": g.jurisdiction_code}}
+
+
+@router.get("", summary="The grid that owns a point (published plan, or the plan in force at ?at=)")
+async def lookup(
+    request: Request,
+    lon: float = Query(..., ge=-180, le=180, description="Longitude"),
+    lat: float = Query(..., ge=-90, le=90, description="Latitude"),
+    crs: CRS = Query("wgs84", description="Coordinates are WGS84, GCJ-02 (Amap/Tencent) or CGCS2000"),
+    at: datetime | None = Query(None, description="Answer with the plan that was published at this time"),
+    p: Principal = Depends(require("read")),
+):
+    state = get_state(request)
+    x, y = (lon, lat) if crs == "wgs84" else point_to_wgs84(lon, lat, crs)
+    if at is not None:
+        return await run_in_threadpool(_lookup_at, state, x, y, at)
+    holder = state.holder
+    idx, staff = holder.index, holder.staff  # one consistent generation for this request
+    i = idx.lookup(x, y)
+    if i < 0:
+        return _not_found(idx, x, y)
+    body = grid_payload(idx, i)
+    chief, on_duty = _staff_payload(staff.get(idx.codes[i], []), p, in_scope=True)
+    body.update(chief=chief, workers_on_duty=on_duty, point={"lon": x, "lat": y, "crs": "wgs84"})
+    return JSON(body)
+
+
+def _not_found(idx: GridIndex, x: float, y: float):
+    if len(idx) == 0:
+        raise APIError(404, "no_published_plan", "no grid plan is published yet; publish one (POST /v1/plans/{id}/publish)")
+    j, dist = idx.nearest(x, y)
+    raise APIError(404, "not_in_any_grid", f"({x:.6f}, {y:.6f}) is outside every grid of the published plans",
+                   extra={"nearest": {"code": idx.codes[j], "name": idx.info[j].name, "distance_m": round(dist, 1)}})
+
+
+def plans_at(conn, at: datetime) -> list[int]:
+    """Plans in force at *at*: published before it and not retired by then."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    return list(conn.execute(text("""
+        SELECT id FROM grid_plans WHERE published_at IS NOT NULL AND published_at <= :at
+        AND (retired_at IS NULL OR retired_at > :at)
+    """), {"at": at}).scalars())
+
+
+def _lookup_at(state, x: float, y: float, at: datetime):
+    with state.engine.connect() as conn:
+        plans = plans_at(conn, at)
+        if not plans:
+            raise APIError(404, "no_plan_at_date", f"no grid plan was in force at {at.isoformat()}")
+        code = conn.execute(text(SQL_LOOKUP), {"plans": plans, "lon": x, "lat": y}).scalar_one_or_none()
+        if code is None:
+            raise APIError(404, "not_in_any_grid", f"({x:.6f}, {y:.6f}) was outside every grid at {at.isoformat()}")
+        r = conn.execute(text("""
+            SELECT g.code, g.name, g.kind, g.level, g.population, p.id AS plan_id, p.version, pj.code AS jcode,
+                   c.code AS c_code, c.name AS c_name
+            FROM grids g JOIN grid_plans p ON p.id = g.plan_id JOIN jurisdictions pj ON pj.id = p.jurisdiction_id
+            LEFT JOIN jurisdictions c ON c.code = g.community_code
+            WHERE g.plan_id = ANY(:plans) AND g.code = :code
+        """), {"plans": plans, "code": code}).mappings().one()
+    return {"code": r["code"], "name": r["name"], "kind": r["kind"], "level": r["level"],
+            "population": r["population"],
+            "community": {"code": r["c_code"], "name": r["c_name"]} if r["c_code"] else None,
+            "plan": {"id": r["plan_id"], "version": r["version"], "jurisdiction": r["jcode"]},
+            "at": at.isoformat(), "point": {"lon": x, "lat": y, "crs": "wgs84"}}
+
+
+# --------------------------------------------------------------------------- batch
+
+
+def _parse_points(content_type: str, raw: bytes, max_points: int) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """x, y arrays (NaN for bad rows) and per-row errors from JSON, CSV or GeoParquet."""
+    errors: list[dict] = []
+    ct = (content_type or "").split(";")[0].strip().lower()
+    if ct in ("application/json", ""):
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise APIError(400, "bad_json", f"request body is not valid JSON: {exc}") from None
+        pts = doc.get("points") if isinstance(doc, dict) else doc
+        if not isinstance(pts, list):
+            raise APIError(422, "validation_error", "expected {\"points\": [[lon, lat], ...]} or a list of points",
+                           details=[{"field": "points", "message": "must be a list"}])
+        n = len(pts)
+        _check_size(n, max_points)
+        try:  # fast path: a clean list of [lon, lat] pairs
+            arr = np.asarray(pts, dtype=float)
+            if arr.ndim != 2 or arr.shape[1] < 2:
+                raise ValueError
+            x, y = arr[:, 0].copy(), arr[:, 1].copy()
+        except (ValueError, TypeError):
+            x, y = np.full(n, np.nan), np.full(n, np.nan)
+            for i, pt in enumerate(pts):
+                try:
+                    if isinstance(pt, dict):
+                        a, b = float(pt["lon"]), float(pt["lat"])
+                    else:
+                        a, b = float(pt[0]), float(pt[1])
+                    x[i], y[i] = a, b
+                except (KeyError, IndexError, TypeError, ValueError):
+                    errors.append({"row": i, "message": f"expected [lon, lat] or {{lon, lat}}, got {str(pt)[:60]}"})
+        return x, y, errors
+    if ct in ("text/csv", "application/csv"):
+        import pyarrow.csv as pacsv
+
+        try:
+            tbl = pacsv.read_csv(io.BytesIO(raw), convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+        except Exception as exc:  # noqa: BLE001 — arrow's errors are descriptive
+            raise APIError(400, "bad_csv", f"cannot read the CSV body: {exc}") from None
+        return _xy_from_table(tbl.to_pandas(), max_points, errors)
+    if ct in ("application/vnd.apache.parquet", "application/x-parquet", "application/octet-stream"):
+        import geopandas as gpd
+
+        try:
+            g = gpd.read_parquet(io.BytesIO(raw))
+        except Exception as exc:  # noqa: BLE001
+            raise APIError(400, "bad_parquet", f"cannot read the GeoParquet body: {exc}") from None
+        _check_size(len(g), max_points)
+        if g.crs is not None and g.crs.to_epsg() != 4326:
+            g = g.to_crs(4326)
+        geom = g.geometry
+        bad = geom.isna() | geom.is_empty | (geom.geom_type != "Point")
+        x = np.where(bad, np.nan, geom.x.where(~bad))
+        y = np.where(bad, np.nan, geom.y.where(~bad))
+        for i in np.flatnonzero(bad.to_numpy()):
+            errors.append({"row": int(i), "message": "geometry is missing, empty or not a Point"})
+        return np.asarray(x, dtype=float), np.asarray(y, dtype=float), errors
+    raise APIError(415, "unsupported_media_type",
+                   f"Content-Type {ct!r} not supported; use application/json, text/csv or application/vnd.apache.parquet")
+
+
+def _check_size(n: int, max_points: int) -> None:
+    if n > max_points:
+        raise APIError(413, "too_many_points", f"{n} points in one batch; the limit is {max_points}")
+
+
+def _xy_from_table(df, max_points: int, errors: list[dict]):
+    import pandas as pd
+
+    _check_size(len(df), max_points)
+    cols = {c.lower(): c for c in df.columns}
+    xc = next((cols[c] for c in ("lon", "lng", "longitude", "x") if c in cols), None)
+    yc = next((cols[c] for c in ("lat", "latitude", "y") if c in cols), None)
+    if xc is None or yc is None:
+        raise APIError(422, "validation_error", f"CSV needs lon/lat (or x/y) columns; got {list(df.columns)}",
+                       details=[{"field": "lon/lat", "message": "missing column"}])
+    x = pd.to_numeric(df[xc], errors="coerce").to_numpy(dtype=float)
+    y = pd.to_numeric(df[yc], errors="coerce").to_numpy(dtype=float)
+    for i in np.flatnonzero(~(np.isfinite(x) & np.isfinite(y))):
+        errors.append({"row": int(i), "message": f"{xc}={df[xc].iloc[i]!r}, {yc}={df[yc].iloc[i]!r} are not numbers"})
+    return x, y, errors
+
+
+@router.post("/batch", summary="Grid code per input point, in order (JSON, CSV or GeoParquet body)")
+async def lookup_batch(
+    request: Request,
+    crs: CRS = Query("wgs84"),
+    format: Literal["json", "csv"] = Query("json", description="Response format"),
+    p: Principal = Depends(require("read")),
+):
+    """Body: ``{"points": [[lon, lat], ...]}`` (JSON), a CSV with lon/lat columns, or a GeoParquet file of points.
+
+    Response: ``{"codes": [code or null, ...], "errors": [{"row": i, "message": ...}], "plan_ids": [...]}`` with
+    one code per input row (0-based rows). Rows outside every grid get null and an error entry.
+    """
+    state = get_state(request)
+    raw = await request.body()
+    idx = state.holder.index
+    codes, errors = await run_in_threadpool(_batch, idx, request.headers.get("content-type", ""), raw, crs,
+                                            state.settings.batch_max_points)
+    if format == "csv":
+        out = "row,code\n" + "\n".join(f"{i},{c or ''}" for i, c in enumerate(codes))
+        return Response(out, media_type="text/csv")
+    return Response(orjson.dumps({"count": len(codes), "codes": codes, "errors": errors,
+                                  "plan_ids": list(idx.plan_ids)}), media_type="application/json")
+
+
+def _batch(idx: GridIndex, content_type: str, raw: bytes, crs: str, max_points: int):
+    x, y, errors = _parse_points(content_type, raw, max_points)
+    ok = np.isfinite(x) & np.isfinite(y) & (np.abs(x) <= 180) & (np.abs(y) <= 90)
+    bad_range = np.flatnonzero(np.isfinite(x) & np.isfinite(y) & ~ok)
+    for i in bad_range:
+        errors.append({"row": int(i), "message": f"({x[i]}, {y[i]}) outside lon [-180, 180] / lat [-90, 90]"})
+    if crs == "gcj02":
+        x[ok], y[ok] = gcj02_to_wgs84(x[ok], y[ok])
+    elif crs == "cgcs2000":
+        pass  # CGCS2000 and WGS84 agree to centimetres; PROJ treats it as a pass-through
+    res = np.full(len(x), -1, dtype=np.int64)
+    res[ok] = idx.lookup_many(x[ok], y[ok])
+    codes_arr = np.where(res >= 0, idx.codes[np.maximum(res, 0)] if len(idx) else None, None)
+    outside = np.flatnonzero(ok & (res < 0))
+    for i in outside[:10_000]:
+        errors.append({"row": int(i), "message": "outside every grid"})
+    if len(outside) > 10_000:
+        errors.append({"row": None, "message": f"{len(outside) - 10_000} more rows outside every grid"})
+    errors.sort(key=lambda e: (e["row"] is None, e["row"] or 0))
+    return codes_arr.tolist(), errors

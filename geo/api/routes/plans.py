@@ -1,0 +1,246 @@
+"""Jurisdictions, grid plans (list, quality, diff, publish), grids as GeoJSON, vector tiles."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from sqlalchemy import text
+
+from geo.api.core.security import Principal
+from geo.api.deps import check_scope, get_state, require
+from geo.api.errors import APIError
+from geo.db import plans as db_plans
+
+router = APIRouter(prefix="/v1", tags=["plans"])
+
+
+def _jurisdiction(conn, code: str):
+    r = conn.execute(text("SELECT id, code, name, level, urban, path, parent_id FROM jurisdictions WHERE code = :c"),
+                     {"c": code}).mappings().first()
+    if r is None:
+        raise APIError(404, "not_found", f"jurisdiction {code!r} not found")
+    return r
+
+
+@router.get("/jurisdictions", summary="Jurisdictions in the caller's subtree (flat, with parent codes)")
+def list_jurisdictions(request: Request, p: Principal = Depends(require("read"))):
+    state = get_state(request)
+    with state.engine.connect() as conn:
+        rows = conn.execute(text("""
+            SELECT j.id, j.code, j.name, j.level, j.urban, pj.code AS parent_code,
+                   (SELECT count(*) FROM grid_plans gp WHERE gp.jurisdiction_id = j.id) AS plans,
+                   (SELECT gp.id FROM grid_plans gp WHERE gp.jurisdiction_id = j.id AND gp.status = 'published')
+                       AS published_plan_id,
+                   ST_XMin(j.geom) AS minx, ST_YMin(j.geom) AS miny, ST_XMax(j.geom) AS maxx, ST_YMax(j.geom) AS maxy
+            FROM jurisdictions j LEFT JOIN jurisdictions pj ON pj.id = j.parent_id
+            WHERE j.path LIKE :p || '%' ORDER BY j.path
+        """), {"p": p.jurisdiction_path}).mappings().all()
+    return [{**{k: r[k] for k in ("id", "code", "name", "level", "urban", "parent_code", "plans",
+                                   "published_plan_id")},
+             "bbox": [r["minx"], r["miny"], r["maxx"], r["maxy"]]} for r in rows]
+
+
+@router.get("/jurisdictions/{code}", summary="One jurisdiction with its children")
+def get_jurisdiction(request: Request, code: str, p: Principal = Depends(require("read"))):
+    state = get_state(request)
+    with state.engine.connect() as conn:
+        j = _jurisdiction(conn, code)
+        check_scope(state, p, j["path"], "read", "jurisdiction", code, j["id"])
+        children = conn.execute(text("SELECT code, name, level, urban FROM jurisdictions WHERE parent_id = :i ORDER BY code"),
+                                {"i": j["id"]}).mappings().all()
+        geom = conn.execute(text("SELECT ST_AsGeoJSON(geom, 6) FROM jurisdictions WHERE id = :i"), {"i": j["id"]}).scalar()
+    return {"code": j["code"], "name": j["name"], "level": j["level"], "urban": j["urban"],
+            "children": [dict(c) for c in children], "geometry": orjson.loads(geom)}
+
+
+def _plan_row(conn, plan_id: int):
+    r = conn.execute(text("""
+        SELECT gp.*, j.code AS jurisdiction_code, j.name AS jurisdiction_name, j.path,
+               (SELECT count(*) FROM grids g WHERE g.plan_id = gp.id) AS grids
+        FROM grid_plans gp JOIN jurisdictions j ON j.id = gp.jurisdiction_id WHERE gp.id = :p
+    """), {"p": plan_id}).mappings().first()
+    if r is None:
+        raise APIError(404, "not_found", f"plan {plan_id} not found")
+    return r
+
+
+def _plan_json(r, with_quality: bool = True) -> dict:
+    out = {k: r[k] for k in ("id", "version", "status", "name", "jurisdiction_code", "jurisdiction_name", "grids",
+                             "created_by", "published_by")}
+    for k in ("created_at", "published_at", "retired_at"):
+        out[k] = r[k].isoformat() if r[k] else None
+    out["params"] = r["params"]
+    if with_quality:
+        out["quality"] = r["quality"]
+    return out
+
+
+@router.get("/jurisdictions/{code}/plans", summary="Plans of a jurisdiction, newest first")
+def list_plans(request: Request, code: str, p: Principal = Depends(require("read"))):
+    state = get_state(request)
+    with state.engine.connect() as conn:
+        j = _jurisdiction(conn, code)
+        check_scope(state, p, j["path"], "read", "jurisdiction", code, j["id"])
+        ids = conn.execute(text("SELECT id FROM grid_plans WHERE jurisdiction_id = :j ORDER BY version DESC"),
+                           {"j": j["id"]}).scalars().all()
+        return [_plan_json(_plan_row(conn, i), with_quality=False) for i in ids]
+
+
+@router.get("/plans/{plan_id}", summary="A plan with its quality report")
+def get_plan(request: Request, plan_id: int, p: Principal = Depends(require("read"))):
+    state = get_state(request)
+    with state.engine.connect() as conn:
+        r = _plan_row(conn, plan_id)
+    check_scope(state, p, r["path"], "read", "plan", plan_id, r["jurisdiction_id"])
+    return _plan_json(r)
+
+
+@router.get("/plans/{a}/diff/{b}", summary="Compare two plans: grids added/removed/changed, residents moved")
+def diff_plans(request: Request, a: int, b: int, p: Principal = Depends(require("read"))):
+    state = get_state(request)
+    with state.engine.connect() as conn:
+        for pid in (a, b):
+            r = _plan_row(conn, pid)
+            check_scope(state, p, r["path"], "read", "plan", pid, r["jurisdiction_id"])
+    return db_plans.diff(state.engine, a, b).as_dict()
+
+
+@router.post("/plans/{plan_id}/publish", summary="Publish a draft (planner); the previous plan is retired")
+def publish_plan(request: Request, plan_id: int, p: Principal = Depends(require("plan.write"))):
+    state = get_state(request)
+    with state.engine.connect() as conn:
+        r = _plan_row(conn, plan_id)
+    check_scope(state, p, r["path"], "plan.publish", "plan", plan_id, r["jurisdiction_id"])
+    try:
+        out = db_plans.publish(state.engine, plan_id, p.actor)
+    except db_plans.PlanError as exc:
+        raise APIError(409, "conflict", str(exc)) from None
+    state.holder.refresh()  # this process answers with the new plan at once; others follow via NOTIFY
+    return out
+
+
+# --------------------------------------------------------------------------- grids as GeoJSON / MVT
+
+
+def simplify_tolerance(zoom: int | None) -> float:
+    """Degrees per screen pixel at *zoom* (half a pixel): detail below it cannot be seen."""
+    if zoom is None:
+        return 0.0
+    return 360.0 / (256 * 2 ** zoom) / 2
+
+
+def _bbox(bbox: str | None):
+    if not bbox:
+        return None
+    try:
+        v = [float(x) for x in bbox.split(",")]
+        if len(v) != 4 or not all(math.isfinite(x) for x in v):
+            raise ValueError
+    except ValueError:
+        raise APIError(422, "validation_error", "bbox must be minlon,minlat,maxlon,maxlat",
+                       details=[{"field": "bbox", "message": "four comma-separated numbers", "input": bbox}]) from None
+    if v[0] > v[2] or v[1] > v[3]:
+        raise APIError(422, "validation_error", "bbox min must not exceed max",
+                       details=[{"field": "bbox", "message": "min > max", "input": bbox}])
+    return v
+
+
+def grids_geojson(engine, plan_ids: list[int], bbox, zoom, path_prefix: str, extra_where: str = "") -> bytes:
+    tol = simplify_tolerance(zoom)
+    params = {"plans": plan_ids, "tol": tol, "path": path_prefix}
+    where = ""
+    if bbox:
+        where = "AND g.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)"
+        params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
+    with engine.connect() as conn:
+        doc = conn.execute(text(f"""
+            SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(f), '[]'::json))::text
+            FROM (
+                SELECT json_build_object(
+                    'type', 'Feature', 'id', g.code,
+                    'geometry', ST_AsGeoJSON(CASE WHEN :tol > 0 THEN ST_SimplifyPreserveTopology(g.geom, :tol)
+                                                  ELSE g.geom END, 6)::json,
+                    'properties', json_build_object('code', g.code, 'name', g.name, 'kind', g.kind,
+                        'level', g.level, 'population', g.population, 'households', g.households,
+                        'community_code', g.community_code, 'flags', g.flags, 'plan_id', g.plan_id)) AS f
+                FROM grids g JOIN grid_plans gp ON gp.id = g.plan_id
+                JOIN jurisdictions j ON j.id = gp.jurisdiction_id
+                WHERE g.plan_id = ANY(:plans) AND j.path LIKE :path || '%' {where} {extra_where}
+                ORDER BY g.code
+            ) t
+        """), params).scalar_one()
+    return doc.encode()
+
+
+@router.get("/plans/{plan_id}/grids", summary="A plan's grids as GeoJSON (bbox filter, zoom simplification)")
+def plan_grids(request: Request, plan_id: int, bbox: str | None = Query(None, description="minlon,minlat,maxlon,maxlat"),
+               zoom: int | None = Query(None, ge=0, le=22), p: Principal = Depends(require("read"))):
+    state = get_state(request)
+    with state.engine.connect() as conn:
+        r = _plan_row(conn, plan_id)
+    check_scope(state, p, r["path"], "read", "plan", plan_id, r["jurisdiction_id"])
+    return Response(grids_geojson(state.engine, [plan_id], _bbox(bbox), zoom, p.jurisdiction_path),
+                    media_type="application/geo+json")
+
+
+@router.get("/grids", summary="Grids of the published plans as GeoJSON (bbox filter, zoom simplification)")
+def published_grids(request: Request, bbox: str | None = Query(None, description="minlon,minlat,maxlon,maxlat"),
+                    zoom: int | None = Query(None, ge=0, le=22), p: Principal = Depends(require("read"))):
+    state = get_state(request)
+    plans = list(state.holder.index.plan_ids)
+    return Response(grids_geojson(state.engine, plans, _bbox(bbox), zoom, p.jurisdiction_path),
+                    media_type="application/geo+json")
+
+
+@router.get("/grids/{code}", summary="One grid of the published plans with its staff")
+def get_grid(request: Request, code: str = Path(..., pattern=r"^\d{15}$"), p: Principal = Depends(require("read"))):
+    state = get_state(request)
+    idx = state.holder.index
+    i = idx.by_code.get(code)
+    if i is None:
+        raise APIError(404, "not_found", f"grid {code} is not in a published plan")
+    from geo.api.routes.lookup import _staff_payload, grid_payload
+
+    body = grid_payload(idx, i)
+    staff = state.holder.staff.get(code, [])
+    chief, on_duty = _staff_payload(staff, p, in_scope=True)
+    body.update(chief=chief, workers_on_duty=on_duty,
+                workers=[{"id": s.id, "name": s.name, "role": s.role, "on_duty": s.on_duty} for s in staff])
+    return body
+
+
+def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """Web-Mercator bounds of tile z/x/y in EPSG:3857 metres."""
+    size = 2 * 20037508.342789244 / (2 ** z)
+    minx = -20037508.342789244 + x * size
+    maxy = 20037508.342789244 - y * size
+    return minx, maxy - size, minx + size, maxy
+
+
+@router.get("/tiles/{z}/{x}/{y}.mvt", summary="Vector tile of the published grids (layer 'grids', ST_AsMVT)")
+def tile(request: Request, z: int = Path(..., ge=0, le=22), x: int = Path(..., ge=0), y: int = Path(..., ge=0),
+         p: Principal = Depends(require("read"))):
+    if x >= 2 ** z or y >= 2 ** z:
+        raise APIError(422, "validation_error", f"tile {z}/{x}/{y} does not exist: x and y must be < 2^z",
+                       details=[{"field": "x/y", "message": f"must be < {2 ** z}"}])
+    state = get_state(request)
+    x0, y0, x1, y1 = tile_bounds(z, x, y)
+    with state.engine.connect() as conn:
+        data = conn.execute(text("""
+            WITH b AS (SELECT ST_MakeEnvelope(:x0, :y0, :x1, :y1, 3857) AS env),
+            feats AS (
+                SELECT g.code, g.name, g.kind, g.population,
+                       ST_AsMVTGeom(ST_Transform(g.geom, 3857), b.env, 4096, 64, true) AS geom
+                FROM grids g, b, grid_plans gp, jurisdictions j
+                WHERE g.plan_id = ANY(:plans) AND gp.id = g.plan_id AND j.id = gp.jurisdiction_id
+                  AND j.path LIKE :path || '%'
+                  AND g.geom && ST_Transform(b.env, 4326)
+            )
+            SELECT ST_AsMVT(feats, 'grids', 4096, 'geom') FROM feats WHERE geom IS NOT NULL
+        """), {"x0": x0, "y0": y0, "x1": x1, "y1": y1, "plans": list(state.holder.index.plan_ids),
+               "path": p.jurisdiction_path}).scalar()
+    return Response(bytes(data or b""), media_type="application/vnd.mapbox-vector-tile")

@@ -1,0 +1,212 @@
+"""Grid workers: registry, duty status, GPS fixes (idempotent batches), latest positions, daily tracks."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import numpy as np
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import text
+
+from geo.api.core.security import Principal
+from geo.api.deps import check_scope, get_state, require
+from geo.api.errors import APIError
+from geo.api.schemas import FixesIn, WorkerIn, WorkerPatch
+from geo.api.services import audit
+from geo.crs import gcj02_to_wgs84
+
+router = APIRouter(prefix="/v1", tags=["workers"])
+
+
+def _worker(conn, wid: int):
+    r = conn.execute(text("""
+        SELECT w.*, j.path, j.code AS jurisdiction_code,
+               coalesce((SELECT array_agg(grid_code ORDER BY grid_code) FROM worker_grids WHERE worker_id = w.id), '{}')
+                   AS grid_codes
+        FROM workers w JOIN jurisdictions j ON j.id = w.jurisdiction_id WHERE w.id = :w
+    """), {"w": wid}).mappings().first()
+    if r is None:
+        raise APIError(404, "not_found", f"worker {wid} not found")
+    return r
+
+
+def _worker_json(r, p: Principal) -> dict:
+    return {"id": r["id"], "name": r["name"], "role": r["role"], "on_duty": r["on_duty"],
+            "phone": r["phone"], "jurisdiction_code": r["jurisdiction_code"], "grid_codes": list(r["grid_codes"]),
+            "synthetic": r["synthetic"]}
+
+
+def _check_grids(state, codes: list[str]) -> None:
+    unknown = [c for c in codes if c not in state.holder.index.by_code]
+    if unknown:
+        raise APIError(422, "validation_error", f"grid codes not in a published plan: {unknown[:5]}",
+                       details=[{"field": "grid_codes", "message": "unknown grid", "input": unknown[0]}])
+
+
+@router.get("/workers", summary="Workers in the caller's jurisdiction")
+def list_workers(request: Request, grid: str | None = Query(None, pattern=r"^\d{15}$"), on_duty: bool | None = None,
+                 p: Principal = Depends(require("read"))):
+    st = get_state(request)
+    where, params = ["j.path LIKE :path || '%'"], {"path": p.jurisdiction_path}
+    if grid:
+        where.append("EXISTS (SELECT 1 FROM worker_grids wg WHERE wg.worker_id = w.id AND wg.grid_code = :g)")
+        params["g"] = grid
+    if on_duty is not None:
+        where.append("w.on_duty = :d")
+        params["d"] = on_duty
+    with st.engine.connect() as conn:
+        ids = conn.execute(text(f"SELECT w.id FROM workers w JOIN jurisdictions j ON j.id = w.jurisdiction_id "
+                                f"WHERE {' AND '.join(where)} ORDER BY w.id"), params).scalars().all()
+        return [_worker_json(_worker(conn, i), p) for i in ids]
+
+
+@router.post("/workers", status_code=201, summary="Register a worker and the grids they serve")
+def create_worker(request: Request, body: WorkerIn, p: Principal = Depends(require("worker.write"))):
+    st = get_state(request)
+    _check_grids(st, body.grid_codes)
+    with st.engine.connect() as conn:
+        j = conn.execute(text("SELECT id, path FROM jurisdictions WHERE code = :c"), {"c": body.jurisdiction_code}).first()
+    if j is None:
+        raise APIError(422, "validation_error", f"jurisdiction {body.jurisdiction_code} not found",
+                       details=[{"field": "jurisdiction_code", "message": "unknown"}])
+    check_scope(st, p, j.path, "worker.create", "jurisdiction", body.jurisdiction_code, j.id)
+    with st.engine.begin() as conn:
+        uid = None
+        if body.username:
+            uid = conn.execute(text("SELECT id FROM users WHERE username = :u"), {"u": body.username}).scalar()
+            if uid is None:
+                raise APIError(422, "validation_error", f"user {body.username!r} not found",
+                               details=[{"field": "username", "message": "unknown user"}])
+        wid = conn.execute(text("""
+            INSERT INTO workers (name, phone, role, jurisdiction_id, user_id, on_duty, duty_changed_at, created_by)
+            VALUES (:n, :ph, :r, :j, :u, :d, now(), :a) RETURNING id
+        """), {"n": body.name, "ph": body.phone, "r": body.role, "j": j.id, "u": uid, "d": body.on_duty,
+               "a": p.actor}).scalar_one()
+        for c in body.grid_codes:
+            conn.execute(text("INSERT INTO worker_grids (worker_id, grid_code) VALUES (:w, :c)"), {"w": wid, "c": c})
+        audit.record(conn, p, "worker.create", "workers", wid, jurisdiction_id=j.id,
+                     detail={"name": body.name, "role": body.role, "grids": body.grid_codes})
+        return _worker_json(_worker(conn, wid), p)
+
+
+@router.patch("/workers/{worker_id}", summary="Change duty status, phone or grids")
+def patch_worker(request: Request, worker_id: int, body: WorkerPatch, p: Principal = Depends(require("read"))):
+    st = get_state(request)
+    with st.engine.connect() as conn:
+        w = _worker(conn, worker_id)
+    self_duty_only = p.role == "worker" and p.worker_id == worker_id and body.grid_codes is None and body.phone is None
+    if not (p.can("worker.write") or self_duty_only):
+        audit.record_denied(st.engine, p, "worker.update", "workers", worker_id, jurisdiction_id=w["jurisdiction_id"],
+                            reason=f"role {p.role}")
+        raise APIError(403, "forbidden", f"role '{p.role}' may not change worker {worker_id}")
+    check_scope(st, p, w["path"], "worker.update", "worker", worker_id, w["jurisdiction_id"])
+    if body.grid_codes is not None:
+        _check_grids(st, body.grid_codes)
+    with st.engine.begin() as conn:
+        if body.on_duty is not None:
+            conn.execute(text("UPDATE workers SET on_duty = :d, duty_changed_at = now() WHERE id = :w"),
+                         {"d": body.on_duty, "w": worker_id})
+        if body.phone is not None:
+            conn.execute(text("UPDATE workers SET phone = :ph WHERE id = :w"), {"ph": body.phone, "w": worker_id})
+        if body.grid_codes is not None:
+            conn.execute(text("DELETE FROM worker_grids WHERE worker_id = :w"), {"w": worker_id})
+            for c in body.grid_codes:
+                conn.execute(text("INSERT INTO worker_grids (worker_id, grid_code) VALUES (:w, :c)"),
+                             {"w": worker_id, "c": c})
+        audit.record(conn, p, "worker.update", "workers", worker_id, jurisdiction_id=w["jurisdiction_id"],
+                     detail=body.model_dump(exclude_none=True))
+        return _worker_json(_worker(conn, worker_id), p)
+
+
+@router.post("/workers/{worker_id}/positions", summary="Batched GPS fixes (idempotent per timestamp; GCJ-02 accepted)")
+def post_positions(request: Request, worker_id: int, body: FixesIn, p: Principal = Depends(require("position.write"))):
+    """Each fix is stored once per (worker, ts): re-sending a batch inserts nothing twice. A fix outside the
+    worker's own grids is flagged (``outside_own_grids``)."""
+    st = get_state(request)
+    with st.engine.connect() as conn:
+        w = _worker(conn, worker_id)
+    if p.kind == "user" and p.role == "worker" and p.worker_id != worker_id:
+        audit.record_denied(st.engine, p, "position.write", "workers", worker_id, jurisdiction_id=w["jurisdiction_id"],
+                            reason="not this worker")
+        raise APIError(403, "forbidden", f"you may only send your own positions (worker {p.worker_id})")
+    check_scope(st, p, w["path"], "position.write", "worker", worker_id, w["jurisdiction_id"])
+    lon = np.array([f.lon for f in body.fixes])
+    lat = np.array([f.lat for f in body.fixes])
+    if body.crs == "gcj02":
+        lon, lat = gcj02_to_wgs84(lon, lat)
+    idx = st.holder.index
+    gi = idx.lookup_many(lon, lat)
+    own = set(w["grid_codes"])
+    rows = []
+    for k, f in enumerate(body.fixes):
+        code = idx.codes[gi[k]] if gi[k] >= 0 else None
+        ts = f.ts if f.ts.tzinfo else f.ts.replace(tzinfo=timezone.utc)
+        rows.append({"w": worker_id, "ts": ts, "acc": f.accuracy_m, "g": code,
+                     "out": bool(own) and code not in own, "lon": float(lon[k]), "lat": float(lat[k])})
+    with st.engine.begin() as conn:
+        inserted = 0
+        for r in rows:
+            inserted += conn.execute(text("""
+                INSERT INTO worker_positions (worker_id, ts, accuracy_m, grid_code, outside_own_grids, geom)
+                VALUES (:w, :ts, :acc, :g, :out, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
+                ON CONFLICT (worker_id, ts) DO NOTHING
+            """), r).rowcount
+        audit.record(conn, p, "position.write", "workers", worker_id, jurisdiction_id=w["jurisdiction_id"],
+                     detail={"fixes": len(rows), "inserted": inserted})
+    return {"received": len(rows), "inserted": inserted, "duplicates": len(rows) - inserted,
+            "outside_own_grids": sum(r["out"] for r in rows),
+            "latest": {"ts": max(r["ts"] for r in rows).isoformat(), "grid_code": rows[-1]["g"]}}
+
+
+@router.get("/workers/positions/latest", summary="Each worker's latest fix (for the map)")
+def latest_positions(request: Request, since_hours: float = Query(24, gt=0, le=24 * 30),
+                     p: Principal = Depends(require("read"))):
+    st = get_state(request)
+    with st.engine.connect() as conn:
+        rows = conn.execute(text("""
+            SELECT DISTINCT ON (w.id) w.id, w.name, w.role, w.on_duty, wp.ts, wp.grid_code, wp.outside_own_grids,
+                   ST_X(wp.geom) AS lon, ST_Y(wp.geom) AS lat
+            FROM workers w JOIN jurisdictions j ON j.id = w.jurisdiction_id
+            JOIN worker_positions wp ON wp.worker_id = w.id
+            WHERE j.path LIKE :path || '%' AND wp.ts >= now() - make_interval(secs => :secs)
+            ORDER BY w.id, wp.ts DESC
+        """), {"path": p.jurisdiction_path, "secs": since_hours * 3600}).mappings().all()
+    return [{**dict(r), "ts": r["ts"].isoformat()} for r in rows]
+
+
+@router.get("/workers/{worker_id}/track", summary="A worker's fixes on one day, in time order")
+def track(request: Request, worker_id: int, day: date = Query(..., description="YYYY-MM-DD (UTC)"),
+          p: Principal = Depends(require("read"))):
+    st = get_state(request)
+    with st.engine.connect() as conn:
+        w = _worker(conn, worker_id)
+        check_scope(st, p, w["path"], "read", "worker", worker_id, w["jurisdiction_id"])
+        start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        rows = conn.execute(text("""
+            SELECT ts, ST_X(geom) AS lon, ST_Y(geom) AS lat, grid_code, outside_own_grids FROM worker_positions
+            WHERE worker_id = :w AND ts >= :s AND ts < :e ORDER BY ts
+        """), {"w": worker_id, "s": start, "e": start + timedelta(days=1)}).mappings().all()
+    pts = [{**dict(r), "ts": r["ts"].isoformat()} for r in rows]
+    return {"worker_id": worker_id, "day": day.isoformat(), "fixes": pts,
+            "geometry": {"type": "LineString", "coordinates": [[r["lon"], r["lat"]] for r in pts]}}
+
+
+@router.get("/grids/{code}/workers", summary="A grid's workers, on-duty first and nearest to a point first")
+def grid_workers(request: Request, code: str, lon: float | None = Query(None, ge=-180, le=180),
+                 lat: float | None = Query(None, ge=-90, le=90), p: Principal = Depends(require("read"))):
+    st = get_state(request)
+    with st.engine.connect() as conn:
+        rows = conn.execute(text("""
+            SELECT w.id, w.name, w.role, w.on_duty, w.phone, lp.ts, ST_X(lp.geom) AS lon, ST_Y(lp.geom) AS lat,
+                   CASE WHEN :lon IS NOT NULL AND lp.geom IS NOT NULL THEN
+                        ST_Distance(lp.geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) END
+                        AS distance_m
+            FROM worker_grids wg JOIN workers w ON w.id = wg.worker_id
+            JOIN jurisdictions j ON j.id = w.jurisdiction_id
+            LEFT JOIN LATERAL (SELECT ts, geom FROM worker_positions WHERE worker_id = w.id ORDER BY ts DESC LIMIT 1) lp
+                ON true
+            WHERE wg.grid_code = :code AND j.path LIKE :path || '%'
+            ORDER BY w.on_duty DESC, distance_m NULLS LAST, w.id
+        """), {"code": code, "lon": lon, "lat": lat, "path": p.jurisdiction_path}).mappings().all()
+    return [{**dict(r), "ts": r["ts"].isoformat() if r["ts"] else None,
+             "distance_m": round(r["distance_m"], 1) if r["distance_m"] is not None else None} for r in rows]

@@ -1,0 +1,236 @@
+"""In-memory point-in-grid index of the published plans.
+
+Every API process keeps one :class:`GridIndex` per published generation and
+swaps it atomically (a single reference assignment) when a plan is published:
+PostgreSQL ``NOTIFY geo_changes`` (sent by triggers on ``grid_plans``,
+``workers`` and ``worker_grids``) wakes a listener thread that rebuilds the
+index off the request path. Lookups never see half an index.
+
+**Edge rule** — the same as SQL ``ST_Covers``: a grid owns its interior and
+its boundary. A point exactly on an edge (or vertex) shared by several grids
+belongs to the one with the *smallest grid code*. :meth:`GridIndex.lookup_many`
+and the SQL in :func:`sql_lookup` implement that rule identically.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+from sqlalchemy import Engine, text
+
+log = logging.getLogger("geo.api.lookup")
+
+#: SQL twin of the in-memory rule (used for ?at=DATE and in tests).
+SQL_LOOKUP = """
+    SELECT g.code FROM grids g
+    WHERE g.plan_id = ANY(:plans) AND ST_Covers(g.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
+    ORDER BY g.code LIMIT 1
+"""
+
+
+@dataclass
+class GridInfo:
+    """What a lookup answers besides the code (one per grid)."""
+
+    code: str
+    name: str
+    kind: str
+    level: int
+    population: int
+    plan_id: int
+    plan_version: int
+    jurisdiction_code: str
+    community: dict | None
+    street: dict | None
+    district: dict | None
+
+
+@dataclass
+class GridIndex:
+    """STRtree over the grids of the published plans, plus per-grid details."""
+
+    codes: np.ndarray  # str, one per grid, index-aligned with geoms
+    geoms: np.ndarray
+    info: list[GridInfo]
+    plan_ids: tuple[int, ...]
+    built_at: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        order = np.argsort(self.codes, kind="stable")
+        self._rank = np.empty(len(order), dtype=np.int64)
+        self._rank[order] = np.arange(len(order))
+        self.tree = shapely.STRtree(self.geoms)
+        shapely.prepare(self.geoms)
+        self.by_code = {c: i for i, c in enumerate(self.codes)}
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def lookup_many(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Grid index (into ``codes``) per point, -1 where no grid covers it.
+
+        Vectorised: bounding-box candidates from the STRtree, then exact
+        ``covers`` on the prepared grid polygons, grouped per grid so each
+        polygon is tested against all its candidate points in one call.
+        """
+        n = len(x)
+        out = np.full(n, -1, dtype=np.int64)
+        if n == 0 or len(self.codes) == 0:
+            return out
+        pts = shapely.points(x, y)
+        pairs = self.tree.query(pts, predicate=None)  # bbox candidates: [point_idx, grid_idx]
+        if pairs.shape[1] == 0:
+            return out
+        # sort candidates by grid so each prepared polygon tests its points at once
+        order = np.argsort(pairs[1], kind="stable")
+        pi, gi = pairs[0][order], pairs[1][order]
+        hit = np.zeros(len(pi), dtype=bool)
+        bounds = np.flatnonzero(np.diff(gi)) + 1
+        starts = np.concatenate([[0], bounds])
+        stops = np.concatenate([bounds, [len(gi)]])
+        for s, e in zip(starts, stops):
+            g = self.geoms[gi[s]]
+            hit[s:e] = shapely.covers(g, pts[pi[s:e]])
+        pi, gi = pi[hit], gi[hit]
+        if len(pi) == 0:
+            return out
+        # smallest code wins where several grids cover a point (shared edges)
+        order = np.lexsort((self._rank[gi], pi))
+        pi, gi = pi[order], gi[order]
+        first = np.concatenate([[True], pi[1:] != pi[:-1]])
+        out[pi[first]] = gi[first]
+        return out
+
+    def lookup(self, lon: float, lat: float) -> int:
+        """Grid index for one point, -1 if none (same rule as :meth:`lookup_many`)."""
+        p = shapely.Point(lon, lat)
+        cand = self.tree.query(p, predicate="covered_by")
+        if len(cand) == 0:
+            return -1
+        if len(cand) == 1:
+            return int(cand[0])
+        return int(cand[np.argmin(self._rank[cand])])
+
+    def nearest(self, lon: float, lat: float) -> tuple[int, float]:
+        """Nearest grid and its distance in metres (geodesic to the nearest boundary point)."""
+        from pyproj import Geod
+
+        p = shapely.Point(lon, lat)
+        i = int(self.tree.query_nearest(p, all_matches=False)[0])
+        q1, _ = shapely.ops.nearest_points(self.geoms[i], p)
+        _, _, d = Geod(ellps="WGS84").inv(lon, lat, q1.x, q1.y)
+        return i, float(d)
+
+
+def load_index(engine: Engine, plan_ids: list[int] | None = None) -> GridIndex:
+    """Build an index from PostGIS: the published plans, or the given *plan_ids*."""
+    import shapely.ops  # noqa: F401  (nearest_points)
+
+    with engine.connect() as conn:
+        if plan_ids is None:
+            plan_ids = list(conn.execute(text("SELECT id FROM grid_plans WHERE status = 'published' ORDER BY id"))
+                            .scalars())
+        rows = conn.execute(text("""
+            SELECT g.code, g.name, g.kind, g.level, g.population, p.id AS plan_id, p.version, pj.code AS jcode,
+                   c.code AS c_code, c.name AS c_name, s.code AS s_code, s.name AS s_name,
+                   d.code AS d_code, d.name AS d_name, ST_AsBinary(g.geom) AS wkb
+            FROM grids g
+            JOIN grid_plans p ON p.id = g.plan_id
+            JOIN jurisdictions pj ON pj.id = p.jurisdiction_id
+            LEFT JOIN jurisdictions c ON c.code = g.community_code
+            LEFT JOIN jurisdictions s ON s.id = c.parent_id
+            LEFT JOIN jurisdictions d ON d.id = s.parent_id
+            WHERE g.plan_id = ANY(:plans)
+            ORDER BY g.code
+        """), {"plans": plan_ids}).mappings().all()
+    codes = np.array([r["code"] for r in rows], dtype=object)
+    geoms = np.array([shapely.from_wkb(bytes(r["wkb"])) for r in rows], dtype=object)
+
+    def _j(code, name):
+        return {"code": code, "name": name} if code else None
+
+    info = [GridInfo(r["code"], r["name"], r["kind"], r["level"], r["population"], r["plan_id"], r["version"],
+                     r["jcode"], _j(r["c_code"], r["c_name"]), _j(r["s_code"], r["s_name"]),
+                     _j(r["d_code"], r["d_name"])) for r in rows]
+    return GridIndex(codes=codes, geoms=geoms, info=info, plan_ids=tuple(plan_ids))
+
+
+@dataclass
+class Staff:
+    id: int
+    name: str
+    role: str
+    on_duty: bool
+    phone: str | None
+
+
+def load_staff(engine: Engine) -> dict[str, list[Staff]]:
+    """grid code → its workers (chief first)."""
+    with engine.connect() as conn:
+        rows = conn.execute(text("""
+            SELECT wg.grid_code, w.id, w.name, w.role, w.on_duty, w.phone FROM worker_grids wg
+            JOIN workers w ON w.id = wg.worker_id
+            ORDER BY wg.grid_code, CASE w.role WHEN 'chief' THEN 0 WHEN 'full_time' THEN 1
+                     WHEN 'auxiliary' THEN 2 ELSE 3 END, w.id
+        """)).all()
+    out: dict[str, list[Staff]] = {}
+    for code, *rest in rows:
+        out.setdefault(code, []).append(Staff(*rest))
+    return out
+
+
+class IndexHolder:
+    """Holds the current index and staff map; refreshes them on NOTIFY.
+
+    Readers take ``holder.index`` once per request (an atomic reference read),
+    so a concurrent swap can never give a mixed answer.
+    """
+
+    def __init__(self, engine: Engine, dsn: str):
+        self.engine = engine
+        self.dsn = dsn
+        self.index: GridIndex = load_index(engine)
+        self.staff: dict[str, list[Staff]] = load_staff(engine)
+        self.generation = 1
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        with self._lock:
+            idx = load_index(self.engine)
+            staff = load_staff(self.engine)
+            self.index, self.staff = idx, staff
+            self.generation += 1
+        log.info("lookup index refreshed", extra={"grids": len(idx), "plans": list(idx.plan_ids)})
+
+    def start_listener(self) -> None:
+        self._thread = threading.Thread(target=self._listen, name="geo-notify", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _listen(self) -> None:
+        import psycopg
+
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.dsn, autocommit=True) as conn:
+                    conn.execute("LISTEN geo_changes")
+                    # a change may have happened while we were not listening
+                    self.refresh()
+                    while not self._stop.is_set():
+                        got = False
+                        for _ in conn.notifies(timeout=1.0):
+                            got = True
+                        if got:
+                            self.refresh()
+            except Exception as exc:  # database restarting: retry, keep serving the old index
+                log.warning("notify listener reconnecting: %s", exc)
+                self._stop.wait(1.0)

@@ -1,0 +1,197 @@
+"""Grid plans in PostGIS: write a partition result as a draft, publish, retire, diff.
+
+A plan is a *generation* (as in MapIt): publishing plan N retires the plan that
+was published for the same jurisdiction, in one transaction; retired plans are
+never deleted, so ``?at=DATE`` lookups and old events keep their grids.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from sqlalchemy import Connection, Engine, text
+
+
+class PlanError(RuntimeError):
+    """A plan operation that cannot be done (unknown plan, wrong state …)."""
+
+
+def _audit(conn: Connection, actor: str, action: str, entity: str, entity_id, jid=None, detail=None) -> None:
+    conn.execute(text("""
+        INSERT INTO audit_log (actor, action, entity, entity_id, jurisdiction_id, detail)
+        VALUES (:a, :act, :e, :id, :j, CAST(:d AS jsonb))
+    """), {"a": actor, "act": action, "e": entity, "id": str(entity_id), "j": jid,
+           "d": json.dumps(detail or {}, ensure_ascii=False, default=str)})
+
+
+def write_plan(
+    engine: Engine,
+    jurisdiction_code: str,
+    grids: gpd.GeoDataFrame,
+    *,
+    actor: str,
+    params: dict,
+    quality: dict,
+    name: str | None = None,
+) -> int:
+    """Store *grids* (any CRS) as a new draft plan of the jurisdiction; returns the plan id.
+
+    Parameters
+    ----------
+    grids : GeoDataFrame
+        Columns ``code``, ``name``, ``kind``, ``people``; optional ``households``,
+        ``level``, ``community``, ``parent_code``, ``flags``.
+    """
+    g = grids.to_crs(4326) if grids.crs is not None and grids.crs.to_epsg() != 4326 else grids
+    geoms = shapely.set_srid(np.asarray(g.geometry.values, dtype=object), 4326)
+    geoms = np.array([shapely.MultiPolygon([x]) if x.geom_type == "Polygon" else x for x in geoms], dtype=object)
+    wkb = shapely.to_wkb(shapely.set_srid(geoms, 4326), hex=True, include_srid=True)
+    with engine.begin() as conn:
+        jid = conn.execute(text("SELECT id FROM jurisdictions WHERE code = :c"), {"c": jurisdiction_code}).scalar()
+        if jid is None:
+            raise PlanError(f"jurisdiction {jurisdiction_code!r} not found; load its boundary first")
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('plan:' || :j))"), {"j": jid})
+        version = conn.execute(text("SELECT coalesce(max(version), 0) + 1 FROM grid_plans WHERE jurisdiction_id = :j"),
+                               {"j": jid}).scalar_one()
+        plan_id = conn.execute(text("""
+            INSERT INTO grid_plans (jurisdiction_id, version, status, name, params, quality, created_by)
+            VALUES (:j, :v, 'draft', :n, CAST(:p AS jsonb), CAST(:q AS jsonb), :a) RETURNING id
+        """), {"j": jid, "v": version, "n": name or f"v{version}", "a": actor,
+               "p": json.dumps(params, ensure_ascii=False, default=str),
+               "q": json.dumps(quality, ensure_ascii=False, default=_json_default)}).scalar_one()
+        comm = dict(conn.execute(text("SELECT code, id FROM jurisdictions WHERE level = 'community'")).all())
+        cols = ["plan_id", "code", "name", "level", "kind", "parent_code", "population", "households",
+                "community_id", "community_code", "flags", "geom"]
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(f"COPY grids ({', '.join(cols)}) FROM STDIN") as copy:
+            get = g.get
+            levels = get("level", [1] * len(g))
+            parents = get("parent_code", [None] * len(g))
+            hh = get("households", [0] * len(g))
+            communities = get("community", [None] * len(g))
+            flags = get("flags", [[] for _ in range(len(g))])
+            for i, (code, nm, kind, people) in enumerate(zip(g["code"], g["name"], g["kind"], g["people"])):
+                cc = communities.iloc[i] if hasattr(communities, "iloc") else communities[i]
+                cc = cc if isinstance(cc, str) and cc else None
+                fl = flags.iloc[i] if hasattr(flags, "iloc") else flags[i]
+                copy.write_row((plan_id, code, nm, int(_at(levels, i) or 1), kind, _at(parents, i) or None,
+                                int(people), int(_at(hh, i) or 0), comm.get(cc), cc,
+                                json.dumps(list(fl) if fl is not None else [], ensure_ascii=False), wkb[i]))
+        _audit(conn, actor, "plan.create", "grid_plans", plan_id, jid,
+               {"version": version, "grids": len(g), "jurisdiction": jurisdiction_code})
+    return plan_id
+
+
+def _at(seq, i):
+    v = seq.iloc[i] if hasattr(seq, "iloc") else seq[i]
+    if isinstance(v, float) and np.isnan(v):
+        return None
+    return v
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def publish(engine: Engine, plan_id: int, actor: str) -> dict:
+    """Publish a draft: the jurisdiction's published plan (if any) is retired in the same transaction."""
+    with engine.begin() as conn:
+        plan = conn.execute(text("SELECT id, jurisdiction_id, status, version FROM grid_plans WHERE id = :p FOR UPDATE"),
+                            {"p": plan_id}).first()
+        if plan is None:
+            raise PlanError(f"plan {plan_id} not found")
+        if plan.status != "draft":
+            raise PlanError(f"plan {plan_id} is {plan.status}; only a draft can be published")
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('plan:' || :j))"), {"j": plan.jurisdiction_id})
+        old = conn.execute(text("""
+            UPDATE grid_plans SET status = 'retired', retired_at = now()
+            WHERE jurisdiction_id = :j AND status = 'published' RETURNING id
+        """), {"j": plan.jurisdiction_id}).scalars().all()
+        conn.execute(text("""
+            UPDATE grid_plans SET status = 'published', published_at = now(), published_by = :a WHERE id = :p
+        """), {"p": plan_id, "a": actor})
+        _audit(conn, actor, "plan.publish", "grid_plans", plan_id, plan.jurisdiction_id,
+               {"version": plan.version, "retired": old})
+    return {"published": plan_id, "retired": old}
+
+
+@dataclass
+class PlanDiff:
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+    unchanged: int
+    residents_moved: int
+    residents_total: int
+
+    def as_dict(self) -> dict:
+        return {"added": self.added, "removed": self.removed, "changed": self.changed,
+                "unchanged": self.unchanged, "residents_moved": self.residents_moved,
+                "residents_total": self.residents_total,
+                "residents_moved_share": (self.residents_moved / self.residents_total) if self.residents_total else 0.0}
+
+
+def diff(engine: Engine, a: int, b: int) -> PlanDiff:
+    """Compare plan *a* (e.g. published) with plan *b* (e.g. a draft).
+
+    A grid is *unchanged* when the same code has the same geometry (within 1 cm²
+    of symmetric difference) in both; *changed* when the code exists in both but
+    the area differs; added/removed by code. Residents moved = people of the
+    population units (inside either plan) whose owning grid code differs.
+    """
+    with engine.connect() as conn:
+        for pid in (a, b):
+            if conn.execute(text("SELECT 1 FROM grid_plans WHERE id = :p"), {"p": pid}).first() is None:
+                raise PlanError(f"plan {pid} not found")
+        rows = conn.execute(text("""
+            SELECT coalesce(ga.code, gb.code) AS code, ga.id IS NOT NULL AS in_a, gb.id IS NOT NULL AS in_b,
+                   CASE WHEN ga.id IS NOT NULL AND gb.id IS NOT NULL THEN
+                        ST_Area(ST_SymDifference(ga.geom, gb.geom)::geography) END AS sym_m2
+            FROM (SELECT * FROM grids WHERE plan_id = :a) ga
+            FULL JOIN (SELECT * FROM grids WHERE plan_id = :b) gb ON ga.code = gb.code
+            ORDER BY 1
+        """), {"a": a, "b": b}).all()
+        moved = conn.execute(text("""
+            WITH units AS (
+                SELECT u.people, ST_PointOnSurface(u.geom) AS pt FROM population_units u
+                WHERE EXISTS (SELECT 1 FROM grids g WHERE g.plan_id IN (:a, :b) AND ST_Intersects(g.geom, u.geom))
+            ), owners AS (
+                SELECT u.people,
+                    (SELECT g.code FROM grids g WHERE g.plan_id = :a AND ST_Covers(g.geom, u.pt) ORDER BY g.code LIMIT 1) AS ca,
+                    (SELECT g.code FROM grids g WHERE g.plan_id = :b AND ST_Covers(g.geom, u.pt) ORDER BY g.code LIMIT 1) AS cb
+                FROM units u
+            )
+            SELECT coalesce(sum(people) FILTER (WHERE ca IS DISTINCT FROM cb), 0), coalesce(sum(people), 0) FROM owners
+        """), {"a": a, "b": b}).one()
+    added = [r.code for r in rows if r.in_b and not r.in_a]
+    removed = [r.code for r in rows if r.in_a and not r.in_b]
+    changed = [r.code for r in rows if r.in_a and r.in_b and (r.sym_m2 or 0) > 0.01]
+    unchanged = sum(1 for r in rows if r.in_a and r.in_b and (r.sym_m2 or 0) <= 0.01)
+    return PlanDiff(added, removed, changed, unchanged, int(moved[0]), int(moved[1]))
+
+
+def plan_grids(engine: Engine, plan_id: int) -> gpd.GeoDataFrame:
+    """The grids of a plan as a GeoDataFrame (EPSG:4326)."""
+    with engine.connect() as conn:
+        return gpd.read_postgis(text("""
+            SELECT code, name, kind, level, parent_code, population AS people, households, community_code AS community,
+                   flags, geom FROM grids WHERE plan_id = :p ORDER BY code
+        """), conn, geom_col="geom", params={"p": plan_id}).rename_geometry("geometry")
+
+
+def published_plan_id(engine: Engine, jurisdiction_code: str) -> int | None:
+    with engine.connect() as conn:
+        return conn.execute(text("""
+            SELECT p.id FROM grid_plans p JOIN jurisdictions j ON j.id = p.jurisdiction_id
+            WHERE j.code = :c AND p.status = 'published'
+        """), {"c": jurisdiction_code}).scalar()

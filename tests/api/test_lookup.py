@@ -1,0 +1,189 @@
+"""Lookup: single points, CRS, edges, outside, ?at= history, batch in three formats, agreement with PostGIS."""
+
+from __future__ import annotations
+
+import io
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from geo.crs import wgs84_to_gcj02
+from tests.api.conftest import COMM_A, COMM_B, DX, DY, X0, Y0, centre, token
+
+
+def test_lookup_returns_grid_community_and_staff(client):
+    h = token(client, "dispatcher")
+    lon, lat = centre(COMM_A, 1)
+    r = client.get("/v1/lookup", params={"lon": lon, "lat": lat}, headers=h)
+    assert r.status_code == 200, r.text
+    b = r.json()
+    assert b["code"] == f"{COMM_A}001" and b["name"] == "桂园社区第1网格"
+    assert b["community"] == {"code": COMM_A, "name": "桂园社区"}
+    assert b["street"]["code"] == "429901001000" and b["district"]["code"] == "429901000000"
+    assert b["chief"]["name"] == "王网格长"
+    assert sorted(w["name"] for w in b["workers_on_duty"]) == ["李网格员", "王网格长"]  # off-duty 赵辅助 left out
+    assert b["plan"]["version"] == 1
+
+
+def test_lookup_needs_auth(client):
+    r = client.get("/v1/lookup", params={"lon": 114.21, "lat": 30.51})
+    assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+
+
+def test_gcj02_input_is_converted(client):
+    h = token(client, "leader")
+    lon, lat = centre(COMM_B, 6)
+    lon += DX / 2 - 0.002  # 200 m inside the east edge: the ~500 m GCJ-02 shift crosses it
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    r = client.get("/v1/lookup", params={"lon": float(glon), "lat": float(glat), "crs": "gcj02"}, headers=h)
+    assert r.json()["code"] == f"{COMM_B}006"
+    assert r.json()["point"]["lon"] == pytest.approx(lon, abs=1e-7)
+    # the same numbers read as WGS84 land ~500 m east, in the next grid
+    r2 = client.get("/v1/lookup", params={"lon": float(glon), "lat": float(glat)}, headers=h)
+    assert r2.json()["code"] == f"{COMM_B}007"
+
+
+def test_shared_edge_goes_to_the_smaller_code(client):
+    h = token(client, "leader")
+    # the vertical edge between grid 1 and 2 of community A, and the corner of 1, 2, 5, 6
+    for lon, lat, expect in ((X0 + DX, Y0 + DY / 2, "001"), (X0 + DX, Y0 + DY, "001"),
+                             (X0 + 0.1, Y0 + DY / 2, None)):
+        r = client.get("/v1/lookup", params={"lon": lon, "lat": lat}, headers=h)
+        code = r.json()["code"]
+        if expect:
+            assert code == f"{COMM_A}{expect}"
+        else:  # edge between the two communities: A's grid 4 (smaller code) wins over B's grid 1
+            assert code == f"{COMM_A}004"
+
+
+def test_outside_every_grid_names_the_nearest(client):
+    h = token(client, "leader")
+    r = client.get("/v1/lookup", params={"lon": X0 - 0.01, "lat": Y0 + DY / 2}, headers=h)
+    assert r.status_code == 404
+    b = r.json()
+    assert b["error"] == "not_in_any_grid"
+    assert b["nearest"]["code"] == f"{COMM_A}001"
+    assert 900 < b["nearest"]["distance_m"] < 1000  # 0.01° of longitude at 30.5°N ≈ 958 m
+
+
+@pytest.mark.parametrize("params,field", [({"lon": 200, "lat": 30}, "lon"), ({"lon": "x", "lat": 30}, "lon"),
+                                           ({"lat": 30}, "lon"), ({"lon": 114, "lat": 30, "crs": "bd09"}, "crs")])
+def test_bad_lookup_input_is_a_422_naming_the_field(client, params, field):
+    r = client.get("/v1/lookup", params=params, headers=token(client, "leader"))
+    assert r.status_code == 422
+    assert r.json()["details"][0]["field"] == field
+
+
+def test_lookup_at_date_uses_the_plan_in_force_then(client, engine, world):
+    from datetime import datetime, timezone
+
+    from geo.db import plans
+    from tests.api.conftest import lattice
+
+    h = token(client, "planner_street")
+    before = datetime.now(timezone.utc)
+    # a new plan: community A's lattice renumbered so grid 001 moves
+    g = lattice(COMM_A, X0, "桂园社区")
+    g["code"] = list(reversed(list(g["code"])))
+    import pandas as pd
+
+    new = gpd.GeoDataFrame(pd.concat([g, lattice(COMM_B, X0 + 0.1, "李家村")], ignore_index=True), crs=4326)
+    pid = plans.write_plan(engine, "429901001000", new, actor="test", params={}, quality={})
+    r = client.post(f"/v1/plans/{pid}/publish", headers=h)
+    assert r.status_code == 200, r.text
+    lon, lat = centre(COMM_A, 1)
+    now = client.get("/v1/lookup", params={"lon": lon, "lat": lat}, headers=h).json()
+    assert now["code"] == f"{COMM_A}016" and now["plan"]["id"] == pid
+    old = client.get("/v1/lookup", params={"lon": lon, "lat": lat, "at": before.isoformat()}, headers=h).json()
+    assert old["code"] == f"{COMM_A}001" and old["plan"]["id"] == world["plan"]
+    r = client.get("/v1/lookup", params={"lon": lon, "lat": lat, "at": "2001-01-01T00:00:00Z"}, headers=h)
+    assert r.status_code == 404 and r.json()["error"] == "no_plan_at_date"
+
+
+def _random_points(n, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(X0 - 0.02, X0 + 0.22, n)
+    y = rng.uniform(Y0 - 0.02, Y0 + 0.22, n)
+    # a tenth exactly on grid edges and vertices (the hard cases)
+    k = n // 10
+    x[:k] = X0 + rng.integers(0, 9, k) * DX
+    y[k:2 * k] = Y0 + rng.integers(0, 5, k) * DY
+    return x, y
+
+
+def test_batch_json_agrees_with_postgis_st_covers_on_100k_points(client, engine, world):
+    x, y = _random_points(100_000)
+    r = client.post("/v1/lookup/batch", json={"points": np.column_stack([x, y]).tolist()},
+                    headers=token(client, "leader"))
+    assert r.status_code == 200
+    codes = r.json()["codes"]
+    assert len(codes) == 100_000
+    with engine.connect() as conn:
+        sql = conn.execute(text("""
+            SELECT (SELECT g.code FROM grids g WHERE g.plan_id = :p AND
+                    ST_Covers(g.geom, ST_SetSRID(ST_MakePoint(t.x, t.y), 4326)) ORDER BY g.code LIMIT 1)
+            FROM unnest(CAST(:xs AS float8[]), CAST(:ys AS float8[])) WITH ORDINALITY AS t(x, y, i) ORDER BY t.i
+        """), {"p": world["plan"], "xs": x.tolist(), "ys": y.tolist()}).scalars().all()
+    assert codes == sql
+    assert sum(c is None for c in codes) > 1000  # some points really are outside
+    on_edges = [c for c in codes[:20_000] if c]
+    assert len(on_edges) > 10_000
+
+
+def test_batch_csv_and_parquet_with_bad_rows(client):
+    h = token(client, "leader")
+    lon, lat = centre(COMM_A, 3)
+    csv = f"id,lon,lat\n1,{lon},{lat}\n2,abc,30.5\n3,{X0 - 1},{Y0}\n4,{lon},\n"
+    r = client.post("/v1/lookup/batch", content=csv, headers=h | {"Content-Type": "text/csv"})
+    assert r.status_code == 200, r.text
+    b = r.json()
+    assert b["codes"] == [f"{COMM_A}003", None, None, None]
+    assert [e["row"] for e in b["errors"]] == [1, 2, 3]
+    g = gpd.GeoDataFrame(geometry=gpd.points_from_xy([lon, lon], [lat, Y0 + 0.3]), crs=4326)
+    buf = io.BytesIO()
+    g.to_parquet(buf)
+    r = client.post("/v1/lookup/batch", content=buf.getvalue(),
+                    headers=h | {"Content-Type": "application/vnd.apache.parquet"})
+    assert r.json()["codes"] == [f"{COMM_A}003", None]
+    r = client.post("/v1/lookup/batch?format=csv", json={"points": [[lon, lat], {"lon": lon, "lat": lat}, "bad"]},
+                    headers=h)
+    assert r.text.splitlines() == ["row,code", f"0,{COMM_A}003", f"1,{COMM_A}003", "2,"]
+
+
+@pytest.mark.parametrize("body,ctype,status", [(b"{not json", "application/json", 400),
+                                                (b'{"points": 5}', "application/json", 422),
+                                                (b"a,b\n1,2\n", "text/csv", 422),
+                                                (b"PAR1garbage", "application/vnd.apache.parquet", 400),
+                                                (b"x", "image/png", 415)])
+def test_batch_malformed_bodies_are_4xx(client, body, ctype, status):
+    r = client.post("/v1/lookup/batch", content=body, headers=token(client, "leader") | {"Content-Type": ctype})
+    assert r.status_code == status, r.text
+    assert r.json()["message"]
+
+
+def test_index_refreshes_on_notify(world, geo_env, monkeypatch, engine):
+    """Another process publishes a plan: this process's index switches by itself (LISTEN/NOTIFY)."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from geo.api.main import create_app
+    from geo.config import reset_settings
+    from geo.db import plans
+    from tests.api.conftest import lattice
+
+    monkeypatch.setenv("GEO_DEMO", "1")
+    reset_settings()
+    with TestClient(create_app(listen=True)) as c:
+        holder = c.app.state.geo.holder
+        time.sleep(0.5)
+        gen = holder.generation
+        pid = plans.write_plan(engine, "429901001001", lattice(COMM_A, X0, "桂园社区"), actor="other-process",
+                               params={}, quality={})
+        plans.publish(engine, pid, "other-process")  # not through this app: only NOTIFY can tell it
+        deadline = time.time() + 10
+        while time.time() < deadline and pid not in holder.index.plan_ids:
+            time.sleep(0.1)
+        assert pid in holder.index.plan_ids and holder.generation > gen
