@@ -149,7 +149,7 @@ def _bbox(bbox: str | None):
     return v
 
 
-def grids_geojson(engine, plan_ids: list[int], bbox, zoom, path_prefix: str, extra_where: str = "") -> bytes:
+def grids_geojson(engine, plan_ids: list[int], bbox, zoom, path_prefix: str) -> bytes:
     tol = simplify_tolerance(zoom)
     params = {"plans": plan_ids, "tol": tol, "path": path_prefix}
     where = ""
@@ -169,7 +169,8 @@ def grids_geojson(engine, plan_ids: list[int], bbox, zoom, path_prefix: str, ext
                         'community_code', g.community_code, 'flags', g.flags, 'plan_id', g.plan_id)) AS f
                 FROM grids g JOIN grid_plans gp ON gp.id = g.plan_id
                 JOIN jurisdictions j ON j.id = gp.jurisdiction_id
-                WHERE g.plan_id = ANY(:plans) AND j.path LIKE :path || '%' {where} {extra_where}
+                LEFT JOIN jurisdictions c ON c.code = g.community_code
+                WHERE g.plan_id = ANY(:plans) AND coalesce(c.path, j.path) LIKE :path || '%' {where}
                 ORDER BY g.code
             ) t
         """), params).scalar_one()
@@ -235,9 +236,10 @@ def tile(request: Request, z: int = Path(..., ge=0, le=22), x: int = Path(..., g
             feats AS (
                 SELECT g.code, g.name, g.kind, g.population,
                        ST_AsMVTGeom(ST_Transform(g.geom, 3857), b.env, 4096, 64, true) AS geom
-                FROM grids g, b, grid_plans gp, jurisdictions j
-                WHERE g.plan_id = ANY(:plans) AND gp.id = g.plan_id AND j.id = gp.jurisdiction_id
-                  AND j.path LIKE :path || '%'
+                FROM grids g CROSS JOIN b JOIN grid_plans gp ON gp.id = g.plan_id
+                JOIN jurisdictions j ON j.id = gp.jurisdiction_id
+                LEFT JOIN jurisdictions c ON c.code = g.community_code
+                WHERE g.plan_id = ANY(:plans) AND coalesce(c.path, j.path) LIKE :path || '%'
                   AND g.geom && ST_Transform(b.env, 4326)
             )
             SELECT ST_AsMVT(feats, 'grids', 4096, 'geom') FROM feats WHERE geom IS NOT NULL

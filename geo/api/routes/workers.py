@@ -155,7 +155,8 @@ def post_positions(request: Request, worker_id: int, body: FixesIn, p: Principal
                      detail={"fixes": len(rows), "inserted": inserted})
     return {"received": len(rows), "inserted": inserted, "duplicates": len(rows) - inserted,
             "outside_own_grids": sum(r["out"] for r in rows),
-            "latest": {"ts": max(r["ts"] for r in rows).isoformat(), "grid_code": rows[-1]["g"]}}
+            "latest": {"ts": max(r["ts"] for r in rows).astimezone(timezone.utc).isoformat(),
+                       "grid_code": rows[-1]["g"]}}
 
 
 @router.get("/workers/positions/latest", summary="Each worker's latest fix (for the map)")

@@ -72,12 +72,12 @@ def request_hash(payload: dict) -> str:
 
 
 def h3_cells(lon: float, lat: float) -> dict[str, int]:
-    """H3 cells of a point at resolutions 7–10 (as signed 64-bit ints for PostgreSQL bigint)."""
-    c10 = h3.latlng_to_cell(lat, lon, 10)
-    out = {"h3_10": c10}
-    for r in (7, 8, 9):
-        out[f"h3_{r}"] = h3.cell_to_parent(c10, r)
-    return {k: _signed(h3.str_to_int(v)) for k, v in out.items()}
+    """H3 cells containing a point at resolutions 7–10 (signed 64-bit ints for PostgreSQL bigint).
+
+    Each resolution is indexed from the point itself: H3 parents are not spatially nested, so the
+    parent of the resolution-10 cell is not always the resolution-8 cell that contains the point.
+    """
+    return {f"h3_{r}": _signed(h3.str_to_int(h3.latlng_to_cell(lat, lon, r))) for r in (7, 8, 9, 10)}
 
 
 def _signed(v: int) -> int:
