@@ -279,6 +279,163 @@ def load_boundaries(
               skip_bad=skip_bad, jurisdiction=None, columns=cols, level=level, report_json=report_json)
 
 
+# --------------------------------------------------------------------------- demo data
+
+DEMO_DATASET = "demo"
+
+
+@app.command("demo-data")
+def demo_data(
+    out: Optional[Path] = typer.Option(None, help="Directory for the files (default: <data dir>/demo)."),
+    seed: int = typer.Option(42, help="Random seed (the district is deterministic for a seed)."),
+    scale: float = typer.Option(1.0, help="1.0 ≈ 300,000 people; 0.1 for a quick look."),
+    load: bool = typer.Option(True, help="Load the files into PostGIS with `geo load` (replacing a previous demo)."),
+) -> None:
+    """Generate the SYNTHETIC demo district (clearly labelled, not real data) and load it."""
+    from geo.config import get_settings
+    from geo.demo import write_demo
+
+    directory = out or get_settings().data_path / "demo"
+    info = write_demo(directory, seed=seed, scale=scale)
+    t = info["totals"]
+    console.print(f"synthetic demo district (seed {seed}, scale {scale}) written to {directory}: "
+                  f"{t.get('people', 0):,} people in {t.get('buildings', 0):,} buildings — SYNTHETIC, not real data")
+    if not load:
+        return
+    load_demo_files(info["files"])
+    summary()
+
+
+def load_demo_files(files: dict[str, str]) -> None:
+    """Load the demo's layer files exactly as a user would with `geo load` (replacing an earlier demo)."""
+    from geo.io.checks import ColumnMap
+
+    common = dict(crs=None, layer=None, x_col=None, y_col=None, skip_bad=False, jurisdiction=None,
+                  report_json=None)
+    for layer in ("boundary", "subdistricts", "communities"):
+        _run_load("boundaries", Path(files[layer]), dataset=None, replace=True,
+                  columns=ColumnMap(code="code", name="name", level="level", urban="urban", parent="parent_code"),
+                  **common)
+    _run_load("population", Path(files["population"]), dataset=DEMO_DATASET, replace=True,
+              columns=ColumnMap(id="building", people="people", households="households", building="building",
+                                name="address"), **common)
+    _run_load("streets", Path(files["streets"]), dataset=DEMO_DATASET, replace=True,
+              columns=ColumnMap(id="id", name="name", klass="klass"), **common)
+    _run_load("special-areas", Path(files["special_areas"]), dataset=DEMO_DATASET, replace=True,
+              columns=ColumnMap(id="id", name="name", kind="kind"), **common)
+
+
+# --------------------------------------------------------------------------- users, serve
+
+user_app = typer.Typer(help="Users and API keys.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+def user_add(
+    username: str,
+    role: str = typer.Option(..., help="admin, planner, dispatcher, worker or leader."),
+    jurisdiction: str = typer.Option(..., help="12-digit code of the subtree the user may see and change."),
+    password: Optional[str] = typer.Option(None, help="Password (default: prompt; or GEO_NEW_PASSWORD)."),
+    full_name: Optional[str] = typer.Option(None),
+    replace: bool = typer.Option(False, help="Reset an existing user."),
+) -> None:
+    """Create a login scoped to a jurisdiction subtree."""
+    import os
+
+    from geo.db.session import cli_actor, get_engine
+    from geo.db.users import UserError, add_user
+
+    pw = password or os.environ.get("GEO_NEW_PASSWORD") or typer.prompt("password", hide_input=True,
+                                                                         confirmation_prompt=True)
+    try:
+        uid = add_user(get_engine(), username, pw, role, jurisdiction, actor=cli_actor(), full_name=full_name,
+                       replace=replace)
+    except UserError as exc:
+        _fail(str(exc), 2)
+    console.print(f"user {username!r} ({role}, {jurisdiction}) saved as id {uid}")
+
+
+@user_app.command("apikey")
+def user_apikey(
+    name: str,
+    role: str = typer.Option(..., help="Role of the device/integration (e.g. dispatcher for the 12345 hotline)."),
+    jurisdiction: str = typer.Option(..., help="12-digit code of its subtree."),
+) -> None:
+    """Create an API key for a device or integration; the key is printed once."""
+    from geo.db.session import cli_actor, get_engine
+    from geo.db.users import UserError, add_api_key
+
+    try:
+        key = add_api_key(get_engine(), name, role, jurisdiction, actor=cli_actor())
+    except UserError as exc:
+        _fail(str(exc), 2)
+    console.print(f"API key for {name!r} (store it now, it is not shown again):")
+    print(key)
+
+
+@app.command("serve")
+def serve(
+    host: Optional[str] = typer.Option(None, help="Bind address (default GEO_API_HOST, 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, help="Port (default GEO_API_PORT, 8000)."),
+    workers: int = typer.Option(1, help="Worker processes."),
+    demo: bool = typer.Option(False, "--demo", help="Allow the demo secret and demo credentials."),
+) -> None:
+    """Run the API (uvicorn). Refuses to start without GEO_SECRET_KEY unless --demo."""
+    import os
+
+    import uvicorn
+
+    from geo.api.main import ConfigError, resolve_secret
+    from geo.config import get_settings, reset_settings
+
+    if demo:
+        os.environ["GEO_DEMO"] = "1"
+        reset_settings()
+    s = get_settings()
+    try:
+        resolve_secret(s)
+        if not s.demo:
+            _refuse_demo_credentials()
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    uvicorn.run("geo.api.main:create_app", factory=True, host=host or s.api_host, port=port or s.api_port,
+                workers=workers, log_level="warning", access_log=False)
+
+
+def _refuse_demo_credentials() -> None:
+    """Outside --demo, no account may still have the published demo password."""
+    from sqlalchemy import text
+
+    from geo.api.core.config import DEMO_PASSWORD
+    from geo.api.main import ConfigError
+    from geo.db.session import get_engine
+    from geo.db.users import verify_password
+
+    with get_engine().connect() as conn:
+        rows = conn.execute(text("SELECT username, password_hash FROM users WHERE active")).all()
+    weak = [u for u, h in rows if verify_password(DEMO_PASSWORD, h)]
+    if weak:
+        raise ConfigError(f"users {weak[:5]} still have the demo password; reset them (geo user add NAME --replace) "
+                          f"or run with --demo")
+
+
+@app.command("dashboard")
+def dashboard(port: Optional[int] = typer.Option(None, help="Port (default GEO_DASHBOARD_PORT, 8501).")) -> None:
+    """Run the Streamlit dashboard (it talks to the API at GEO_API_URL)."""
+    import os
+    import subprocess
+
+    from geo.config import get_settings
+
+    s = get_settings()
+    app_path = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.port", str(port or s.dashboard_port),
+           "--server.address", s.api_host, "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--theme.base", "dark"]
+    raise typer.Exit(subprocess.call(cmd, env=os.environ | {"GEO_API_URL": s.resolved_api_url}))
+
+
 # --------------------------------------------------------------------------- summary
 
 
