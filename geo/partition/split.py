@@ -1,0 +1,811 @@
+"""Split oversized atoms: gated estates (小区) of thousands of residents in one street block.
+
+In Chinese cities a single street block is often one gated estate with
+3,000–20,000 residents, more than one grid may hold. :func:`split_oversized`
+divides such an atom into contiguous pieces of legal population, each within
+``[min_pop, max_pop]`` and as balanced as the buildings allow.
+
+Units
+    The atom is first cut along internal estate roads, when given, into
+    sub-blocks (:func:`~geo.partition.blocks.street_blocks` on the roads inside
+    the atom). Then
+
+    * with address points: every building (楼栋; points sharing a ``building``
+      id) gets the Voronoi cell of its location inside its sub-block. A
+      building is one indivisible unit: it is never split.
+    * polygons only: the atom is cut into thin equal-area strips across its
+      long axis (``strips_per_piece`` strips per expected piece) and the
+      strips are cut by the sub-blocks; population is shared by area with
+      largest-remainder rounding.
+
+Grouping
+    Units are grouped by recursive bisection: a set worth ``k`` pieces is cut
+    into ``k//2`` and ``k - k//2`` pieces' worth. Units are ordered along the
+    long axis, the short axis, sub-block by sub-block, and breadth-first over
+    the unit adjacency graph; every cut position of every order is scored by
+    its deviation from the proportional population, plus a penalty when it
+    cuts through a sub-block rather than along an internal road, plus a
+    large penalty when a side cannot hold its pieces within the limits. The
+    best cut whose two sides are both connected (shared edges, not corners)
+    wins. So pieces are contiguous and buildings whole.
+
+Buildings above ``max_pop`` become atoms of their own with
+``building_split=True`` (flagged in the report); they are not divided.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo.crs import to_metric
+from geo.partition.blocks import _polygonal, dissolve_groups, polygon_adjacency, street_blocks
+from geo.partition.population import largest_remainder, locate_points
+
+__all__ = ["SplitReport", "split_oversized", "choose_k", "strips", "extend_dangles"]
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass
+class SplitReport:
+    """What :func:`split_oversized` did.
+
+    Attributes
+    ----------
+    split : list of dict
+        One entry per split atom: ``atom`` (input position), ``block``,
+        ``people``, ``pieces`` (number of output atoms), ``piece_people``,
+        ``method`` (``"buildings"`` or ``"area"``), ``roads`` (sub-blocks
+        from internal roads), ``building_split`` (buildings above max made
+        their own atom) and ``ok`` (every piece within the limits).
+    building_split : list of dict
+        Buildings above ``max_pop``: ``atom``, ``block``, ``building``,
+        ``people``.
+    unsplit : list of dict
+        Oversized atoms left whole and why (special units are exclusive
+        grids; existing building atoms).
+    violations : list of dict
+        Output pieces outside ``[min_pop, max_pop]`` that came from a split
+        (apart from building atoms): ``atom`` (output position), ``block``,
+        ``people``.
+    points : GeoDataFrame or None
+        The points with their output ``atom`` (-1 outside every atom).
+    """
+
+    split: list = field(default_factory=list)
+    building_split: list = field(default_factory=list)
+    unsplit: list = field(default_factory=list)
+    violations: list = field(default_factory=list)
+    points: gpd.GeoDataFrame | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (without the points frame)."""
+        return {
+            "split": self.split,
+            "building_split": self.building_split,
+            "unsplit": self.unsplit,
+            "violations": self.violations,
+            "n_split": len(self.split),
+            "n_pieces": int(sum(s["pieces"] for s in self.split)),
+        }
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def choose_k(people: float, min_pop: float, max_pop: float, target: float) -> int:
+    """Number of pieces for *people*: nearest to ``people / target`` within the feasible range.
+
+    Parameters
+    ----------
+    people : float
+    min_pop, max_pop, target : float
+
+    Returns
+    -------
+    int
+        ``k`` with ``k·min_pop <= people <= k·max_pop`` when such a ``k``
+        exists (else the smallest ``k`` with ``people <= k·max_pop``), at
+        least 1.
+    """
+    if people <= 0:
+        return 1
+    lo = max(1, math.ceil(people / max_pop))
+    hi = math.floor(people / min_pop) if min_pop > 0 else lo + 10**6
+    k = max(1, round(people / target))
+    if lo <= hi:
+        return int(min(max(k, lo), hi))
+    return int(lo)
+
+
+def _axes(geom: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors of the long and the short axis of *geom* (oriented envelope)."""
+    env = shapely.oriented_envelope(geom)
+    c = shapely.get_coordinates(env)
+    if len(c) < 4:
+        return np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    e1, e2 = c[1] - c[0], c[2] - c[1]
+    long_ = e1 if np.hypot(*e1) >= np.hypot(*e2) else e2
+    n = np.hypot(*long_)
+    if n == 0:
+        return np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    u = long_ / n
+    if u[0] < 0 or (u[0] == 0 and u[1] < 0):  # canonical direction: deterministic
+        u = -u
+    return u, np.array([-u[1], u[0]])
+
+
+def _bands(geom: Any, u: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Rectangles covering *geom* between positions ``a[i]`` and ``b[i]`` along direction *u*."""
+    v = np.array([-u[1], u[0]])
+    q = shapely.get_coordinates(geom) @ v
+    q0, q1 = q.min() - 1.0, q.max() + 1.0
+    a = np.asarray(a, dtype=float)[:, None]
+    b = np.asarray(b, dtype=float)[:, None]
+    corners = np.stack([a * u + q0 * v, b * u + q0 * v, b * u + q1 * v, a * u + q1 * v], axis=1)
+    return shapely.polygons(corners)
+
+
+def _cut_positions(geom: Any, n: int, u: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Positions along *u* cutting *geom* into *n* equal areas (plus the outer limits)."""
+    p = shapely.get_coordinates(geom) @ u
+    pmin, pmax = p.min() - 1.0, p.max() + 1.0
+    goal = shapely.area(geom) * np.arange(1, n) / n
+    lo = np.full(n - 1, pmin)
+    hi = np.full(n - 1, pmax)
+    for _ in range(60):  # bisection on every cut position at once
+        mid = (lo + hi) / 2
+        area = shapely.area(shapely.intersection(geom, _bands(geom, u, np.full(n - 1, pmin), mid)))
+        below = area < goal
+        lo = np.where(below, mid, lo)
+        hi = np.where(below, hi, mid)
+        if np.max(hi - lo) < 1e-3:
+            break
+    return (lo + hi) / 2, pmin, pmax
+
+
+def _cut_lines(geom: Any, u: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Straight lines across *geom*, perpendicular to *u*, at *positions*."""
+    v = np.array([-u[1], u[0]])
+    q = shapely.get_coordinates(geom) @ v
+    q0, q1 = q.min() - 1.0, q.max() + 1.0
+    t = np.asarray(positions, dtype=float)[:, None]
+    return shapely.linestrings(np.stack([t * u + q0 * v, t * u + q1 * v], axis=1))
+
+
+def _faces(geom: Any, lines: np.ndarray) -> np.ndarray:
+    """Faces of *geom* cut by *lines*, by noding and polygonizing (an exact coverage)."""
+    edges = shapely.union_all(np.concatenate([[shapely.boundary(geom)], np.asarray(lines, dtype=object)]))
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(edges)))
+    faces = faces[shapely.area(faces) > 0]
+    shapely.prepare(geom)
+    return faces[shapely.contains(geom, shapely.point_on_surface(faces))]
+
+
+def strips(geom: Any, n: int, u: np.ndarray | None = None) -> np.ndarray:
+    """Cut *geom* into *n* strips of equal area across direction *u*.
+
+    Parameters
+    ----------
+    geom : Polygon or MultiPolygon (metric CRS)
+    n : int
+        Number of strips.
+    u : array of 2 floats, optional
+        Unit vector along which positions are measured (default: the long
+        axis, so strips are cut across the long axis).
+
+    Returns
+    -------
+    numpy.ndarray of geometries, length n (a strip may be a MultiPolygon when
+    *geom* is not convex). Neighbouring strips share exact edges.
+    """
+    if n <= 1:
+        return np.array([geom], dtype=object)
+    if u is None:
+        u, _ = _axes(geom)
+    cuts, _, _ = _cut_positions(geom, n, u)
+    faces = _faces(geom, _cut_lines(geom, u, cuts))
+    pos = shapely.get_coordinates(shapely.point_on_surface(faces)) @ u
+    label = np.searchsorted(cuts, pos)
+    _, merged = dissolve_groups(faces, label)
+    out = np.full(n, shapely.Polygon(), dtype=object)
+    out[np.unique(label)] = merged
+    return out
+
+
+def _connected(members: np.ndarray, adj: list[list[int]]) -> bool:
+    """Whether *members* (unit positions) form one connected set in *adj*."""
+    if len(members) <= 1:
+        return True
+    inside = set(int(m) for m in members)
+    start = int(members[0])
+    seen = {start}
+    dq = deque([start])
+    while dq:
+        a = dq.popleft()
+        for b in adj[a]:
+            if b in inside and b not in seen:
+                seen.add(b)
+                dq.append(b)
+    return len(seen) == len(inside)
+
+
+def _components(members: np.ndarray, adj: list[list[int]]) -> list[np.ndarray]:
+    """Connected components of *members* in *adj* (each sorted)."""
+    inside = set(int(m) for m in members)
+    out = []
+    seen: set[int] = set()
+    for s in sorted(inside):
+        if s in seen:
+            continue
+        comp = [s]
+        seen.add(s)
+        dq = deque([s])
+        while dq:
+            a = dq.popleft()
+            for b in adj[a]:
+                if b in inside and b not in seen:
+                    seen.add(b)
+                    comp.append(b)
+                    dq.append(b)
+        out.append(np.array(sorted(comp), dtype=np.int64))
+    return out
+
+
+def _bfs_order(members: np.ndarray, adj: list[list[int]], start: int) -> np.ndarray:
+    """Breadth-first order of *members* from *start* (unreached members appended)."""
+    inside = set(int(m) for m in members)
+    order = [start]
+    seen = {start}
+    dq = deque([start])
+    while dq:
+        a = dq.popleft()
+        for b in sorted(adj[a]):
+            if b in inside and b not in seen:
+                seen.add(b)
+                order.append(b)
+                dq.append(b)
+    order += [m for m in sorted(inside) if m not in seen]
+    return np.array(order, dtype=np.int64)
+
+
+class _Grouper:
+    """Recursive bisection of units into contiguous pieces of legal population."""
+
+    def __init__(self, xy, area, pop, sub, adj, *, min_pop, max_pop, target, road_penalty,
+                 max_checks=400, max_tries=6, budget=3000):
+        self.xy, self.area, self.pop, self.sub, self.adj = xy, area, pop, sub, adj
+        self.min, self.max, self.target = min_pop, max_pop, target
+        self.road_penalty = road_penalty
+        self.max_checks = max_checks
+        self.max_tries = max_tries
+        self.budget = budget
+        self.calls = 0
+
+    def _orders(self, idx: np.ndarray) -> list[np.ndarray]:
+        xy = self.xy[idx]
+        w = np.maximum(self.area[idx], 1e-9)
+        c = np.average(xy, axis=0, weights=w)
+        d = xy - c
+        cov = (d * w[:, None]).T @ d
+        vals, vecs = np.linalg.eigh(cov) if len(idx) > 1 else (np.array([0, 0]), np.eye(2))
+        u = vecs[:, int(np.argmax(vals))]
+        if u[0] < 0 or (u[0] == 0 and u[1] < 0):
+            u = -u
+        v = np.array([-u[1], u[0]])
+        pu, pv = d @ u, d @ v
+        orders = [idx[np.lexsort((idx, pu))], idx[np.lexsort((idx, pv))]]
+        subs = self.sub[idx]
+        if len(np.unique(subs)) > 1:
+            # sub-block by sub-block along the long axis (cuts fall on internal roads)
+            sc = pd.Series(pu).groupby(subs).transform("mean").to_numpy()
+            orders.append(idx[np.lexsort((idx, pu, subs, sc))])
+            sc2 = pd.Series(pv).groupby(subs).transform("mean").to_numpy()
+            orders.append(idx[np.lexsort((idx, pv, subs, sc2))])
+        orders.append(_bfs_order(idx, self.adj, int(idx[np.lexsort((idx, pu))][0])))
+        return orders
+
+    def _badness(self, idx: np.ndarray) -> float:
+        p = float(self.pop[idx].sum())
+        return max(self.min - p, 0.0) + max(p - self.max, 0.0)
+
+    def split(self, idx: np.ndarray, k: int) -> tuple[list[np.ndarray], float]:
+        """Pieces (arrays of unit positions) for *idx* worth *k* pieces.
+
+        Returns the pieces and their *badness*: total population outside the
+        limits (0 when every piece is legal). Cut candidates are tried best
+        first; when a cut leads to an illegal piece further down, the next
+        candidates are tried (backtracking, bounded by a call budget).
+        """
+        self.calls += 1
+        if k <= 1 or len(idx) <= 1:
+            return [idx], self._badness(idx)
+        total = self.pop[idx].sum()
+        cands = []  # (score, order_no, cut, k1)
+        orders = self._orders(idx)
+        has_subs = len(np.unique(self.sub[idx])) > 1
+        unit = max(total / k, 1.0)
+        for o, order in enumerate(orders):
+            m = len(order)
+            left = np.cumsum(self.pop[order])[:-1].astype(float)
+            right = total - left
+            cuts = np.arange(1, m)
+            # best number of pieces for the left side of every cut
+            score = np.full(m - 1, np.inf)
+            best_k1 = np.full(m - 1, k // 2)
+            for k1 in range(1, k):
+                k2 = k - k1
+                dev = np.abs(left - total * k1 / k) / unit
+                infeas = (np.maximum(k1 * self.min - left, 0) + np.maximum(left - k1 * self.max, 0)
+                          + np.maximum(k2 * self.min - right, 0) + np.maximum(right - k2 * self.max, 0))
+                sc = dev + 0.02 * abs(k1 - k / 2) + np.where(infeas > 0, 10.0 + infeas / max(self.target, 1.0), 0.0)
+                better = sc < score
+                score = np.where(better, sc, score)
+                best_k1 = np.where(better, k1, best_k1)
+            if has_subs:
+                s = self.sub[order]
+                codes, inv = np.unique(s, return_inverse=True)
+                first = np.full(len(codes), m)
+                last = np.full(len(codes), -1)
+                np.minimum.at(first, inv, np.arange(m))
+                np.maximum.at(last, inv, np.arange(m))
+                diff = np.zeros(m + 1)
+                np.add.at(diff, first, 1)
+                np.add.at(diff, last, -1)
+                crossing = np.cumsum(diff)[:-1][cuts - 1] > 0
+                score = score + np.where(crossing, self.road_penalty, 0.0)
+            for sc, c, k1 in zip(score.tolist(), cuts.tolist(), best_k1.tolist()):
+                cands.append((sc, o, c, k1))
+        cands.sort()
+        seen = set()
+        checks = 0
+        tried = 0
+        best: tuple[list[np.ndarray], float] | None = None
+        for sc, o, c, k1 in cands:
+            order = orders[o]
+            a, b = order[:c], order[c:]
+            key = (tuple(sorted(a.tolist())), k1)
+            if key in seen:
+                continue
+            seen.add(key)
+            checks += 1
+            if checks > self.max_checks:
+                break
+            if not (_connected(a, self.adj) and _connected(b, self.adj)):
+                continue
+            tried += 1
+            pa, ba = self.split(np.sort(a), k1)
+            pb, bb = self.split(np.sort(b), k - k1)
+            bad = ba + bb
+            if best is None or bad < best[1]:
+                best = (pa + pb, bad)
+            if bad == 0 or tried >= self.max_tries or self.calls > self.budget:
+                break
+        if best is None:  # no connected cut at all: leave whole
+            return [idx], self._badness(idx)
+        return best
+
+
+def _split_component(grouper: _Grouper, comp: np.ndarray, people: float, min_pop: float, max_pop: float,
+                     target: float) -> tuple[list[np.ndarray], float]:
+    """Best grouping of one connected set of units, trying piece counts nearest ``people/target`` first."""
+    k0 = choose_k(people, min_pop, max_pop, target)
+    lo = max(1, math.ceil(people / max_pop))
+    hi = max(lo, math.floor(people / min_pop)) if min_pop > 0 else lo
+    ks = sorted(set(range(lo, hi + 1)) | {k0}, key=lambda k: (abs(k - people / target), k))
+    best: tuple[list[np.ndarray], float] | None = None
+    for k in ks[:6]:
+        grouper.calls = 0
+        pieces, bad = grouper.split(comp, k)
+        if best is None or bad < best[1]:
+            best = (pieces, bad)
+        if bad == 0:
+            break
+    return best
+
+
+# --------------------------------------------------------------------------- units
+
+
+def extend_dangles(lines: np.ndarray, boundary: Any, max_ext: float) -> np.ndarray:
+    """Extensions of dead-end line ends to the nearest line or *boundary* straight ahead.
+
+    Estate roads often stop short of the estate wall or of each other (a
+    gate, a car park). Each dangling end is extended along its last segment
+    by at most *max_ext* metres; when the extension meets another line or
+    the boundary it is kept.
+
+    Parameters
+    ----------
+    lines : array of LineString (metric CRS)
+    boundary : geometry
+        Lines the extensions may also end on (e.g. the block outline).
+    max_ext : float
+        Longest extension (m).
+
+    Returns
+    -------
+    numpy.ndarray of LineString
+        The extension segments (may be empty).
+    """
+    lines = np.asarray(lines, dtype=object)
+    if max_ext <= 0 or len(lines) == 0:
+        return np.array([], dtype=object)
+    edges = shapely.get_parts(shapely.union_all(lines))
+    edges = edges[shapely.get_type_id(edges) == 1]
+    if len(edges) == 0:
+        return np.array([], dtype=object)
+    coords, idx = shapely.get_coordinates(edges, return_index=True)
+    first = np.r_[0, np.flatnonzero(idx[1:] != idx[:-1]) + 1]
+    last = np.r_[first[1:] - 1, len(idx) - 1]
+    ends = np.concatenate([coords[first], coords[last]])
+    prev = np.concatenate([coords[np.minimum(first + 1, last)], coords[np.maximum(last - 1, first)]])
+    owner = np.concatenate([idx[first], idx[last]])
+    key = np.round(ends, 6)
+    _, inv, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    dangling = counts[np.asarray(inv).ravel()] == 1
+    outline = shapely.boundary(boundary) if shapely.get_type_id(boundary) in (3, 6) else boundary
+    targets = np.concatenate([edges, shapely.get_parts(outline)])
+    tree = shapely.STRtree(targets)
+    out = []
+    for e in np.flatnonzero(dangling):
+        p = ends[e]
+        if shapely.distance(shapely.Point(p), outline) < 1e-6:  # already on the outline
+            continue
+        d = p - prev[e]
+        n = np.hypot(*d)
+        if n == 0:
+            continue
+        ray = shapely.LineString([p + d / n * 1e-6, p + d / n * max_ext])
+        hits = tree.query(ray, predicate="intersects")
+        hits = hits[hits != owner[e]]
+        if len(hits) == 0:
+            continue
+        x = shapely.intersection(ray, targets[hits])
+        pts = shapely.get_coordinates(x)
+        if len(pts) == 0:
+            continue
+        q = pts[np.argmin(np.hypot(*(pts - p).T))]
+        out.append(shapely.LineString([p, q]))
+    return np.array(out, dtype=object)
+
+
+def _sub_blocks(geom: Any, roads: np.ndarray, crs: Any, road_extend: float = 40.0) -> np.ndarray:
+    """Sub-blocks of *geom* cut by internal roads (dead ends extended), or the parts of *geom*."""
+    if len(roads):
+        ext = extend_dangles(shapely.get_parts(roads), geom, road_extend)
+        lines = np.concatenate([shapely.get_parts(roads), ext]) if len(ext) else roads
+        sb = street_blocks(gpd.GeoSeries(lines, crs=crs), gpd.GeoSeries([geom], crs=crs), crs=crs,
+                           snap_tol=0.5, min_area=300.0, sliver_width=8.0, class_column=None)
+        subs = np.asarray(sb.geometry.values, dtype=object)
+    else:
+        subs = np.array([geom], dtype=object)
+    return shapely.get_parts(subs)
+
+
+def _building_units(subs, bxy, bpeople, bhh):
+    """Voronoi cells of building locations inside each sub-block.
+
+    Returns unit geometries, people, households, sub-block, and for every unit
+    the building positions it holds (list of arrays; empty for filler units).
+    """
+    bpts = shapely.points(bxy)
+    loc, _, _ = locate_points(bpts, subs, snap_distance=np.inf)
+    geoms, people, hh, sub, members = [], [], [], [], []
+    for s, sg in enumerate(subs):
+        bs = np.flatnonzero(loc == s)
+        if len(bs) == 0:
+            geoms.append(sg); people.append(0); hh.append(0); sub.append(s); members.append(np.zeros(0, np.int64))
+            continue
+        # buildings at the same location share a cell (they are not split either way)
+        key = np.round(bxy[bs], 3)
+        uniq, inv = np.unique(key, axis=0, return_inverse=True)
+        inv = np.asarray(inv).ravel()
+        if len(uniq) == 1:
+            cells = np.array([sg], dtype=object)
+        else:
+            vor = shapely.voronoi_polygons(shapely.multipoints(uniq), extend_to=sg, ordered=True)
+            cells = _polygonal(shapely.intersection(shapely.get_parts(vor), sg))
+        gen = shapely.points(uniq)
+        for g in range(len(uniq)):
+            held = bs[inv == g]
+            parts = shapely.get_parts(cells[g])
+            parts = parts[shapely.area(parts) > 0] if len(parts) else parts
+            if len(parts) == 0:
+                # empty cell (numerical): building goes to the unit of the nearest other cell
+                geoms.append(shapely.Polygon()); people.append(int(bpeople[held].sum()))
+                hh.append(int(bhh[held].sum())); sub.append(s); members.append(held)
+                continue
+            main = int(np.argmin(shapely.distance(parts, gen[g])))
+            for p, part in enumerate(parts):
+                geoms.append(part)
+                sub.append(s)
+                if p == main:
+                    people.append(int(bpeople[held].sum())); hh.append(int(bhh[held].sum())); members.append(held)
+                else:
+                    people.append(0); hh.append(0); members.append(np.zeros(0, np.int64))
+    geoms = np.array(geoms, dtype=object)
+    people = np.array(people, dtype=np.int64)
+    hh = np.array(hh, dtype=np.int64)
+    sub = np.array(sub, dtype=np.int64)
+    # fold empty-cell buildings into the nearest non-empty unit
+    empty = np.flatnonzero(shapely.is_empty(geoms))
+    if len(empty):
+        full = np.flatnonzero(~shapely.is_empty(geoms))
+        tree = shapely.STRtree(geoms[full])
+        for e in empty:
+            t = full[tree.query_nearest(shapely.points(bxy[members[e][0]]))[0]]
+            people[t] += people[e]; hh[t] += hh[e]
+            members[t] = np.concatenate([members[t], members[e]])
+        keep = np.setdiff1d(np.arange(len(geoms)), empty)
+        geoms, people, hh, sub = geoms[keep], people[keep], hh[keep], sub[keep]
+        members = [members[k] for k in keep]
+    return geoms, people, hh, sub, members
+
+
+def _area_units(geom, subs, people, hh, n_strips, convexity_min=0.75):
+    """Area units of an atom without points; population shared by area.
+
+    Strips across the atom's long axis (``n_strips`` of equal area), cut by
+    the sub-blocks. An irregular atom (area below ``convexity_min`` of its
+    convex hull) is cut into a lattice of about ``2·n_strips`` cells instead,
+    since strips across a ragged shape fall apart into disconnected bits.
+    """
+    u, v = _axes(geom)
+    lines = []
+    irregular = shapely.area(geom) < convexity_min * shapely.area(shapely.convex_hull(geom))
+    if n_strips > 1 and not irregular:
+        cuts, _, _ = _cut_positions(geom, n_strips, u)
+        lines.append(_cut_lines(geom, u, cuts))
+    elif n_strips > 1:
+        pu = shapely.get_coordinates(geom) @ u
+        pv = shapely.get_coordinates(geom) @ v
+        ratio = max(np.ptp(pu), 1.0) / max(np.ptp(pv), 1.0)
+        n_cells = 2 * n_strips
+        nu = max(1, int(round(math.sqrt(n_cells * ratio))))
+        nv = max(1, int(math.ceil(n_cells / nu)))
+        for direction, m in ((u, nu), (v, nv)):
+            if m > 1:
+                cuts, _, _ = _cut_positions(geom, m, direction)
+                lines.append(_cut_lines(geom, direction, cuts))
+    if len(subs) > 1:
+        lines.append(shapely.boundary(subs))
+    faces = _faces(geom, np.concatenate(lines)) if lines else shapely.get_parts(np.array([geom], dtype=object))
+    sub, _, _ = locate_points(shapely.point_on_surface(faces), subs, snap_distance=np.inf)
+    a = shapely.area(faces)
+    return faces, largest_remainder(a, people), largest_remainder(a, hh), sub
+
+
+# --------------------------------------------------------------------------- main
+
+
+def split_oversized(
+    atoms: gpd.GeoDataFrame,
+    points: gpd.GeoDataFrame | None = None,
+    *,
+    min_pop: int = 1000,
+    max_pop: int = 2000,
+    target: float | None = None,
+    internal_roads: Any = None,
+    by: str | None = "people",
+    households: str | None = "households",
+    building: str = "building",
+    strips_per_piece: int = 4,
+    road_penalty: float = 0.1,
+    road_extend: float = 40.0,
+) -> tuple[gpd.GeoDataFrame, SplitReport]:
+    """Split atoms above *max_pop* into contiguous pieces of legal population.
+
+    Parameters
+    ----------
+    atoms : GeoDataFrame
+        Atoms (:func:`~geo.partition.population.assign_population`), metric CRS.
+        Atoms with a ``special`` unit or ``building_split`` set are never split.
+    points : GeoDataFrame, optional
+        Address points with *by* (people; every point counts 1 when absent),
+        optionally *households* and *building* columns, and optionally the
+        ``atom`` each point lies in (as in ``PopulationReport.points``; located
+        with the same rule when absent). Points sharing a *building* id are
+        one building, never split; points without one are buildings of their
+        own. The atom's ``people``/``households`` are shared over its
+        buildings in proportion to the points' values (largest remainder), so
+        totals are kept even when points and atoms disagree.
+    min_pop, max_pop : int
+        Legal piece population (inclusive).
+    target : float, optional
+        Preferred piece population; default ``(min_pop + max_pop) / 2``. The
+        number of pieces is ``people / target`` rounded into the feasible range
+        (:func:`choose_k`).
+    internal_roads : GeoDataFrame, GeoSeries or array of lines, optional
+        Estate roads (e.g. OSM ``service`` ways) along which cuts are preferred.
+    by, households, building : str
+        Column names in *points*.
+    strips_per_piece : int
+        Without points: strips cut per expected piece (finer strips balance
+        better against sub-blocks).
+    road_penalty : float
+        Score penalty (in units of relative population deviation) for a cut
+        that does not follow internal roads; 0.1 accepts a cut along a road
+        if it is at most 10 % less balanced.
+    road_extend : float
+        Dead ends of internal roads are extended straight ahead by up to this
+        many metres to the next road or the block outline
+        (:func:`extend_dangles`), since estate roads often stop short of the
+        wall; 0 disables.
+
+    Returns
+    -------
+    atoms : GeoDataFrame
+        Same columns, RangeIndex; split atoms replaced by their pieces (same
+        ``block``, ``community``); totals of ``people`` and ``households``
+        unchanged.
+    report : SplitReport
+    """
+    if atoms.crs is None:
+        raise ValueError("atoms have no CRS")
+    atoms = to_metric(atoms).reset_index(drop=True)
+    crs = atoms.crs
+    target = float(target) if target else (min_pop + max_pop) / 2.0
+    report = SplitReport()
+    n = len(atoms)
+    geoms = np.asarray(atoms.geometry.values, dtype=object)
+    people = atoms["people"].to_numpy(dtype=np.int64)
+    hh = atoms["households"].to_numpy(dtype=np.int64) if "households" in atoms.columns else np.zeros(n, np.int64)
+    special = atoms["special"].to_numpy(dtype=object) if "special" in atoms.columns else np.full(n, None, object)
+    bsplit = atoms["building_split"].to_numpy(dtype=bool) if "building_split" in atoms.columns else np.zeros(n, bool)
+    block = atoms["block"].to_numpy() if "block" in atoms.columns else np.arange(n)
+
+    # points → atoms
+    pts = None
+    if points is not None and len(points):
+        pts = points.to_crs(crs) if points.crs is not None else points.set_crs(crs)
+        pgeom = np.asarray(pts.geometry.values, dtype=object)
+        if "atom" in pts.columns:
+            p_atom = pts["atom"].to_numpy(dtype=np.int64)
+        else:
+            p_atom = locate_points(pgeom, geoms)[0]
+        pxy = shapely.get_coordinates(pgeom) if len(pgeom) else np.zeros((0, 2))
+        p_w = pd.to_numeric(pts[by], errors="coerce").fillna(0).to_numpy(dtype=float) if by and by in pts.columns \
+            else np.ones(len(pts))
+        p_hw = pd.to_numeric(pts[households], errors="coerce").fillna(0).to_numpy(dtype=float) \
+            if households and households in pts.columns else None
+        if building in pts.columns:
+            bcol = pts[building].to_numpy(dtype=object)
+            bkey = np.array([f"b:{v}" if v is not None and v == v else f"p:{k}" for k, v in enumerate(bcol)],
+                            dtype=object)
+        else:
+            bkey = np.array([f"p:{k}" for k in range(len(pts))], dtype=object)
+        p_new_atom = np.full(len(pts), -1, dtype=np.int64)
+
+    road_geoms = np.array([], dtype=object)
+    if internal_roads is not None:
+        rr = internal_roads
+        if isinstance(rr, (gpd.GeoDataFrame, gpd.GeoSeries)):
+            rr = rr.to_crs(crs) if rr.crs is not None else rr.set_crs(crs)
+            road_geoms = np.asarray(rr.geometry.values, dtype=object)
+        else:
+            road_geoms = np.asarray(rr, dtype=object)
+    road_tree = shapely.STRtree(road_geoms) if len(road_geoms) else None
+
+    out_src: list[int] = []
+    out_geom: list[Any] = []
+    out_people: list[int] = []
+    out_hh: list[int] = []
+    out_bsplit: list[bool] = []
+    from_split: list[bool] = []
+    point_targets: list[tuple[np.ndarray, int]] = []  # (point positions, output position)
+
+    if pts is not None:
+        order_p = np.argsort(p_atom, kind="stable")
+        sorted_atoms = p_atom[order_p]
+        starts = np.searchsorted(sorted_atoms, np.arange(n), side="left")
+        ends = np.searchsorted(sorted_atoms, np.arange(n), side="right")
+
+    for a in range(n):
+        pa = order_p[starts[a]:ends[a]] if pts is not None else np.zeros(0, np.int64)
+        oversized = people[a] > max_pop
+        if oversized and (special[a] is not None or bsplit[a]):
+            report.unsplit.append({"atom": a, "block": int(block[a]), "people": int(people[a]),
+                                   "reason": "special unit" if special[a] is not None else "building"})
+        if not oversized or special[a] is not None or bsplit[a]:
+            point_targets.append((pa, len(out_src)))
+            out_src.append(a); out_geom.append(geoms[a]); out_people.append(int(people[a]))
+            out_hh.append(int(hh[a])); out_bsplit.append(bool(bsplit[a])); from_split.append(False)
+            continue
+
+        g = geoms[a]
+        roads_here = np.array([], dtype=object)
+        if road_tree is not None:
+            roads_here = road_geoms[road_tree.query(g, predicate="intersects")]
+        subs = _sub_blocks(g, roads_here, crs, road_extend)
+        k_total = choose_k(people[a], min_pop, max_pop, target)
+        if len(pa):
+            # buildings
+            codes, binv = np.unique(bkey[pa], return_inverse=True)
+            nb = len(codes)
+            bw = np.bincount(binv, weights=p_w[pa], minlength=nb)
+            bxy = np.column_stack([np.bincount(binv, weights=pxy[pa, 0], minlength=nb),
+                                   np.bincount(binv, weights=pxy[pa, 1], minlength=nb)]) / \
+                np.bincount(binv, minlength=nb)[:, None]
+            bpeople = largest_remainder(bw, int(people[a]))
+            bhh = largest_remainder(np.bincount(binv, weights=p_hw[pa], minlength=nb) if p_hw is not None
+                                    else bpeople, int(hh[a]))
+            ug, upeople, uhh, usub, umembers = _building_units(subs, bxy, bpeople, bhh)
+            method = "buildings"
+            indivisible = np.array([len(m) > 0 for m in umembers])
+        else:
+            ug, upeople, uhh, usub = _area_units(g, subs, int(people[a]), int(hh[a]),
+                                                 max(1, strips_per_piece * k_total))
+            umembers = [np.zeros(0, np.int64)] * len(ug)
+            method = "area"
+            indivisible = np.zeros(len(ug), dtype=bool)
+            binv = None
+        nu = len(ug)
+        i, j, _ = polygon_adjacency(ug, min_shared=1e-3)
+        adj: list[list[int]] = [[] for _ in range(nu)]
+        for x, y in zip(i.tolist(), j.tolist()):
+            adj[x].append(y)
+            adj[y].append(x)
+        big = np.flatnonzero(indivisible & (upeople > max_pop))
+        groups: list[tuple[np.ndarray, bool]] = [(np.array([u]), True) for u in big]
+        rest = np.setdiff1d(np.arange(nu), big)
+        cen = shapely.get_coordinates(shapely.point_on_surface(ug)) if nu else np.zeros((0, 2))
+        grouper = _Grouper(cen, shapely.area(ug), upeople.astype(float), usub, adj,
+                           min_pop=min_pop, max_pop=max_pop, target=target, road_penalty=road_penalty)
+        failed = False
+        for comp in _components(rest, adj) if len(rest) else []:
+            pieces, bad = _split_component(grouper, comp, float(upeople[comp].sum()), min_pop, max_pop, target)
+            failed |= bad > 0
+            groups.extend((piece, False) for piece in pieces)
+        labels = np.empty(nu, dtype=np.int64)
+        for gi, (members, _) in enumerate(groups):
+            labels[members] = gi
+        _, merged = dissolve_groups(ug, labels)
+        piece_people = []
+        first_out = len(out_src)
+        for gi, (members, is_b) in enumerate(groups):
+            pp = int(upeople[members].sum())
+            piece_people.append(pp)
+            out_src.append(a); out_geom.append(merged[gi]); out_people.append(pp)
+            out_hh.append(int(uhh[members].sum())); out_bsplit.append(bool(is_b)); from_split.append(not is_b)
+            if is_b:
+                bpos = umembers[members[0]]
+                report.building_split.append({"atom": a, "block": int(block[a]),
+                                              "building": [str(codes[b])[2:] for b in bpos],
+                                              "people": pp})
+            if binv is not None:
+                held = np.concatenate([umembers[m] for m in members]) if len(members) else np.zeros(0, np.int64)
+                point_targets.append((pa[np.isin(binv, held)], len(out_src) - 1))
+        ok = all(min_pop <= p <= max_pop for p, (_, is_b) in zip(piece_people, groups) if not is_b)
+        report.split.append({
+            "atom": a, "block": int(block[a]), "people": int(people[a]), "pieces": len(groups),
+            "piece_people": piece_people, "method": method, "roads": int(len(subs)) if len(roads_here) else 0,
+            "building_split": int(len(big)), "ok": bool(ok and not failed),
+            "first_output": first_out,
+        })
+
+    out = atoms.iloc[out_src].reset_index(drop=True)
+    out = out.set_geometry(np.array(out_geom, dtype=object), crs=crs)
+    out["people"] = np.array(out_people, dtype=np.int64)
+    out["households"] = np.array(out_hh, dtype=np.int64)
+    out["building_split"] = np.array(out_bsplit, dtype=bool)
+    if "area_m2" in out.columns:
+        out["area_m2"] = shapely.area(np.asarray(out.geometry.values, dtype=object))
+    for k in np.flatnonzero(np.array(from_split)):
+        p = int(out_people[k])
+        if not (min_pop <= p <= max_pop):
+            report.violations.append({"atom": int(k), "block": int(block[out_src[k]]), "people": p})
+    if pts is not None:
+        for pos, t in point_targets:
+            p_new_atom[pos] = t
+        report.points = pts.assign(atom=p_new_atom)
+    return out, report
