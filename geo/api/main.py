@@ -16,7 +16,7 @@ from geo.api import errors
 from geo.api.core.config import DEMO_SECRET, get_catalogue
 from geo.api.core.context import request_id
 from geo.api.deps import AppState
-from geo.api.routes import auth, events, health, lookup, open311, plans, stats, workers
+from geo.api.routes import auth, events, health, jobs, lookup, open311, plans, stats, workers
 from geo.api.services.lookup_index import IndexHolder
 from geo.config import Settings, get_settings
 
@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None, *, listen: bool = True) -> Fast
                                        "ms": round((time.perf_counter() - t0) * 1000, 2)})
         return response
 
-    for r in (health.router, auth.router, lookup.router, plans.router, events.router, workers.router,
+    for r in (health.router, auth.router, lookup.router, plans.router, jobs.router, events.router, workers.router,
               stats.router, open311.router):
         app.include_router(r)
     return app

@@ -364,3 +364,21 @@ class EventTransition(Base):
     at: Mapped[datetime] = _now()
     note: Mapped[str | None] = mapped_column(Text)
     __table_args__ = (Index("ix_event_transitions_event", "event_id"),)
+
+
+class PartitionJob(Base):
+    """A partition run requested through the API (runs in the background; progress is polled)."""
+
+    __tablename__ = "partition_jobs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    jurisdiction_id: Mapped[int] = mapped_column(ForeignKey("jurisdictions.id", ondelete="CASCADE"), nullable=False)
+    params: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    state: Mapped[str] = mapped_column(String(16), nullable=False, server_default="queued")
+    progress: Mapped[float] = mapped_column(nullable=False, server_default="0")
+    stage: Mapped[str | None] = mapped_column(Text)
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("grid_plans.id", ondelete="SET NULL"))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    created_by: Mapped[str] = mapped_column(Text, nullable=False)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="ck_partition_jobs_state"),)
