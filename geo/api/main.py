@@ -7,7 +7,7 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from geo.api.core.responses import JSON
 
@@ -23,6 +23,10 @@ from geo.config import Settings, get_settings
 log = logging.getLogger("geo.api")
 
 
+ROUTERS = (health.router, auth.router, lookup.router, plans.router, jobs.router, events.router, workers.router,
+           stats.router, open311.router)
+
+
 class ConfigError(RuntimeError):
     """The service is not configured safely enough to start."""
 
@@ -36,6 +40,71 @@ def resolve_secret(settings: Settings) -> str:
         return DEMO_SECRET
     raise ConfigError("GEO_SECRET_KEY is not set; generate one (python -c 'import secrets; "
                       "print(secrets.token_urlsafe(48))') or run with --demo")
+
+
+class RequestContext:
+    """Pure-ASGI middleware: request id (``X-Request-ID`` in and out), access log, last-resort 500 body.
+
+    (Starlette's ``BaseHTTPMiddleware`` costs tens of microseconds per request; this costs almost nothing.)
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        rid = None
+        for k, v in scope.get("headers", ()):
+            if k == b"x-request-id":
+                rid = v.decode("latin-1")[:64]
+                break
+        rid = rid or uuid.uuid4().hex[:16]
+        token = request_id.set(rid)
+        t0 = time.perf_counter()
+        state = {"status": 500, "started": False}
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                state["status"], state["started"] = message["status"], True
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode("latin-1"))]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error", extra={"request_id": rid, "path": scope.get("path")})
+            if not state["started"]:
+                await JSON(errors.body("internal_error", "internal error; quote the request id"),
+                           status_code=500, headers={"x-request-id": rid})(scope, receive, send)
+        finally:
+            request_id.reset(token)
+            if log.isEnabledFor(logging.INFO):
+                log.info("request", extra={"request_id": rid, "method": scope.get("method"), "path": scope.get("path"),
+                                           "status": state["status"],
+                                           "ms": round((time.perf_counter() - t0) * 1000, 2)})
+
+
+def custom_openapi(app: FastAPI) -> dict:
+    """OpenAPI with the two security schemes, required on every route that depends on ``require()``."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    schema.setdefault("components", {})["securitySchemes"] = {
+        "OAuth2Password": {"type": "oauth2", "flows": {"password": {"tokenUrl": "/v1/auth/token", "scopes": {}}}},
+        "APIKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    }
+    for route in (r for router in ROUTERS for r in router.routes):
+        deps = getattr(getattr(route, "dependant", None), "dependencies", [])
+        if any(getattr(d.call, "__geo_secured__", False) for d in deps):
+            for method in route.methods:
+                op = schema["paths"].get(route.path_format, {}).get(method.lower())
+                if op is not None:
+                    op["security"] = [{"OAuth2Password": []}, {"APIKey": []}]
+    app.openapi_schema = schema
+    return schema
 
 
 def create_app(settings: Settings | None = None, *, listen: bool = True) -> FastAPI:
@@ -80,27 +149,9 @@ def create_app(settings: Settings | None = None, *, listen: bool = True) -> Fast
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PATCH"],
                            allow_headers=["Authorization", "Content-Type", "X-API-Key", "Idempotency-Key"])
 
-    @app.middleware("http")
-    async def _request_id(request: Request, call_next):
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
-        token = request_id.set(rid)
-        t0 = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception:
-            log.exception("unhandled error", extra={"request_id": rid, "path": request.url.path})
-            response = JSON(errors.body("internal_error", "internal error; quote the request id"),
-                                      status_code=500)
-        finally:
-            request_id.reset(token)
-        response.headers["X-Request-ID"] = rid
-        if log.isEnabledFor(logging.INFO):
-            log.info("request", extra={"request_id": rid, "method": request.method, "path": request.url.path,
-                                       "status": response.status_code,
-                                       "ms": round((time.perf_counter() - t0) * 1000, 2)})
-        return response
+    app.add_middleware(RequestContext)
 
-    for r in (health.router, auth.router, lookup.router, plans.router, jobs.router, events.router, workers.router,
-              stats.router, open311.router):
+    app.openapi = lambda: custom_openapi(app)
+    for r in ROUTERS:
         app.include_router(r)
     return app

@@ -10,7 +10,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import text
 
 from geo.api.core.security import Principal, create_token, verify_password
-from geo.api.deps import current_principal, get_state
+from geo.api.deps import get_state, require
 from geo.api.errors import APIError
 from geo.api.services import audit
 
@@ -60,6 +60,6 @@ async def token(request: Request, form: OAuth2PasswordRequestForm = Depends()):
 
 
 @router.get("/me", summary="Who am I: role and jurisdiction")
-async def me(p: Principal = Depends(current_principal)):
+async def me(p: Principal = Depends(require("read"))):
     return {"kind": p.kind, "name": p.name, "role": p.role, "jurisdiction_id": p.jurisdiction_id,
             "worker_id": p.worker_id, "sees_personal_data": p.sees_pii}
