@@ -18,6 +18,7 @@ Areas and distances are computed in a local metric CRS chosen by
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 import geopandas as gpd
@@ -228,18 +229,33 @@ def from_wgs84(gdf: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
     return wgs.to_crs(target)
 
 
-def point_to_wgs84(lon: float, lat: float, crs: Any = "wgs84") -> tuple[float, float]:
-    """Convert a single point given in *crs* (wgs84 / gcj02 / cgcs2000 / EPSG) to WGS84."""
-    target = parse_crs(crs)
-    if target == "gcj02":
-        x, y = gcj02_to_wgs84(lon, lat)
-        return float(x), float(y)
-    if target.equals(WGS84):
-        return float(lon), float(lat)
+@lru_cache(maxsize=64)
+def _transformer_to_wgs84(crs_key: str):
     from pyproj import Transformer
 
-    t = Transformer.from_crs(target, WGS84, always_xy=True)
-    x, y = t.transform(lon, lat)
+    return Transformer.from_crs(CRS.from_user_input(crs_key), WGS84, always_xy=True)
+
+
+_WGS84_KEYS = frozenset({"wgs84", "epsg:4326", "4326"})
+
+
+def point_to_wgs84(lon: float, lat: float, crs: Any = "wgs84") -> tuple[float, float]:
+    """Convert a single point given in *crs* (wgs84 / gcj02 / cgcs2000 / EPSG) to WGS84.
+
+    Hot path of the API: the common names skip pyproj entirely (building a CRS costs
+    milliseconds); other CRSs use a cached transformer.
+    """
+    key = crs.strip().lower() if isinstance(crs, str) else str(crs)
+    if key in _WGS84_KEYS:
+        return float(lon), float(lat)
+    if key in GCJ02_NAMES:
+        x, y = gcj02_to_wgs84(lon, lat)
+        return float(x), float(y)
+    key = CRS_ALIASES.get(key, key)
+    try:
+        x, y = _transformer_to_wgs84(key.upper() if key.startswith("epsg:") else key).transform(lon, lat)
+    except Exception as exc:  # pyproj's errors: unknown CRS
+        raise CRSError(f"unknown CRS {crs!r}") from exc
     return float(x), float(y)
 
 
