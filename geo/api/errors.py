@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from geo.api.core.responses import JSON
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geo.api.core.context import request_id
@@ -58,8 +59,9 @@ def install(app: FastAPI) -> None:
         for e in exc.errors():
             loc = e.get("loc", ())
             d = {"field": _loc(loc), "in": loc[0] if loc else None, "message": e.get("msg")}
-            if "input" in e and not isinstance(e["input"], (dict, list)):
-                d["input"] = e["input"]
+            v = e.get("input")
+            if isinstance(v, (str, int, float, bool)):
+                d["input"] = v[:200] if isinstance(v, str) else (str(v) if isinstance(v, int) and abs(v) > 2**53 else v)
             details.append(d)
         where = ", ".join(d["field"] for d in details[:5])
         return JSON(body("validation_error", f"invalid request: {where}", details), status_code=422)
@@ -77,8 +79,20 @@ def install(app: FastAPI) -> None:
         return JSON(body("database_unavailable", "the database is unavailable; retry shortly"),
                               status_code=503, headers={"Retry-After": "2"})
 
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(request: Request, exc: PoolTimeout):
+        log.warning("database pool exhausted: %s", exc)
+        return JSON(body("busy", "the service is busy; retry shortly"), status_code=503, headers={"Retry-After": "1"})
+
     @app.exception_handler(DBAPIError)
     async def _db_error(request: Request, exc: DBAPIError):
+        import psycopg
+
+        if isinstance(exc.orig, psycopg.errors.DataError):
+            # the input could not be stored or compared as given (NUL characters, out-of-range numbers, dates)
+            msg = str(exc.orig).splitlines()[0]
+            return JSON(body("invalid_value", f"a value in the request cannot be used: {msg}",
+                             [{"field": None, "message": msg}]), status_code=422)
         if exc.connection_invalidated:
             return JSON(body("database_unavailable", "the database connection was lost; retry"),
                                   status_code=503, headers={"Retry-After": "2"})

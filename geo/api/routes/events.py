@@ -91,7 +91,7 @@ def list_events(
     from_: datetime | None = Query(None, alias="from"),
     to: datetime | None = None,
     limit: int = Query(100, ge=1, le=5000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=10_000_000),
     p: Principal = Depends(require("read")),
 ):
     st = get_state(request)
@@ -133,7 +133,8 @@ def get_event(request: Request, event_id: int, p: Principal = Depends(require("r
     st = get_state(request)
     with st.engine.connect() as conn:
         ev = svc.get_event(conn, event_id, p)
-        check_scope(st, p, ev["jurisdiction_path"], "read", "event", event_id, ev["jurisdiction_id"])
+    check_scope(st, p, ev["jurisdiction_path"], "read", "event", event_id, ev["jurisdiction_id"])
+    with st.engine.connect() as conn:
         out = svc.event_json(ev, p)
         out["transitions"] = svc.transitions(conn, event_id)
         out["allowed_transitions"] = svc.allowed_from(ev["state"])

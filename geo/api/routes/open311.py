@@ -119,6 +119,13 @@ def _query(state, p: Principal, ids: list[int] | None, service_code: str | None,
     return [_request_json(r, state.catalogue) for r in rows]
 
 
+def _id(v: str) -> int:
+    v = v.strip()
+    if not (v.isascii() and v.isdigit()) or len(v) > 18:
+        raise ValueError(v)
+    return int(v)
+
+
 def _dt(v: str | None, name: str):
     if not v:
         return None
@@ -135,7 +142,7 @@ async def requests(request: Request):
         p = await _principal(request)
         if p is None:
             return _err(403, "api_key required")
-        ids = [int(x) for x in q["service_request_id"].split(",")] if q.get("service_request_id") else None
+        ids = [_id(x) for x in q["service_request_id"].split(",")] if q.get("service_request_id") else None
         start, end = _dt(q.get("start_date"), "start_date"), _dt(q.get("end_date"), "end_date")
     except ValueError:
         return _err(400, "service_request_id must be a comma-separated list of numbers")
@@ -153,7 +160,7 @@ async def one_request(request: Request, request_id: str):
         return _err(403, exc.message)
     if p is None:
         return _err(403, "api_key required")
-    if not request_id.isdigit():
+    if not (request_id.isascii() and request_id.isdigit()) or len(request_id) > 18:
         return _err(400, "service_request_id must be a number")
     rows = await run_in_threadpool(_query, get_state(request), p, [int(request_id)], None, None, None, None)
     if not rows:

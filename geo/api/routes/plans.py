@@ -49,7 +49,8 @@ def get_jurisdiction(request: Request, code: str, p: Principal = Depends(require
     state = get_state(request)
     with state.engine.connect() as conn:
         j = _jurisdiction(conn, code)
-        check_scope(state, p, j["path"], "read", "jurisdiction", code, j["id"])
+    check_scope(state, p, j["path"], "read", "jurisdiction", code, j["id"])
+    with state.engine.connect() as conn:
         children = conn.execute(text("SELECT code, name, level, urban FROM jurisdictions WHERE parent_id = :i ORDER BY code"),
                                 {"i": j["id"]}).mappings().all()
         geom = conn.execute(text("SELECT ST_AsGeoJSON(geom, 6) FROM jurisdictions WHERE id = :i"), {"i": j["id"]}).scalar()
@@ -84,7 +85,8 @@ def list_plans(request: Request, code: str, p: Principal = Depends(require("read
     state = get_state(request)
     with state.engine.connect() as conn:
         j = _jurisdiction(conn, code)
-        check_scope(state, p, j["path"], "read", "jurisdiction", code, j["id"])
+    check_scope(state, p, j["path"], "read", "jurisdiction", code, j["id"])
+    with state.engine.connect() as conn:
         ids = conn.execute(text("SELECT id FROM grid_plans WHERE jurisdiction_id = :j ORDER BY version DESC"),
                            {"j": j["id"]}).scalars().all()
         return [_plan_json(_plan_row(conn, i), with_quality=False) for i in ids]
@@ -103,9 +105,9 @@ def get_plan(request: Request, plan_id: int, p: Principal = Depends(require("rea
 def diff_plans(request: Request, a: int, b: int, p: Principal = Depends(require("read"))):
     state = get_state(request)
     with state.engine.connect() as conn:
-        for pid in (a, b):
-            r = _plan_row(conn, pid)
-            check_scope(state, p, r["path"], "read", "plan", pid, r["jurisdiction_id"])
+        rows = [_plan_row(conn, pid) for pid in (a, b)]
+    for pid, r in zip((a, b), rows):
+        check_scope(state, p, r["path"], "read", "plan", pid, r["jurisdiction_id"])
     return db_plans.diff(state.engine, a, b).as_dict()
 
 

@@ -181,7 +181,8 @@ def track(request: Request, worker_id: int, day: date = Query(..., description="
     st = get_state(request)
     with st.engine.connect() as conn:
         w = _worker(conn, worker_id)
-        check_scope(st, p, w["path"], "read", "worker", worker_id, w["jurisdiction_id"])
+    check_scope(st, p, w["path"], "read", "worker", worker_id, w["jurisdiction_id"])
+    with st.engine.connect() as conn:
         start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
         rows = conn.execute(text("""
             SELECT ts, ST_X(geom) AS lon, ST_Y(geom) AS lat, grid_code, outside_own_grids FROM worker_positions
@@ -199,9 +200,11 @@ def grid_workers(request: Request, code: str, lon: float | None = Query(None, ge
     with st.engine.connect() as conn:
         rows = conn.execute(text("""
             SELECT w.id, w.name, w.role, w.on_duty, w.phone, lp.ts, ST_X(lp.geom) AS lon, ST_Y(lp.geom) AS lat,
-                   CASE WHEN :lon IS NOT NULL AND lp.geom IS NOT NULL THEN
-                        ST_Distance(lp.geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) END
-                        AS distance_m
+                   CASE WHEN CAST(:lon AS float8) IS NOT NULL AND CAST(:lat AS float8) IS NOT NULL
+                        AND lp.geom IS NOT NULL THEN
+                        ST_Distance(lp.geom::geography, ST_SetSRID(ST_MakePoint(CAST(:lon AS float8),
+                                                                               CAST(:lat AS float8)), 4326)::geography)
+                   END AS distance_m
             FROM worker_grids wg JOIN workers w ON w.id = wg.worker_id
             JOIN jurisdictions j ON j.id = w.jurisdiction_id
             LEFT JOIN LATERAL (SELECT ts, geom FROM worker_positions WHERE worker_id = w.id ORDER BY ts DESC LIMIT 1) lp
