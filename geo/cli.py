@@ -112,6 +112,55 @@ def db_migrate(revision: str = typer.Argument("head"), down: bool = typer.Option
         _migrate(revision)
 
 
+@db_app.command("backup")
+def db_backup(file: Path) -> None:
+    """Dump the whole database (plans, events, audit, everything) with pg_dump."""
+    from geo.db.cluster import ClusterError, database_url
+    from geo.db.ops import backup
+
+    try:
+        backup(database_url(), file)
+    except ClusterError as exc:
+        _fail(str(exc), 2)
+    console.print(f"backup written to {file} ({file.stat().st_size:,} bytes)")
+
+
+@db_app.command("restore")
+def db_restore(file: Path, force: bool = typer.Option(False, help="Replace a database that is not empty.")) -> None:
+    """Restore a backup into an empty database, in one transaction."""
+    from geo.db.cluster import ClusterError, database_url
+    from geo.db.ops import restore
+    from geo.db.session import get_engine
+
+    try:
+        restore(database_url(), file, force=force, engine=get_engine())
+    except ClusterError as exc:
+        _fail(str(exc), 2)
+    console.print(f"restored {file}")
+
+
+@app.command("doctor")
+def doctor_cmd() -> None:
+    """Check PostgreSQL/PostGIS, migrations, indexes, published plans, users, secrets; say what to fix."""
+    from geo.config import get_settings
+    from geo.db.cluster import ClusterError
+    from geo.db.ops import doctor
+    from geo.db.session import get_engine
+
+    try:
+        checks = doctor(get_engine(), get_settings())
+    except ClusterError as exc:
+        _fail(str(exc), 2)
+    t = Table(title="geo doctor")
+    for c in ("check", "status", "detail", "fix"):
+        t.add_column(c)
+    colour = {"ok": "green", "warn": "yellow", "fail": "red"}
+    for c in checks:
+        t.add_row(c.name, f"[{colour[c.status]}]{c.status}[/]", c.detail, c.fix if c.status != "ok" else "")
+    console.print(t)
+    raise typer.Exit(1 if any(c.status == "fail" for c in checks) else 0)
+
+
 # --------------------------------------------------------------------------- load
 
 

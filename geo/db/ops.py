@@ -1,0 +1,148 @@
+"""Operations: backup/restore with pg_dump/pg_restore, and `geo doctor` checks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from sqlalchemy import Engine, text
+
+from geo.db.cluster import ClusterError, bindir
+
+
+def _libpq_env(url: str) -> tuple[list[str], dict]:
+    """Connection arguments for pg_dump/pg_restore from a SQLAlchemy URL (password via PGPASSWORD)."""
+    u = urlparse(url.replace("postgresql+psycopg://", "postgresql://", 1))
+    args = ["-h", u.hostname or "127.0.0.1", "-p", str(u.port or 5432), "-U", unquote(u.username or ""),
+            "-d", (u.path or "/").lstrip("/")]
+    env = os.environ | {"PGPASSWORD": unquote(u.password or ""), "PGCONNECT_TIMEOUT": "10"}
+    return args, env
+
+
+def _tool(name: str) -> str:
+    try:
+        return str(bindir() / name)
+    except ClusterError:
+        from shutil import which
+
+        found = which(name)
+        if not found:
+            raise ClusterError(f"{name} not found; install the Debian package postgresql-client-15") from None
+        return found
+
+
+def backup(url: str, path: Path) -> Path:
+    """Dump the whole database (schema, data, migration state) to *path* in pg_dump's custom format."""
+    args, env = _libpq_env(url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run([_tool("pg_dump"), *args, "-Fc", "--no-owner", "-f", str(path)], env=env,
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise ClusterError(f"pg_dump failed: {r.stderr.strip()}")
+    return path
+
+
+def database_is_empty(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        n = conn.execute(text("""
+            SELECT count(*) FROM pg_tables WHERE schemaname = 'public'
+            AND tablename NOT IN ('spatial_ref_sys')
+        """)).scalar_one()
+    return n == 0
+
+
+def restore(url: str, path: Path, *, force: bool = False, engine: Engine | None = None) -> None:
+    """Restore a backup into the database in one transaction.
+
+    Refuses a database that already has geo tables unless *force* (then objects are dropped first).
+    """
+    if not Path(path).exists():
+        raise ClusterError(f"{path}: backup file not found")
+    if engine is not None and not force and not database_is_empty(engine):
+        raise ClusterError("the database is not empty; restore into an empty cluster or pass --force to replace it")
+    args, env = _libpq_env(url)
+    cmd = [_tool("pg_restore"), *args, "--no-owner", "--single-transaction", "--exit-on-error"]
+    if force:
+        cmd += ["--clean", "--if-exists"]
+    r = subprocess.run([*cmd, str(path)], env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise ClusterError(f"pg_restore failed (nothing was changed): {r.stderr.strip()[-2000:]}")
+
+
+# --------------------------------------------------------------------------- doctor
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # ok | warn | fail
+    detail: str
+    fix: str = ""
+
+
+EXPECTED_INDEXES = ("ix_grids_geom", "ix_jurisdictions_geom", "ix_population_units_geom", "ix_streets_geom",
+                    "ix_special_areas_geom", "ix_events_geom", "ix_worker_positions_geom", "uq_grid_plans_one_published",
+                    "ix_events_path", "ix_jurisdictions_path")
+
+
+def doctor(engine: Engine, settings) -> list[Check]:
+    """Check the installation and say what to fix."""
+    from geo.db import migrate
+
+    out: list[Check] = []
+    try:
+        with engine.connect() as conn:
+            ver = conn.execute(text("SHOW server_version")).scalar_one()
+            out.append(Check("PostgreSQL", "ok" if ver.startswith("15") or int(ver.split(".")[0]) >= 15 else "warn",
+                             ver, "PostgreSQL 15 or newer is supported"))
+            try:
+                pg = conn.execute(text("SELECT postgis_lib_version()")).scalar_one()
+                out.append(Check("PostGIS", "ok" if int(pg.split(".")[0]) >= 3 else "fail", pg,
+                                 "apt-get install postgresql-15-postgis-3"))
+            except Exception:  # noqa: BLE001
+                out.append(Check("PostGIS", "fail", "extension missing", "CREATE EXTENSION postgis (geo db up does it)"))
+                return out
+    except Exception as exc:  # noqa: BLE001
+        out.append(Check("database", "fail", str(exc).splitlines()[0], "geo db up (or check DATABASE_URL)"))
+        return out
+    cur, head = migrate.current_revision(engine.url.render_as_string(hide_password=False)), migrate.head_revision()
+    out.append(Check("migrations", "ok" if cur == head else "fail", f"at {cur}, head {head}",
+                     "" if cur == head else "geo db migrate"))
+    with engine.connect() as conn:
+        have = set(conn.execute(text("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")).scalars())
+        missing = [i for i in EXPECTED_INDEXES if i not in have]
+        out.append(Check("indexes", "ok" if not missing else "fail",
+                         "all present" if not missing else f"missing {missing}", "geo db migrate (or recreate them)"))
+        geom_no_gist = conn.execute(text("""
+            SELECT f_table_name || '.' || f_geometry_column FROM geometry_columns g WHERE f_table_schema = 'public'
+            AND NOT EXISTS (SELECT 1 FROM pg_indexes i WHERE i.tablename = g.f_table_name
+                            AND i.indexdef ILIKE '%USING gist%' AND i.indexdef LIKE '%' || g.f_geometry_column || '%')
+        """)).scalars().all()
+        out.append(Check("spatial indexes", "ok" if not geom_no_gist else "fail",
+                         "every geometry column has a GiST index" if not geom_no_gist else f"no GiST on {geom_no_gist}",
+                         "CREATE INDEX … USING gist"))
+        rows = conn.execute(text("""
+            SELECT j.code, j.name, EXISTS (SELECT 1 FROM grid_plans p WHERE p.jurisdiction_id = j.id
+                                          AND p.status = 'published') AS published,
+                   EXISTS (SELECT 1 FROM grid_plans p JOIN jurisdictions a ON a.id = p.jurisdiction_id
+                           WHERE p.status = 'published' AND j.path LIKE a.path || '%') AS covered
+            FROM jurisdictions j WHERE j.level = 'street'
+            AND EXISTS (SELECT 1 FROM population_units u WHERE ST_Intersects(u.geom, j.geom))
+        """)).all()
+        uncovered = [f"{r.code} {r.name}" for r in rows if not r.covered]
+        out.append(Check("published plans", "ok" if rows and not uncovered else "warn",
+                         f"{sum(r.covered for r in rows)} of {len(rows)} streets/towns with population covered by a "
+                         f"published plan" + (f"; missing: {uncovered[:5]}" if uncovered else ""),
+                         "geo partition CODE --publish" if uncovered or not rows else ""))
+        users = conn.execute(text("SELECT count(*) FROM users WHERE active")).scalar_one()
+        out.append(Check("users", "ok" if users else "warn", f"{users} active",
+                         "" if users else "geo user add NAME --role admin --jurisdiction CODE"))
+    if not settings.demo:
+        out.append(Check("secret key", "ok" if settings.secret_key else "fail",
+                         "GEO_SECRET_KEY set" if settings.secret_key else "GEO_SECRET_KEY not set",
+                         "" if settings.secret_key else "export GEO_SECRET_KEY=$(python -c 'import secrets; "
+                         "print(secrets.token_urlsafe(48))')"))
+    return out
