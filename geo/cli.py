@@ -623,7 +623,7 @@ def serve(
     except ConfigError as exc:
         _fail(str(exc), 2)
     uvicorn.run("geo.api.main:create_app", factory=True, host=host or s.api_host, port=port or s.api_port,
-                workers=workers, log_level="warning", access_log=False)
+                workers=workers, log_level="info", access_log=False, log_config=None)
 
 
 def _refuse_demo_credentials() -> None:

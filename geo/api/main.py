@@ -119,6 +119,9 @@ def create_app(settings: Settings | None = None, *, listen: bool = True) -> Fast
     """
     settings = settings or get_settings()
     secret = resolve_secret(settings)
+    from geo import logs
+
+    logs.configure()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

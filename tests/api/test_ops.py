@@ -93,3 +93,19 @@ def test_doctor_on_a_healthy_world(world, engine):
     finally:
         with engine.begin() as c:
             c.execute(text("CREATE INDEX ix_events_path ON events (jurisdiction_path text_pattern_ops)"))
+
+
+def test_json_logs_carry_the_request_id(client, caplog):
+    import json
+    import logging
+
+    from geo.logs import JSONFormatter
+
+    with caplog.at_level(logging.INFO, logger="geo.api"):
+        r = client.get("/healthz", headers={"X-Request-ID": "abc123"})
+    assert r.headers["x-request-id"] == "abc123"
+    rec = [x for x in caplog.records if getattr(x, "path", None) == "/healthz"][-1]
+    doc = json.loads(JSONFormatter().format(rec))
+    assert doc["request_id"] == "abc123" and doc["status"] == 200 and doc["msg"] == "request" and "ms" in doc
+    assert doc["level"] == "info" and doc["ts"].endswith("+00:00")
+    assert client.get("/readyz").json()["database"] == "ok"
