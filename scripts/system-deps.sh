@@ -8,6 +8,10 @@ need=()
 [ -f /usr/share/postgresql/15/extension/postgis.control ] || need+=(postgresql-15-postgis-3)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client-15)
+# Chinese text in browser screenshots and notebook plots
+fc-list 2>/dev/null | grep -q "Noto Sans CJK" || need+=(fonts-noto-cjk)
+# load generator for the benchmarks
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

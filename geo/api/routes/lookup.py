@@ -193,7 +193,8 @@ def _xy_from_table(df, max_points: int, errors: list[dict]):
     x = pd.to_numeric(df[xc], errors="coerce").to_numpy(dtype=float)
     y = pd.to_numeric(df[yc], errors="coerce").to_numpy(dtype=float)
     for i in np.flatnonzero(~(np.isfinite(x) & np.isfinite(y))):
-        errors.append({"row": int(i), "message": f"{xc}={df[xc].iloc[i]!r}, {yc}={df[yc].iloc[i]!r} are not numbers"})
+        errors.append({"row": int(i), "message": f"{xc}={str(df[xc].iloc[i])!r}, {yc}={str(df[yc].iloc[i])!r}: "
+                                                 f"expected two numbers"})
     return x, y, errors
 
 
