@@ -94,7 +94,7 @@ def read_inputs(engine: Engine, jurisdiction_code: str, *, population_dataset: s
         if g is not None:
             g.rename_geometry("geometry", inplace=True)
     if streets is not None and "klass" in streets:
-        streets["highway"] = streets["klass"]
+        streets["highway"] = streets["klass"]  # OSM loads keep the highway tag in klass
     if pop["building"].isna().all():
         pop = pop.drop(columns=["building"])
     return Inputs(jurisdiction=jur, population=pop, streets=streets,

@@ -55,7 +55,7 @@ __all__ = [
 NON_BLOCK_HIGHWAYS = frozenset(
     {
         "footway", "path", "cycleway", "steps", "bridleway", "corridor", "sidewalk",
-        "crossing", "service", "track", "elevator", "platform", "bus_stop",
+        "crossing", "service", "estate_road", "track", "elevator", "platform", "bus_stop",
         "proposed", "construction", "abandoned", "disused", "razed", "raceway",
         "escape", "emergency_bay", "rest_area", "services", "via_ferrata", "no",
     }

@@ -1,0 +1,229 @@
+"""Atom adjacency graph ("rook by length") with gap bridging.
+
+Two atoms are adjacent when their boundaries share a line of length greater
+than ``min_shared`` metres (default 1 m). A shared corner point, or a sliver
+of contact shorter than ``min_shared``, does not count: queen contiguity
+would let a grid hang together through a single street corner.
+
+Pieces of the territory that are not connected through shared boundaries but
+lie closer than ``gap_tol`` metres to each other (census gaps across roads, a
+small island a few metres off the mainland) are joined by *bridging* edges
+between every pair of atoms of different components that are within
+``gap_tol`` of each other. Bridging edges carry a shared length of 0 (the gap
+stays part of the grid's perimeter after dissolving) and ``bridged=True``.
+Pieces farther apart stay separate components and are never joined in one
+grid.
+
+Everything is vectorised: candidate pairs come from one
+:meth:`shapely.STRtree.query` call with ``predicate="intersects"`` and the
+shared lengths from one vectorised :func:`shapely.intersection` of the two
+boundaries. Denver's 10,149 census blocks take about 0.8 s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import numpy as np
+import scipy.sparse as sp
+import shapely
+from scipy.sparse.csgraph import connected_components
+
+__all__ = ["Adjacency", "build_adjacency", "atom_geometry_arrays"]
+
+
+@dataclass
+class Adjacency:
+    """Undirected atom adjacency with shared boundary lengths.
+
+    Attributes
+    ----------
+    n : int
+        Number of atoms (graph vertices ``0..n-1``).
+    i, j : ndarray of int64
+        Edge end points, ``i < j``, each unordered pair at most once.
+    length : ndarray of float64
+        Shared boundary length of each edge in metres (0 for bridging edges).
+    bridged : ndarray of bool
+        True for edges that join two pieces across a gap narrower than
+        ``gap_tol`` rather than along a shared boundary.
+    gap : ndarray of float64
+        Distance between the two atoms (0 for touching atoms).
+    """
+
+    n: int
+    i: np.ndarray
+    j: np.ndarray
+    length: np.ndarray
+    bridged: np.ndarray
+    gap: np.ndarray
+    _csr: sp.csr_matrix | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def n_edges(self) -> int:
+        """Number of undirected edges."""
+        return int(self.i.size)
+
+    def csr(self) -> sp.csr_matrix:
+        """Symmetric CSR matrix whose stored values are ``length + 1e-9``.
+
+        The tiny offset keeps bridging edges (length 0) as stored entries.
+        """
+        if self._csr is None:
+            w = self.length + 1e-9
+            m = sp.coo_matrix(
+                (np.concatenate([w, w]), (np.concatenate([self.i, self.j]), np.concatenate([self.j, self.i]))),
+                shape=(self.n, self.n),
+            ).tocsr()
+            m.sum_duplicates()
+            self._csr = m
+        return self._csr
+
+    def components(self, mask: np.ndarray | None = None) -> tuple[int, np.ndarray]:
+        """Connected components, optionally of the subgraph induced by *mask*.
+
+        Parameters
+        ----------
+        mask : ndarray of bool, optional
+            Atoms to keep. Atoms outside the mask get label -1.
+
+        Returns
+        -------
+        (int, ndarray)
+            Number of components and a component label per atom.
+        """
+        if mask is None:
+            return connected_components(self.csr(), directed=False)
+        idx = np.flatnonzero(mask)
+        sub = self.csr()[idx][:, idx]
+        nc, lab = connected_components(sub, directed=False)
+        out = np.full(self.n, -1, dtype=np.int64)
+        out[idx] = lab
+        return nc, out
+
+    def subset(self, keep: np.ndarray) -> "Adjacency":
+        """Adjacency induced by the atoms *keep* (indices), renumbered ``0..len(keep)-1``."""
+        keep = np.asarray(keep, dtype=np.int64)
+        pos = np.full(self.n, -1, dtype=np.int64)
+        pos[keep] = np.arange(keep.size)
+        e = (pos[self.i] >= 0) & (pos[self.j] >= 0)
+        a, b = pos[self.i[e]], pos[self.j[e]]
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        return Adjacency(int(keep.size), lo, hi, self.length[e], self.bridged[e], self.gap[e])
+
+    def neighbour_lists(self) -> list[list[tuple[int, float]]]:
+        """Python adjacency lists ``[(neighbour, shared_length), ...]`` per atom."""
+        out: list[list[tuple[int, float]]] = [[] for _ in range(self.n)]
+        for a, b, w in zip(self.i.tolist(), self.j.tolist(), self.length.tolist()):
+            out[a].append((b, w))
+            out[b].append((a, w))
+        return out
+
+
+def atom_geometry_arrays(geoms) -> dict[str, np.ndarray]:
+    """Area, perimeter and centroid coordinates of metric geometries.
+
+    Parameters
+    ----------
+    geoms : GeoSeries, GeoDataFrame or array of shapely geometries (metres)
+
+    Returns
+    -------
+    dict
+        ``area``, ``perimeter``, ``x``, ``y`` as float64 arrays.
+    """
+    g = _geom_array(geoms)
+    c = shapely.centroid(g)
+    return {
+        "area": shapely.area(g),
+        "perimeter": shapely.length(g),
+        "x": shapely.get_x(c),
+        "y": shapely.get_y(c),
+    }
+
+
+def _geom_array(geoms) -> np.ndarray:
+    if isinstance(geoms, gpd.GeoDataFrame):
+        _check_metric(geoms.crs)
+        return np.asarray(geoms.geometry.values)
+    if isinstance(geoms, gpd.GeoSeries):
+        _check_metric(geoms.crs)
+        return np.asarray(geoms.values)
+    return np.asarray(geoms)
+
+
+def _check_metric(crs) -> None:
+    if crs is not None and crs.is_geographic:
+        raise ValueError("atoms must be in a metric CRS (metres); project them first (geo.crs.to_metric)")
+
+
+def build_adjacency(geoms, min_shared: float = 1.0, gap_tol: float = 20.0) -> Adjacency:
+    """Rook-by-length adjacency of polygons, with bridging of narrow gaps.
+
+    Parameters
+    ----------
+    geoms : GeoDataFrame, GeoSeries or array of Polygon/MultiPolygon
+        Atoms in a metric CRS. Position ``k`` becomes vertex ``k``.
+    min_shared : float, default 1.0
+        Minimum shared boundary length (metres) for two atoms to be adjacent.
+        Corner contacts (length 0) never count.
+    gap_tol : float, default 20.0
+        Components of the shared-boundary graph closer than this (metres)
+        are joined by bridging edges between all their atom pairs within
+        ``gap_tol``. Use 0 to disable bridging.
+
+    Returns
+    -------
+    Adjacency
+    """
+    g = _geom_array(geoms)
+    n = int(g.size)
+    if n == 0:
+        z = np.zeros(0, dtype=np.int64)
+        return Adjacency(0, z, z, np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0))
+    tree = shapely.STRtree(g)
+    a, b = tree.query(g, predicate="intersects")
+    keep = a < b
+    a, b = a[keep].astype(np.int64), b[keep].astype(np.int64)
+    bnd = shapely.boundary(g)
+    shared = shapely.length(shapely.intersection(bnd[a], bnd[b]))
+    ok = shared > min_shared
+    i, j, length = a[ok], b[ok], shared[ok]
+    bridged = np.zeros(i.size, dtype=bool)
+    gap = np.zeros(i.size)
+
+    if gap_tol > 0 and n > 1:
+        bi, bj, bd = _bridges(g, tree, n, i, j, gap_tol)
+        if bi.size:
+            i = np.concatenate([i, bi])
+            j = np.concatenate([j, bj])
+            length = np.concatenate([length, np.zeros(bi.size)])
+            bridged = np.concatenate([bridged, np.ones(bi.size, dtype=bool)])
+            gap = np.concatenate([gap, bd])
+    order = np.lexsort((j, i))
+    return Adjacency(n, i[order], j[order], length[order], bridged[order], gap[order])
+
+
+def _bridges(g, tree, n, i, j, gap_tol):
+    """Bridging edges between components of (i, j) that are within gap_tol.
+
+    One query finds every cross-component pair within reach, so chains of
+    small pieces (an island 15 m off an island 15 m off the mainland) join too.
+    """
+    z = np.zeros(0, dtype=np.int64)
+    m = sp.coo_matrix((np.ones(i.size), (i, j)), shape=(n, n))
+    nc, comp = connected_components(m, directed=False)
+    if nc <= 1:
+        return z, z, np.zeros(0)
+    big = int(np.argmax(np.bincount(comp)))
+    src = np.flatnonzero(comp != big)  # every cross pair involves one of these
+    qa, qb = tree.query(g[src], predicate="dwithin", distance=gap_tol)
+    qa = src[qa]
+    cross = comp[qa] != comp[qb]
+    qa, qb = qa[cross], qb[cross]
+    if qa.size == 0:
+        return z, z, np.zeros(0)
+    pairs = np.unique(np.stack([np.minimum(qa, qb), np.maximum(qa, qb)], axis=1), axis=0)
+    lo, hi = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
+    return lo, hi, shapely.distance(g[lo], g[hi])
