@@ -7,6 +7,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,8 +24,10 @@ def start_api(env_extra: dict) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = os.environ | {k: v for k, v in env_extra.items() if not k.startswith("__")} | {
         "GEO_API_PORT": str(port), "GEO_DEMO": "1"}
+    # the JSON request log goes to a file: an unread pipe would fill up and stall the server
+    log = tempfile.NamedTemporaryFile(prefix=f"geo-api-{port}-", suffix=".log", delete=False)
     p = subprocess.Popen([sys.executable, "-m", "geo.cli", "serve", "--demo"], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                         stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -33,7 +36,7 @@ def start_api(env_extra: dict) -> tuple[subprocess.Popen, str]:
                 return p, base
         except httpx.HTTPError:
             if p.poll() is not None:
-                raise RuntimeError(p.stderr.read().decode())
+                raise RuntimeError(open(log.name).read()[-3000:])
         time.sleep(0.2)
     p.kill()
     raise RuntimeError("API did not start")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import datetime, timedelta, timezone
 
 import h3
@@ -41,6 +42,7 @@ OPEN_STATES = ("reported", "accepted", "dispatched", "in_progress", "returned")
 TERMINAL = ("closed", "rejected")
 DUPLICATE_RADIUS_M = 50.0
 DUPLICATE_WINDOW = timedelta(hours=24)
+MAX_DUPLICATES = 10
 
 STAFF = frozenset({"dispatcher", "admin"})
 FIELD = frozenset({"worker", "dispatcher", "admin"})
@@ -141,13 +143,18 @@ def create_event(conn: Connection, p: Principal, catalogue: Catalogue, *, payloa
                            details=[{"field": "Idempotency-Key", "message": "reused with another body"}])
         return get_event(conn, prev.id, p), False
     eid = row.id
+    # bbox prefilter (GiST) then the exact geodesic distance; the dispatcher sees the nearest few, newest first
     dups = conn.execute(text("""
-        SELECT id FROM events
-        WHERE id <> :id AND category = :c AND state = ANY(:open) AND created_at >= :since
-          AND ST_DWithin(geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :r)
-        ORDER BY id
+        WITH p AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g)
+        SELECT e.id FROM events e, p
+        WHERE e.id <> :id AND e.category = :c AND e.state = ANY(:open) AND e.created_at >= :since
+          AND e.geom && ST_Expand(p.g, :deg)
+          AND ST_DWithin(e.geom::geography, p.g::geography, :r)
+        ORDER BY ST_Distance(e.geom::geography, p.g::geography), e.created_at DESC
+        LIMIT :n
     """), {"id": eid, "c": sub.category, "open": list(OPEN_STATES), "since": now - DUPLICATE_WINDOW,
-                        "lon": lon, "lat": lat, "r": DUPLICATE_RADIUS_M}).scalars().all()
+           "lon": lon, "lat": lat, "r": DUPLICATE_RADIUS_M, "n": MAX_DUPLICATES,
+           "deg": DUPLICATE_RADIUS_M / 111_000 / max(0.2, math.cos(math.radians(lat)))}).scalars().all()
     if dups:
         conn.execute(text("UPDATE events SET duplicate_of = CAST(:d AS jsonb) WHERE id = :id"),
                      {"d": json.dumps(dups), "id": eid})
