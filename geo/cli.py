@@ -496,11 +496,14 @@ def _publish(plan_id: int) -> None:
     from geo.db import plans
     from geo.db.session import cli_actor, get_engine
 
+    from geo.config import get_settings
+
     try:
-        res = plans.publish(get_engine(), plan_id, cli_actor())
+        res = plans.publish(get_engine(), plan_id, cli_actor(), switch_in=get_settings().publish_switch_seconds)
     except plans.PlanError as exc:
         _fail(str(exc), 2)
-    console.print(f"plan {plan_id} published" + (f"; retired {res['retired']}" if res["retired"] else ""))
+    console.print(f"plan {plan_id} published, in force from {res['effective_at']}"
+                  + (f"; retires {res['retired']}" if res["retired"] else ""))
 
 
 @plan_app.command("publish")

@@ -103,8 +103,17 @@ def _json_default(o):
     return str(o)
 
 
-def publish(engine: Engine, plan_id: int, actor: str) -> dict:
-    """Publish a draft: the jurisdiction's published plan (if any) is retired in the same transaction."""
+def publish(engine: Engine, plan_id: int, actor: str, *, switch_in: float = 0.0) -> dict:
+    """Publish a draft: the jurisdiction's published plan (if any) is retired in the same transaction.
+
+    Parameters
+    ----------
+    switch_in : float
+        Seconds from now at which the new plan takes effect (``published_at``, and the old plan's
+        ``retired_at``). API processes load the new index as soon as they are notified and all switch at
+        that same instant, so no client sees one process answer with the new plan and another, later,
+        with the old one. 0 switches at commit.
+    """
     with engine.begin() as conn:
         plan = conn.execute(text("SELECT id, jurisdiction_id, status, version FROM grid_plans WHERE id = :p FOR UPDATE"),
                             {"p": plan_id}).first()
@@ -113,16 +122,17 @@ def publish(engine: Engine, plan_id: int, actor: str) -> dict:
         if plan.status != "draft":
             raise PlanError(f"plan {plan_id} is {plan.status}; only a draft can be published")
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('plan:' || :j))"), {"j": plan.jurisdiction_id})
+        at = conn.execute(text("SELECT now() + make_interval(secs => :s)"), {"s": float(switch_in)}).scalar_one()
         old = conn.execute(text("""
-            UPDATE grid_plans SET status = 'retired', retired_at = now()
+            UPDATE grid_plans SET status = 'retired', retired_at = :at
             WHERE jurisdiction_id = :j AND status = 'published' RETURNING id
-        """), {"j": plan.jurisdiction_id}).scalars().all()
+        """), {"j": plan.jurisdiction_id, "at": at}).scalars().all()
         conn.execute(text("""
-            UPDATE grid_plans SET status = 'published', published_at = now(), published_by = :a WHERE id = :p
-        """), {"p": plan_id, "a": actor})
+            UPDATE grid_plans SET status = 'published', published_at = :at, published_by = :a WHERE id = :p
+        """), {"p": plan_id, "a": actor, "at": at})
         _audit(conn, actor, "plan.publish", "grid_plans", plan_id, plan.jurisdiction_id,
-               {"version": plan.version, "retired": old})
-    return {"published": plan_id, "retired": old}
+               {"version": plan.version, "retired": old, "effective_at": at.isoformat()})
+    return {"published": plan_id, "retired": old, "effective_at": at.isoformat()}
 
 
 @dataclass

@@ -94,6 +94,12 @@ def test_lookup_at_date_uses_the_plan_in_force_then(client, engine, world):
     r = client.post(f"/v1/plans/{pid}/publish", headers=h)
     assert r.status_code == 200, r.text
     lon, lat = centre(COMM_A, 1)
+    effective = datetime.fromisoformat(r.json()["effective_at"])
+    assert effective > datetime.now(timezone.utc)  # GEO_PUBLISH_SWITCH_SECONDS ahead: the old plan still answers
+    assert client.get("/v1/lookup", params={"lon": lon, "lat": lat}, headers=h).json()["plan"]["id"] == world["plan"]
+    import time
+
+    time.sleep(max(0.0, (effective - datetime.now(timezone.utc)).total_seconds()) + 0.05)
     now = client.get("/v1/lookup", params={"lon": lon, "lat": lat}, headers=h).json()
     assert now["code"] == f"{COMM_A}016" and now["plan"]["id"] == pid
     old = client.get("/v1/lookup", params={"lon": lon, "lat": lat, "at": before.isoformat()}, headers=h).json()

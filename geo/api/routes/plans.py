@@ -118,10 +118,10 @@ def publish_plan(request: Request, plan_id: int, p: Principal = Depends(require(
         r = _plan_row(conn, plan_id)
     check_scope(state, p, r["path"], "plan.publish", "plan", plan_id, r["jurisdiction_id"])
     try:
-        out = db_plans.publish(state.engine, plan_id, p.actor)
+        out = db_plans.publish(state.engine, plan_id, p.actor, switch_in=state.settings.publish_switch_seconds)
     except db_plans.PlanError as exc:
         raise APIError(409, "conflict", str(exc)) from None
-    state.holder.refresh()  # this process answers with the new plan at once; others follow via NOTIFY
+    state.holder.refresh()  # loads it ahead; every API process (notified) switches at effective_at
     return out
 
 

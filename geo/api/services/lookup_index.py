@@ -127,14 +127,20 @@ class GridIndex:
         return i, float(d)
 
 
+#: Plans in force at a moment: published by then and not yet retired (the same rule as ``?at=``).
+IN_FORCE_SQL = """
+    SELECT id FROM grid_plans WHERE published_at IS NOT NULL AND published_at <= {t}
+    AND (retired_at IS NULL OR retired_at > {t}) ORDER BY id
+"""
+
+
 def load_index(engine: Engine, plan_ids: list[int] | None = None) -> GridIndex:
-    """Build an index from PostGIS: the published plans, or the given *plan_ids*."""
+    """Build an index from PostGIS: the plans in force now, or the given *plan_ids*."""
     import shapely.ops  # noqa: F401  (nearest_points)
 
     with engine.connect() as conn:
         if plan_ids is None:
-            plan_ids = list(conn.execute(text("SELECT id FROM grid_plans WHERE status = 'published' ORDER BY id"))
-                            .scalars())
+            plan_ids = list(conn.execute(text(IN_FORCE_SQL.format(t="now()"))).scalars())
         rows = conn.execute(text("""
             SELECT g.code, g.name, g.kind, g.level, g.population, p.id AS plan_id, p.version, pj.code AS jcode,
                    c.code AS c_code, c.name AS c_name, s.code AS s_code, s.name AS s_name,
@@ -188,26 +194,57 @@ class IndexHolder:
     """Holds the current index and staff map; refreshes them on NOTIFY.
 
     Readers take ``holder.index`` once per request (an atomic reference read),
-    so a concurrent swap can never give a mixed answer.
+    so a concurrent swap can never give a mixed answer. A plan published with
+    a future effective time is loaded ahead (``pending``) and swapped in at
+    that instant, which every API process reads from the same clock: all of
+    them switch together.
     """
 
     def __init__(self, engine: Engine, dsn: str):
         self.engine = engine
         self.dsn = dsn
-        self.index: GridIndex = load_index(engine)
+        self._index: GridIndex = load_index(engine)
+        self._pending: tuple[float, GridIndex] | None = None
         self.staff: dict[str, list[Staff]] = load_staff(engine)
         self.generation = 1
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._load_pending()
+
+    @property
+    def index(self) -> GridIndex:
+        pending = self._pending
+        if pending is not None and time.time() >= pending[0]:
+            self._index, self._pending = pending[1], None
+            self.generation += 1
+        return self._index
+
+    def _load_pending(self) -> None:
+        """Load the plans that take effect at the next scheduled switch (if one is due within a minute)."""
+        with self.engine.connect() as conn:
+            nxt = conn.execute(text("""
+                SELECT min(t) FROM (SELECT published_at AS t FROM grid_plans UNION ALL
+                                    SELECT retired_at FROM grid_plans) x
+                WHERE t > now() AND t < now() + interval '60 seconds'
+            """)).scalar()
+            if nxt is None:
+                self._pending = None
+                return
+            ids = list(conn.execute(text(IN_FORCE_SQL.format(t=":t")), {"t": nxt}).scalars())
+        self._pending = (nxt.timestamp(), load_index(self.engine, ids))
+        delay = max(0.0, nxt.timestamp() - time.time())
+        threading.Timer(delay + 0.05, lambda: self.index).start()  # swap even without a request, then log
 
     def refresh(self) -> None:
         with self._lock:
             idx = load_index(self.engine)
             staff = load_staff(self.engine)
-            self.index, self.staff = idx, staff
+            self._index, self.staff = idx, staff
             self.generation += 1
-        log.info("lookup index refreshed", extra={"grids": len(idx), "plans": list(idx.plan_ids)})
+            self._load_pending()
+        log.info("lookup index refreshed", extra={"grids": len(idx), "plans": list(idx.plan_ids),
+                                                  "pending_switch": self._pending[0] if self._pending else None})
 
     def start_listener(self) -> None:
         self._thread = threading.Thread(target=self._listen, name="geo-notify", daemon=True)
@@ -226,10 +263,9 @@ class IndexHolder:
                     # a change may have happened while we were not listening
                     self.refresh()
                     while not self._stop.is_set():
-                        got = False
-                        for _ in conn.notifies(timeout=1.0):
-                            got = True
+                        got = list(conn.notifies(timeout=1.0, stop_after=1))
                         if got:
+                            list(conn.notifies(timeout=0.05))  # drain a burst of changes into one refresh
                             self.refresh()
             except Exception as exc:  # database restarting: retry, keep serving the old index
                 log.warning("notify listener reconnecting: %s", exc)
