@@ -407,6 +407,7 @@ def partition_cmd(
     report: Optional[Path] = typer.Option(None, "--report", help="Write the quality report (JSON) here."),
     publish: bool = typer.Option(False, help="Publish the new plan at once."),
     all_streets: bool = typer.Option(False, "--all-streets", help="Every street/town with population, in parallel."),
+    level: str = typer.Option("street", help="With --all-streets: the level to divide (street or community)."),
     under: Optional[str] = typer.Option(None, help="With --all-streets: only those under this code."),
     workers: int = typer.Option(2, help="With --all-streets: Dask worker processes (local cluster)."),
     scheduler: Optional[str] = typer.Option(None, help="With --all-streets: address of a Dask scheduler."),
@@ -418,9 +419,11 @@ def partition_cmd(
     opts = dict(min_pop=min_pop, max_pop=max_pop, by=by, seed=seed, population_dataset=population_dataset,
                 streets_dataset=streets_dataset, use_streets=not no_streets, stable=not from_scratch)
     if all_streets:
-        codes = jurisdictions_to_partition(get_engine(), "street", under)
+        if level not in ("street", "community", "district"):
+            _fail("--level must be district, street or community", 2)
+        codes = jurisdictions_to_partition(get_engine(), level, under)
         if not codes:
-            _fail("no street/town with population loaded", 2)
+            _fail(f"no {level} with population loaded", 2)
         results = _partition_many(codes, opts, workers, scheduler)
         t = Table(title=f"{len(results)} jurisdictions")
         for col in ("jurisdiction", "plan_id", "grids", "in_range", "pp_mean", "seconds", "error"):
