@@ -349,6 +349,7 @@ class Event(Base):
         Index("ix_events_path", "jurisdiction_path", postgresql_ops={"jurisdiction_path": "text_pattern_ops"}),
         Index("ix_events_grid", "grid_code"),
         Index("ix_events_open", "category", "created_at", postgresql_where=text("state NOT IN ('closed', 'rejected')")),
+        Index("ix_events_resolved", "resolved_at", postgresql_where=text("resolved_at IS NOT NULL")),
     )
 
 

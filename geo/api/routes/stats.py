@@ -136,18 +136,18 @@ def trend(request: Request, days: int = Query(30, ge=1, le=366), category: str |
           p: Principal = Depends(require("read"))):
     st = get_state(request)
     params = {"path": p.jurisdiction_path, "days": days, "c": category}
-    with st.engine.connect() as conn:
+    with st.engine.connect() as conn:  # one pass per measure, grouped by day (not a scan per day)
         rows = conn.execute(text("""
             WITH d AS (SELECT generate_series(date_trunc('day', now()) - make_interval(days => :days - 1),
-                                              date_trunc('day', now()), interval '1 day') AS day)
-            SELECT d.day,
-                (SELECT count(*) FROM events e WHERE e.jurisdiction_path LIKE :path || '%'
-                   AND (CAST(:c AS text) IS NULL OR e.category = :c)
-                   AND e.created_at >= d.day AND e.created_at < d.day + interval '1 day') AS created,
-                (SELECT count(*) FROM events e WHERE e.jurisdiction_path LIKE :path || '%'
-                   AND (CAST(:c AS text) IS NULL OR e.category = :c)
-                   AND e.resolved_at >= d.day AND e.resolved_at < d.day + interval '1 day') AS resolved
-            FROM d ORDER BY d.day
+                                              date_trunc('day', now()), interval '1 day') AS day),
+            c AS (SELECT date_trunc('day', created_at) AS day, count(*) AS n FROM events
+                  WHERE jurisdiction_path LIKE :path || '%' AND (CAST(:c AS text) IS NULL OR category = :c)
+                    AND created_at >= (SELECT min(day) FROM d) GROUP BY 1),
+            r AS (SELECT date_trunc('day', resolved_at) AS day, count(*) AS n FROM events
+                  WHERE jurisdiction_path LIKE :path || '%' AND (CAST(:c AS text) IS NULL OR category = :c)
+                    AND resolved_at >= (SELECT min(day) FROM d) GROUP BY 1)
+            SELECT d.day, coalesce(c.n, 0) AS created, coalesce(r.n, 0) AS resolved
+            FROM d LEFT JOIN c ON c.day = d.day LEFT JOIN r ON r.day = d.day ORDER BY d.day
         """), params).all()
     return [{"day": r.day.date().isoformat(), "created": r.created, "resolved": r.resolved} for r in rows]
 
