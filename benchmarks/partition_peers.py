@@ -108,7 +108,9 @@ def run_engine(dataset: str):
         return plan.grids, ""
     if dataset == "poa_h3":
         plan = partition(population=poa_hexagons())
-        return plan.grids, f"{plan.report['atoms']['n_atoms']} atoms"
+        r = plan.report["range"]
+        return plan.grids, (f"{plan.report['atoms']['n_atoms']} atoms; out of range: "
+                            + (", ".join(f"{k} {v}" for k, v in sorted(r["reasons"].items())) or "none"))
     if dataset == "poa_streets":
         hexes = poa_hexagons()
         import shapely
@@ -116,21 +118,26 @@ def run_engine(dataset: str):
         jur = shapely.union_all(np.asarray(hexes.geometry.values))
         plan = partition(jurisdiction=jur, population=hexes, streets=poa_streets())
         s = plan.report.get("streets", {})
+        r = plan.report["range"]
         return plan.grids, (f"{plan.report['atoms']['n_atoms']} atoms; boundary on streets "
-                            f"{s.get('boundary_on_streets_share', float('nan')):.0%}")
+                            f"{s.get('boundary_on_streets_share', float('nan')):.1%}; out of range: "
+                            + (", ".join(f"{k} {v}" for k, v in sorted(r["reasons"].items())) or "none"))
     if dataset == "synthetic":
         from geo.demo.synthetic import generate_district
 
         d = generate_district(seed=42, scale=1.0)
         com = d.communities.copy()
         com["rural"] = ~com["urban"].astype(bool)
-        streets = d.streets[d.streets["highway"] != "service"]
-        roads = d.streets[d.streets["highway"] == "service"]
-        plan = partition(jurisdiction=d.boundary, population=d.population, streets=streets, communities=com,
-                         special=d.special_areas, internal_roads=roads)
+        # every street, estate roads included (they end inside their block: cut lines, not block edges)
+        plan = partition(jurisdiction=d.boundary, population=d.population, streets=d.streets, communities=com,
+                         special=d.special_areas)
         r = plan.report["range"]
+        s = plan.report["streets"]
+        off = ", ".join(f"{k} {v / 1000:.1f} km" for k, v in s["off_street_m_by_cause"].items() if v > 0)
         return plan.grids, (f"{plan.report['atoms']['n_atoms']} atoms; out of range: "
-                            + ", ".join(f"{k} {v}" for k, v in sorted(r["reasons"].items())))
+                            + ", ".join(f"{k} {v}" for k, v in sorted(r["reasons"].items()))
+                            + f"; boundary on streets {s['boundary_on_streets_share']:.1%} (off: {off or 'none'})"
+                            + f"; buildings split {plan.report['buildings']['split_between_grids']}")
     raise ValueError(dataset)
 
 

@@ -336,3 +336,90 @@ def test_write_demo(tmp_path):
     assert out["totals"]["people"] > 20_000
     assert set(out["files"]) == set(SyntheticDistrict.LAYERS) | {"metadata"}
     assert gpd.read_file(out["files"]["communities"]).shape[0] > 0
+
+
+# --------------------------------------------------------------------------- a district a planner can divide
+
+
+@pytest.mark.parametrize("seed, scale", [(42, 1.0), (7, 0.3)])
+def test_special_units_do_not_cut_a_community_apart(seed, scale):
+    """The residents of a community must be reachable from each other without crossing an exclusive unit
+    (a school, a hospital, the special side of a mixed block): else a part of it could only become a grid
+    below the minimum. (seed 42: a school across a block column; seed 7: a primary school between its
+    block's residential rest and the rest of the community.)"""
+    d = generate_district(seed=seed, scale=scale)
+    com, sp, pts = to_metric(d.communities), to_metric(d.special_areas), to_metric(d.population)
+    walls = shapely.union_all(sp.geometry.values)
+    residents = pts[pts["special_area"].isna()]
+    for code, geom in zip(com["code"], com.geometry):
+        parts = [p for p in shapely.get_parts(shapely.difference(geom, walls)) if p.area > 1.0]
+        lived = [p for p in parts if shapely.contains(p, residents.geometry.values).any()]
+        assert len(lived) <= 1, f"{code}: residents in {len(lived)} parts cut apart by special units"
+
+
+def test_villages_have_field_roads_between_hamlets(metric):
+    """Natural villages are bounded by roads, so a village too big for one grid can be divided along them."""
+    st = metric["streets"]
+    public = list(st.loc[st["klass"] != "estate_road"].geometry.values) + [metric["boundary"].geometry.iloc[0].exterior]
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(shapely.node(shapely.union_all(public)))))
+    nat = metric["villages"]
+    nat = nat[nat["level"] == "natural_village"]
+    assert len(nat) >= 2
+    ngeom = np.asarray(nat.geometry.values)
+    tree = shapely.STRtree(ngeom)
+    rural = np.unique(tree.query(shapely.point_on_surface(faces), predicate="within")[0])  # blocks in villages
+    fi, ni = tree.query(faces[rural], predicate="intersects")
+    share = shapely.area(shapely.intersection(faces[rural][fi], ngeom[ni])) / shapely.area(faces[rural][fi])
+    best = pd.Series(share).groupby(fi).max()
+    assert len(best) >= len(nat)
+    assert (best > 0.999).all()  # no street block spans two natural villages
+
+
+@pytest.fixture(scope="module")
+def divided():
+    from geo.partition import partition
+
+    d = generate_district(scale=0.3)  # seed 42
+    plan = partition(jurisdiction=d.boundary, population=d.population, streets=d.streets,
+                     communities=d.communities, special=d.special_areas)
+    return d, plan
+
+
+def test_grids_out_of_range_only_for_legitimate_reasons(divided):
+    d, plan = divided
+    rep = plan.report
+    legit = {"exclusive unit", "single building above max", "community below min"}
+    assert rep["range"]["out_of_range_unexplained"] == 0
+    com_people = dict(zip(d.communities["code"], d.communities["people"]))
+    pts = to_metric(d.population)
+    grids = plan.grids.to_crs(pts.crs)
+    for g in rep["range"]["grids"]:
+        assert g["reasons"] and set(g["reasons"]) <= legit, g
+        row = grids.loc[grids["code"] == g["code"]].iloc[0]
+        if "community below min" in g["reasons"]:  # the whole community is below the minimum
+            assert com_people[row["community"]] < 1000 and row["people"] == com_people[row["community"]]
+        if "single building above max" in g["reasons"]:  # one building, and it is above the maximum
+            inside = pts[shapely.contains(row.geometry.buffer(0.01), pts.geometry.values)]
+            assert inside["building"].nunique() == 1 and inside["people"].sum() > 2000
+    assert rep["contiguity"]["noncontiguous_grids"] == 0
+    assert rep["coverage"]["covered_share"] > 1 - 1e-6
+    assert int(plan.grids["people"].sum()) == int(d.population["people"].sum())
+
+
+def test_no_building_split_between_grids(divided):
+    d, plan = divided
+    assert plan.report["buildings"]["n_buildings"] == d.population["building"].nunique()
+    assert plan.report["buildings"]["split_between_grids"] == 0
+    joined = gpd.sjoin(to_metric(d.population), plan.grids.to_crs(to_metric(d.population).crs)[["code", "geometry"]],
+                       predicate="within")
+    assert len(joined) == len(d.population)  # every address inside exactly one grid
+    assert (joined.groupby("building")["code"].nunique() == 1).all()
+
+
+def test_grid_boundaries_run_on_streets(divided):
+    """≥ 95 % of grid boundary length on streets, estate roads or the district boundary."""
+    _, plan = divided
+    s = plan.report["streets"]
+    assert s["boundary_on_streets_share"] >= 0.95, s
+    assert s["off_street_m_by_cause"]["special unit edge"] == 0.0
+    assert s["off_street_m_by_cause"]["community boundary"] == 0.0

@@ -16,8 +16,9 @@ What it contains (all layers in EPSG:4326)
 * ``streets`` — a noded road network, one row per edge between junctions:
   slightly curved arterials 500–800 m apart, secondary roads, lanes (with
   cul-de-sacs) in old dense blocks, internal estate roads of gated estates,
-  rural roads (and spurs to hamlets) in the fringe. ``highway`` gives the
-  OSM-style equivalent (``service`` for estate roads).
+  rural roads in the fringe (spurs to the hamlets, field roads between
+  them). ``highway`` gives the OSM-style equivalent (``service`` for estate
+  roads).
 * ``population`` — one address point per building (楼栋) with households
   and people: dense old blocks (20–200 people each), gated estates
   (小区, 3,000–20,000 people in one street block, high-rises of 100–800,
@@ -74,7 +75,7 @@ __all__ = [
 ]
 
 GENERATOR_NAME = "geo.demo.synthetic"
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 #: Centre of the made-up district (lon, lat, WGS84).
 CENTER_LONLAT = (114.30, 30.60)
 #: The metric CRS everything is drawn in (UTM 50N, what :func:`geo.crs.local_metric_crs` picks there).
@@ -449,6 +450,7 @@ class _Block:
     community: int = -1
     part: Any = None        # market / primary school: the special part of the block
     rest: Any = None        # ... and the residential rest
+    cut_box: Any = None     # ... the side of the dividing lane the special part lies on
 
 
 @dataclass
@@ -697,9 +699,26 @@ class _Builder:
         for b in self.blocks:
             per_cell[b.cell] = per_cell.get(b.cell, 0) + 1
         cands = self._regular_blocks(("old_block", "estate"), 25_000)
-        good = [b for b in cands if b.cell not in taken and per_cell[b.cell] >= 2]
-        pool = good or cands
+        # never a block whose removal cuts the rest of its cell in two (residents on the far side
+        # would be an island no grid of their community could reach)
+        whole = [b for b in cands if not self._cuts_cell(b)]
+        good = [b for b in whole if b.cell not in taken and per_cell[b.cell] >= 2]
+        pool = good or whole or cands
         pool[int(self.rng.integers(len(pool)))].kind = kind
+
+    def _cuts_cell(self, blk: _Block) -> bool:
+        """Whether turning *blk* into an exclusive unit disconnects the other blocks of its cell."""
+        rest = [b for b in self.blocks if b.cell == blk.cell and b.id != blk.id and b.kind not in _BARRIER_KINDS]
+        if len(rest) <= 1:
+            return False
+        edges = _block_edges(rest, final=False)
+        seen, stack = {rest[0].id}, [rest[0].id]
+        while stack:
+            for y in edges[stack.pop()]:
+                if y not in seen:
+                    seen.add(y)
+                    stack.append(y)
+        return len(seen) < len(rest)
 
     def _place_mixed_block(self, kind: str) -> None:
         """A market / primary school taking part of one old block (the rest stays residential)."""
@@ -709,14 +728,23 @@ class _Builder:
     # ------------------------------------------------------------------ stage 3: lanes, estate roads, hamlets
 
     def lanes_stage(self) -> None:
-        """Lanes in old blocks: some cross the block, some are dead ends (cul-de-sacs)."""
+        """Lanes in old blocks: some cross the block, some are dead ends (cul-de-sacs).
+
+        A market or primary school takes one side of its old block: a lane
+        separates it from the residential rest, which has lanes like any old
+        block.
+        """
         for blk in self.blocks:
             if blk.kind == "old_block":
                 self._lanes(blk)
+            elif blk.kind in ("market", "primary"):
+                self._cut_part(blk)
+                self._lanes(blk, shapely.difference(blk.poly, blk.cut_box))
 
-    def _lanes(self, blk: _Block) -> None:
+    def _lanes(self, blk: _Block, poly: Polygon | None = None) -> None:
         rng = self.rng
-        minx, miny, maxx, maxy = blk.poly.bounds
+        poly = blk.poly if poly is None else poly
+        minx, miny, maxx, maxy = poly.bounds
         vertical = (maxx - minx) >= (maxy - miny)  # lanes cut across the long side
         lo, hi = (minx, maxx) if vertical else (miny, maxy)
         pos = lo + 40 + rng.uniform(0, 30)
@@ -727,7 +755,7 @@ class _Builder:
                 full = LineString([(pos - ang * 600, miny - 600), (pos + ang * 600, maxy + 600)])
             else:
                 full = LineString([(minx - 600, pos - ang * 600), (maxx + 600, pos + ang * 600)])
-            piece = _clip(full, blk.poly)
+            piece = _clip(full, poly)
             if piece is not None and piece.length > 60:
                 a, b = np.asarray(piece.coords[0]), np.asarray(piece.coords[-1])
                 if first or rng.random() < 0.55:
@@ -739,7 +767,7 @@ class _Builder:
             pos += rng.uniform(55, 100)
 
     def estates_stage(self) -> None:
-        """Each estate block gets a gated 小区 with a tree of internal roads from one gate."""
+        """Each estate block gets a gated 小区: a spine road from one gate to the far wall, fire lanes across it."""
         for blk in self.blocks:
             if blk.kind == "estate":
                 self._estate(blk)
@@ -759,18 +787,20 @@ class _Builder:
         a, b = (np.asarray(piece.coords[0]), np.asarray(piece.coords[-1]))
         if not gate_first:
             a, b = b, a
-        length = float(np.hypot(*(b - a)))
-        end = a + (b - a) * (length - 30.0) / length
+        # the spine runs from the gate on the street to the far wall of the estate, and the branches
+        # (fire lanes) from wall to wall: roads a grid edge can follow all the way across the estate
+        inside = _clip(LineString([a, b]), poly)
+        end = max((np.asarray(q) for q in (inside.coords[0], inside.coords[-1])),
+                  key=lambda q: float(np.hypot(*(q - a))))
         spine = LineString([a, end])
         n = 1
         self.add_road(spine, "estate_road", name=self.namer.reserve(f"{name}{n}号路"))
-        inner = poly.buffer(-8.0)
         t_lo, t_hi = sorted([float(a[1] if vertical else a[0]), float(end[1] if vertical else end[0])])
         t = t_lo + 45 + rng.uniform(0, 20)
         while t < t_hi - 15:
             cross = LineString([(minx - 10, t), (maxx + 10, t)]) if vertical else \
                 LineString([(t, miny - 10), (t, maxy + 10)])
-            branch = _clip(cross, inner)
+            branch = _clip(cross, poly)
             if branch is not None and branch.intersects(spine):
                 n += 1
                 self.add_road(branch, "estate_road", name=self.namer.reserve(f"{name}{n}号路"))
@@ -803,6 +833,28 @@ class _Builder:
             self.villages.append(_Village(cell.id, name, people, seeds, hamlets, split))
             for (sx, sy), hamlet in zip(seeds, hamlets):
                 self._spur(cell, Point(sx, sy), tree, roads, hamlet)
+            self._field_roads(cell, seeds, name)
+
+    def _field_roads(self, cell: _Cell, seeds: np.ndarray, village: str) -> None:
+        """Field roads (机耕路) between the hamlets: along the borders of their natural villages.
+
+        The borders are the Voronoi edges of the hamlet seeds inside the cell,
+        so every natural village is a block of its own and a village too big
+        for one grid can be divided along roads, as an urban community can.
+        Houses keep at least 6 m from them (they stay 6 m inside their
+        natural village). No random draws: the rest of the build is unchanged.
+        """
+        if len(seeds) < 2:
+            return
+        env = shapely.box(*cell.poly.buffer(300.0).bounds)
+        edges = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(seeds), extend_to=env,
+                                                            only_edges=True))
+        parts = shapely.get_parts(shapely.intersection(edges, cell.poly))
+        parts = parts[(shapely.get_type_id(parts) == 1) & (shapely.length(parts) > 1.0)]
+        mid = shapely.line_interpolate_point(parts, 0.5, normalized=True)
+        order = np.lexsort((shapely.get_x(mid), -np.round(shapely.get_y(mid), 3)))  # north-west first
+        for n, k in enumerate(order, start=1):
+            self.add_road(parts[k], "rural_road", name=self.namer.reserve(f"{village}{n}号机耕路"))
 
     def _seeds(self, area, min_dist: float, k_max: int) -> np.ndarray:
         """Greedy Poisson-disc points in *area* at least *min_dist* apart."""
@@ -867,6 +919,10 @@ class _Builder:
         self.faces, self.face_block = faces, owner
         for b in self.blocks:
             b.final = _union(faces[owner == b.id])
+            if b.cut_box is not None:  # market / primary school: the faces on either side of its lane
+                mine = faces[owner == b.id]
+                side = shapely.within(shapely.point_on_surface(mine), b.cut_box)
+                b.part, b.rest = _union(mine[side]), _union(mine[~side])
 
     # ------------------------------------------------------------------ population per block
 
@@ -934,14 +990,21 @@ class _Builder:
                                  "urban": cell.zone == "urban", "role": cell.role})
 
     def _split_cell(self, cell: _Cell, blocks: list[_Block]) -> None:
-        """One to several communities per cell, each a run of whole block columns (rows if one column)."""
+        """One to several communities per cell, each a run of whole block columns (rows if one column).
+
+        A special block (hospital, school) inside a run can cut the rest of
+        its community in two; no planner could then keep the community's grids
+        contiguous. Such a cut-off part joins the neighbouring community of
+        the cell it shares the longest road with (:func:`_reunite`).
+        """
         cols = sorted({b.col for b in blocks})
         pop = np.array([sum(b.people for b in blocks if b.col == c) for c in cols], dtype=float)
         k = int(np.clip(round(pop.sum() / 7000.0), 1, len(cols)))
         cuts = _balanced_cuts(pop, k)
-        for g in range(k):
-            members = [b for b in blocks if cols.index(b.col) in range(cuts[g], cuts[g + 1])]
-            self._new_community(cell, members)
+        group = {b.id: next(g for g in range(k) if cuts[g] <= cols.index(b.col) < cuts[g + 1]) for b in blocks}
+        group = _reunite(blocks, group, barrier=lambda b: b.kind in _BARRIER_KINDS)
+        for g in sorted(set(group.values())):
+            self._new_community(cell, [b for b in blocks if group[b.id] == g])
 
     def _subdistricts(self) -> None:
         """Streets: runs of urban cells along a serpentine path; towns: the fringe (+ industrial park)."""
@@ -1016,8 +1079,6 @@ class _Builder:
         by_kind: dict[str, list[_Block]] = {}
         for b in self.blocks:
             by_kind.setdefault(b.kind, []).append(b)
-        for b in by_kind.get("market", []) + by_kind.get("primary", []):
-            self._cut_part(b)
         spec = [
             ("university", "university", nm.reserve("滨湖大学"), "学生公寓", "university_dorms"),
             ("hospital", "hospital", nm.reserve("示范区人民医院"), "职工宿舍", "hospital_dorms"),
@@ -1038,20 +1099,46 @@ class _Builder:
                              "geom": park.final.difference(lake)})
 
     def _cut_part(self, blk: _Block) -> None:
-        """Split a block by a straight cut: one side is the special place, the other stays residential."""
+        """Split a block by a straight lane: the smaller side is the special place, the rest stays residential.
+
+        The special side is drawn at random, unless the residential rest would
+        then reach the other blocks of its cell only through the special place.
+        """
         rng = self.rng
-        minx, miny, maxx, maxy = blk.final.bounds
+        minx, miny, maxx, maxy = blk.poly.bounds
         f = rng.uniform(0.35, 0.5)
         if (maxx - minx) >= (maxy - miny):
             cut = minx + f * (maxx - minx)
-            box = shapely.box(minx - 1, miny - 1, cut, maxy + 1) if rng.random() < 0.5 else \
-                shapely.box(maxx - (cut - minx), miny - 1, maxx + 1, maxy + 1)
+            if rng.random() >= 0.5:
+                cut = maxx - (cut - minx)
+            low = shapely.box(minx - 1, miny - 1, cut, maxy + 1)
+            high = shapely.box(cut, miny - 1, maxx + 1, maxy + 1)
+            small = cut - minx < maxx - cut
+            line = LineString([(cut, miny - 1), (cut, maxy + 1)])
         else:
             cut = miny + f * (maxy - miny)
-            box = shapely.box(minx - 1, miny - 1, maxx + 1, cut) if rng.random() < 0.5 else \
-                shapely.box(minx - 1, maxy - (cut - miny), maxx + 1, maxy + 1)
-        blk.part = shapely.intersection(blk.final, box)
-        blk.rest = shapely.difference(blk.final, blk.part)
+            if rng.random() >= 0.5:
+                cut = maxy - (cut - miny)
+            low = shapely.box(minx - 1, miny - 1, maxx + 1, cut)
+            high = shapely.box(minx - 1, cut, maxx + 1, maxy + 1)
+            small = cut - miny < maxy - cut
+            line = LineString([(minx - 1, cut), (maxx + 1, cut)])
+        box, other = (low, high) if small else (high, low)
+        if not self._touches_cell(blk, shapely.intersection(blk.poly, other)) and \
+                self._touches_cell(blk, shapely.intersection(blk.poly, box)):
+            box = other  # the rest would reach the other blocks of its cell only through the special place
+        blk.cut_box = box
+        self.add_road(_clip(line, blk.poly), "lane", name_kind="lane")
+
+    def _touches_cell(self, blk: _Block, rest) -> bool:
+        """Whether *rest* (part of *blk*) shares a road with another residential block of its cell."""
+        others = [b.poly for b in self.blocks if b.cell == blk.cell and b.id != blk.id
+                  and b.kind not in _BARRIER_KINDS]
+        if not others:
+            return True
+        shared = shapely.length(shapely.intersection(shapely.boundary(rest), shapely.boundary(np.asarray(
+            others, dtype=object))))
+        return bool((shared > 1.0).any())
 
     def _lake(self, park: Polygon) -> Polygon:
         """An irregular lake inside *park*, at least 25 m from its edge."""
@@ -1157,6 +1244,84 @@ class _Builder:
             pp = _split_total(rng, int(people), len(x), 3, 8, shape=5.0)
             self._emit(x, y, pp, _households(rng, pp, 2.6, 3.4), "village", blk.id, estate=None, special=None,
                        hamlet=h)
+
+
+#: Block kinds that are exclusive units of their own (专属网格): residents cannot pass through them.
+_BARRIER_KINDS = ("hospital", "school")
+
+
+def _block_edges(blocks: list, final: bool = True) -> dict[int, dict[int, float]]:
+    """Road length shared by every pair of touching blocks, ``{id: {id: m}}`` (``final`` or stage-2 outline)."""
+    # a market / primary school block reaches its neighbours through its residential rest only
+    geoms = np.asarray([(b.rest if b.rest is not None else b.final) if final else b.poly for b in blocks],
+                       dtype=object)
+    a, c = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    keep = a < c
+    a, c = a[keep], c[keep]
+    shared = shapely.length(shapely.intersection(shapely.boundary(geoms[a]), shapely.boundary(geoms[c])))
+    out: dict[int, dict[int, float]] = {b.id: {} for b in blocks}
+    for x, y, w in zip(a.tolist(), c.tolist(), shared.tolist()):
+        if w > 1.0:
+            out[blocks[x].id][blocks[y].id] = w
+            out[blocks[y].id][blocks[x].id] = w
+    return out
+
+
+def _reunite(blocks: list, group: dict[int, int], barrier) -> dict[int, int]:
+    """Move parts of a group cut off from the rest by *barrier* blocks to a touching group.
+
+    Within every group the blocks that are not barriers must be connected
+    through shared roads (barrier blocks are walls, not passages). A part
+    that is not the group's most populous one joins the group (of the same
+    cell) it shares the longest road with; a part touching no other group
+    stays (the engine then flags it honestly).
+
+    Returns
+    -------
+    dict
+        The new group of every block id (groups may disappear, none appear).
+    """
+    group = dict(group)
+    edges = _block_edges(blocks)
+    by_id = {b.id: b for b in blocks}
+    for _ in range(len(blocks)):
+        moved = False
+        for g in sorted(set(group.values())):
+            free = [b.id for b in blocks if group[b.id] == g and not barrier(b)]
+            parts, seen = [], set()
+            for start in free:
+                if start in seen:
+                    continue
+                part, stack = [], [start]
+                seen.add(start)
+                while stack:
+                    x = stack.pop()
+                    part.append(x)
+                    for y in edges[x]:
+                        if y not in seen and group[y] == g and not barrier(by_id[y]):
+                            seen.add(y)
+                            stack.append(y)
+                parts.append(sorted(part))
+            if len(parts) <= 1:
+                continue
+            parts.sort(key=lambda q: (-sum(by_id[x].people for x in q), q[0]))
+            for part in parts[1:]:
+                touch: dict[int, float] = {}
+                for x in part:
+                    for y, w in edges[x].items():
+                        h = group[y]
+                        if h != g and not barrier(by_id[y]):
+                            touch[h] = touch.get(h, 0.0) + w
+                if touch:
+                    dest = max(sorted(touch), key=lambda h: touch[h])
+                    for x in part:
+                        group[x] = dest
+                    moved = True
+            if moved:
+                break
+        if not moved:
+            break
+    return group
 
 
 def _balanced_cuts(pop: np.ndarray, k: int) -> list[int]:

@@ -14,6 +14,15 @@ stays part of the grid's perimeter after dissolving) and ``bridged=True``.
 Pieces farther apart stay separate components and are never joined in one
 grid.
 
+Shared lengths tolerate edges that are not noded alike: pieces cut out of a
+street block (Voronoi cells of buildings clipped to the block, area strips)
+get new vertices on the block's outline that lie on the neighbour's edge only
+up to floating-point noise, and the exact intersection of the two outlines
+is then a scatter of points although the atoms share a long edge. Pairs whose
+exact shared length is short but that touch in more than one point are
+measured again as the length of one outline within ``snap_tol`` (1 mm) of
+the other.
+
 Everything is vectorised: candidate pairs come from one
 :meth:`shapely.STRtree.query` call with ``predicate="intersects"`` and the
 shared lengths from one vectorised :func:`shapely.intersection` of the two
@@ -158,7 +167,7 @@ def _check_metric(crs) -> None:
         raise ValueError("atoms must be in a metric CRS (metres); project them first (geo.crs.to_metric)")
 
 
-def build_adjacency(geoms, min_shared: float = 1.0, gap_tol: float = 20.0) -> Adjacency:
+def build_adjacency(geoms, min_shared: float = 1.0, gap_tol: float = 20.0, snap_tol: float = 1e-3) -> Adjacency:
     """Rook-by-length adjacency of polygons, with bridging of narrow gaps.
 
     Parameters
@@ -172,6 +181,10 @@ def build_adjacency(geoms, min_shared: float = 1.0, gap_tol: float = 20.0) -> Ad
         Components of the shared-boundary graph closer than this (metres)
         are joined by bridging edges between all their atom pairs within
         ``gap_tol``. Use 0 to disable bridging.
+    snap_tol : float, default 1e-3
+        Outlines closer than this (metres) count as shared, for pairs whose
+        exact shared length is below ``min_shared`` although they meet in
+        more than one point (edges noded differently); 0 disables.
 
     Returns
     -------
@@ -187,7 +200,14 @@ def build_adjacency(geoms, min_shared: float = 1.0, gap_tol: float = 20.0) -> Ad
     keep = a < b
     a, b = a[keep].astype(np.int64), b[keep].astype(np.int64)
     bnd = shapely.boundary(g)
-    shared = shapely.length(shapely.intersection(bnd[a], bnd[b]))
+    inter = shapely.intersection(bnd[a], bnd[b])
+    shared = shapely.length(inter)
+    if snap_tol > 0:
+        # not noded alike: the exact intersection is a scatter of points / bits along a common edge
+        redo = np.flatnonzero((shared <= min_shared) & (shapely.get_num_coordinates(inter) > 1))
+        if redo.size:
+            near = shapely.intersection(bnd[a[redo]], shapely.buffer(bnd[b[redo]], snap_tol, quad_segs=1))
+            shared[redo] = np.maximum(shared[redo], shapely.length(near))
     ok = shared > min_shared
     i, j, length = a[ok], b[ok], shared[ok]
     bridged = np.zeros(i.size, dtype=bool)

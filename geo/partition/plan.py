@@ -6,12 +6,18 @@ Pipeline::
       ── atoms ──────── street blocks + population      (geo.partition.blocks / .population)
       │                 or the population polygons themselves (census blocks, cells)
       ── split ──────── atoms above max_pop cut into pieces (geo.partition.split,
-      │                 fallback: split_polygon_by_area)
+      │                 fallback: split_polygon_by_area), along the lines inside them
       ── adjacency ──── rook-by-length graph, narrow gaps bridged   (geo.partition.adjacency)
+      │                 + the part of each shared edge off the streets (off_street_lengths)
       ── regions ────── contiguous, compact, balanced regions       (geo.partition.regions)
-      │                 or a stable re-draw of a previous plan      (geo.partition.redraw)
+      │                 or a stable re-draw of a previous plan      (geo.partition.redraw);
+      │                 boundaries off the streets cost extra
+      ── refine ─────── communities left infeasible: their blocks cut into groups of
+      │                 250–600 (then 100–300, 50–150) people and solved again
+      │                 (refine_infeasible)
       ── grids ──────── dissolve, codes and names                   (geo.partition.codes)
       ── report ─────── quality report                              (geo.partition.quality)
+                        + no building split between grids           (buildings_across_grids)
 
 Atoms are worked on in a metric CRS (the input's when it is projected in
 metres, else the local UTM zone); grids are returned in the CRS of the
@@ -44,6 +50,9 @@ __all__ = [
     "split_polygon_by_area",
     "split_atoms_by_area",
     "build_grids",
+    "buildings_across_grids",
+    "off_street_lengths",
+    "refine_infeasible",
     "metric_crs",
     "ATOM_CONTRACT",
     "GRID_LEVEL",
@@ -323,12 +332,12 @@ def _split(atoms, points, min_pop, max_pop, target, internal_roads):
     try:
         from .split import split_oversized
     except ImportError:  # the other module is not there: area-proportional fallback
-        return split_atoms_by_area(atoms, max_pop, target), {"method": "split_polygon_by_area"}
+        return split_atoms_by_area(atoms, max_pop, target), {"method": "split_polygon_by_area"}, points
     out, rep = split_oversized(atoms, points, min_pop=int(min_pop), max_pop=int(max_pop), target=target,
                                internal_roads=internal_roads)
     info = rep.to_dict() if hasattr(rep, "to_dict") else {}
     info["method"] = "geo.partition.split.split_oversized"
-    return out, info
+    return out, info, (rep.points if points is not None else None)
 
 
 def _make_atoms(population, jurisdiction, streets, communities, special, crs, min_pop, max_pop, target,
@@ -369,7 +378,7 @@ def _make_atoms(population, jurisdiction, streets, communities, special, crs, mi
         points = prep.points if is_points else None
         report["atoms"] = {"method": method, "population": prep.to_dict() if hasattr(prep, "to_dict") else {}}
     atoms = _ensure_contract(atoms)
-    atoms, split_info = _split(atoms, points, min_pop, max_pop, target, internal_roads)
+    atoms, split_info, points = _split(atoms, points, min_pop, max_pop, target, internal_roads)
     report["atoms"]["split"] = split_info
     atoms = _ensure_contract(atoms)
     if atoms.crs is None or not atoms.crs.equals(crs):
@@ -378,40 +387,103 @@ def _make_atoms(population, jurisdiction, streets, communities, special, crs, mi
     return atoms, jur_gs, points
 
 
-#: Street classes inside a block (estate roads, driveways): not block edges, but preferred cuts when splitting.
-INTERNAL_ROAD_CLASSES = ("service", "estate_road")
+def _line_array(*sources: Any, crs: Any = None, assume: Any = None) -> np.ndarray:
+    """All line geometries of *sources* (GeoDataFrame / GeoSeries / arrays / None) in *crs*.
+
+    Sources without a CRS are taken to be in *assume* (default *crs*).
+    """
+    out = []
+    for src in sources:
+        if src is None:
+            continue
+        s = _as_gs(src, assume if assume is not None else crs)
+        if crs is not None and s.crs is not None:
+            s = s.to_crs(crs)
+        g = np.asarray(s.values, dtype=object)
+        out.append(g[~shapely.is_missing(g)])
+    return np.concatenate(out) if out else np.zeros(0, dtype=object)
 
 
-def internal_roads_of(streets: Any):
-    """The internal roads among *streets* (classes in :data:`INTERNAL_ROAD_CLASSES`), or None."""
-    if not isinstance(streets, gpd.GeoDataFrame):
-        return None
-    col = next((c for c in ("highway", "klass") if c in streets.columns), None)
-    if col is None:
-        return None
-    roads = streets[streets[col].isin(INTERNAL_ROAD_CLASSES)]
-    return roads if len(roads) else None
+def off_street_lengths(atoms: gpd.GeoDataFrame, adj, lines: np.ndarray, tol: float = 2.0,
+                       step: float = 5.0) -> np.ndarray:
+    """Per adjacency edge, the length of the shared boundary that does not run along *lines*.
+
+    Only edges between pieces of one street block (same ``block``) can be
+    off the streets: blocks meet along street centerlines by construction.
+    The shared boundary is cut into pieces of at most *step* metres and a
+    piece whose midpoint lies within *tol* of a line counts as on a street,
+    as in :func:`geo.partition.quality.quality_report`.
+
+    Returns
+    -------
+    ndarray of float, one value per edge of *adj* (0 for bridged edges).
+    """
+    from .quality import _explode_segments
+
+    out = np.zeros(adj.n_edges)
+    block = atoms["block"].to_numpy()
+    idx = np.flatnonzero((block[adj.i] == block[adj.j]) & ~adj.bridged & (adj.length > 0))
+    if idx.size == 0:
+        return out
+    g = np.asarray(atoms.geometry.values, dtype=object)
+    bnd = shapely.boundary(g)
+    a, b = adj.i[idx], adj.j[idx]
+    shared = shapely.intersection(bnd[a], shapely.buffer(bnd[b], 1e-3, quad_segs=1))
+    shared = shapely.segmentize(shared, step)
+    parts, owner = shapely.get_parts(shared, return_index=True)
+    lines_ok = shapely.get_type_id(parts) == 1
+    parts, owner = parts[lines_ok], owner[lines_ok]
+    if parts.size == 0:
+        return out
+    coords, k = shapely.get_coordinates(parts, return_index=True)
+    same = k[1:] == k[:-1]
+    segs = shapely.linestrings(np.stack([coords[:-1][same], coords[1:][same]], axis=1))
+    seg_owner = owner[k[:-1][same]]
+    w = shapely.length(segs)
+    on = np.zeros(segs.size, dtype=bool)
+    ln = _explode_segments(np.asarray(lines, dtype=object)) if len(lines) else np.zeros(0, dtype=object)
+    if ln.size:
+        mid = shapely.line_interpolate_point(segs, 0.5, normalized=True)
+        on[shapely.STRtree(ln).query(mid, predicate="dwithin", distance=tol)[0]] = True
+    out[idx] = np.bincount(seg_owner, weights=np.where(on, 0.0, w), minlength=idx.size)
+    return out
+
+
+#: Group sizes (shares of ``min_pop``: smallest, largest, preferred) of the successive refinements of
+#: communities that cannot be divided legally: first street blocks cut into groups of 250–600 people
+#: (1,000–2,000 grids), then, where that is still not enough (every block already small, e.g. the
+#: natural villages of a village, or a tight total), groups of 100–300 and 50–150.
+REFINE_LEVELS = ((0.25, 0.6, 0.4), (0.1, 0.3, 0.2), (0.05, 0.15, 0.1))
 
 
 def refine_infeasible(atoms: gpd.GeoDataFrame, points: gpd.GeoDataFrame | None, labels: np.ndarray,
-                      flags: list[list[str]], min_pop: float, internal_roads: Any = None):
+                      flags: list[list[str]], min_pop: float, internal_roads: Any = None,
+                      max_pop: float | None = None, level: tuple[float, float, float] = REFINE_LEVELS[0],
+                      adjacency=None):
     """Cut the street blocks of communities that could not be divided legally into building groups.
 
     Whole street blocks are the preferred bricks (grid edges on streets), but
     blocks of ~1,000–1,500 people can leave a community with no legal
     combination. There, and only there, every block with address points is
-    cut into groups of whole buildings of about ``0.25–0.6 × min_pop``
-    people, so the engine can balance. Never splits a building, a special unit
-    or a building atom.
+    cut into groups of whole buildings of about ``level × min_pop`` people
+    (default ``0.25–0.6``; without address points, into pieces of that
+    population by area), along the roads inside the blocks where possible,
+    so the engine can balance; the engine still prefers block edges (see
+    ``off_street`` in :class:`~geo.partition.regions.RegionBuilder`). Never
+    splits a building, a special unit or a building atom. Without
+    communities the infeasible regions and their neighbours (*adjacency*)
+    are cut.
 
     Returns
     -------
-    (atoms, info) or None when nothing was infeasible or there are no points.
+    (atoms, info, points) or None when nothing was infeasible or nothing could
+    be cut finer. *points* carry the ``atom`` (position in the new atoms) of
+    each point when they came with one.
     """
     from .regions import FLAG_INFEASIBLE
 
     bad = np.array([FLAG_INFEASIBLE in f for f in flags])
-    if points is None or not bad.any():
+    if not bad.any():
         return None
     in_bad = bad[labels]
     comm = atoms["community"].to_numpy(dtype=object)
@@ -419,8 +491,14 @@ def refine_infeasible(atoms: gpd.GeoDataFrame, points: gpd.GeoDataFrame | None, 
         targets = {c for c in comm[in_bad] if c is not None}
         mask = np.array([c in targets for c in comm])
     else:
-        mask = in_bad
+        mask = in_bad.copy()
+        if adjacency is not None:  # the neighbouring regions too: the fix may need their atoms
+            near = np.unique(np.concatenate([labels[adjacency.j[in_bad[adjacency.i]]],
+                                             labels[adjacency.i[in_bad[adjacency.j]]]]))
+            mask |= np.isin(labels, near)
+    lo, hi_g, tg = level
     mask &= atoms["special"].isna().to_numpy() & ~atoms["building_split"].to_numpy(dtype=bool)
+    mask &= atoms["people"].to_numpy() > int(min_pop * hi_g)  # only what can be cut finer
     if not mask.any():
         return None
     try:
@@ -428,16 +506,75 @@ def refine_infeasible(atoms: gpd.GeoDataFrame, points: gpd.GeoDataFrame | None, 
     except ImportError:
         return None
     sub = atoms[mask].reset_index(drop=True)
-    pts = points.drop(columns=[c for c in ("atom",) if c in points.columns])
-    pts = pts[pts.geometry.intersects(shapely.union_all(np.asarray(sub.geometry.values)))]
-    fine, _ = split_oversized(sub, pts, min_pop=int(min_pop * 0.25), max_pop=int(min_pop * 0.6),
-                              target=min_pop * 0.4, internal_roads=internal_roads)
+    n = len(atoms)
+    keep_pos = np.full(n, -1, dtype=np.int64)  # old atom -> position in the result
+    keep_pos[~mask] = np.arange(int((~mask).sum()))
+    sub_pos = np.full(n, -1, dtype=np.int64)
+    sub_pos[mask] = np.arange(int(mask.sum()))
+    pts = None
+    if points is not None:
+        if "atom" in points.columns:  # the atom of each point, as the engine counted it
+            pa = points["atom"].to_numpy(dtype=np.int64)
+            inside = (pa >= 0) & (pa < n)
+            in_sub = inside & mask[pa.clip(0, n - 1)]
+            pts = points[in_sub].assign(atom=sub_pos[pa[in_sub]])
+        else:
+            pts = points[points.geometry.intersects(shapely.union_all(np.asarray(sub.geometry.values)))]
+    fine, rep = split_oversized(sub, pts, min_pop=int(min_pop * lo), max_pop=int(min_pop * hi_g),
+                                target=min_pop * tg, internal_roads=internal_roads)
+    # a building above the group size is indivisible but not a grid of its own: only one above the
+    # grid maximum is (split_oversized marks every building above *its* max_pop as building_split)
+    hi = float(max_pop) if max_pop is not None else 2.0 * float(min_pop)
+    fine["building_split"] = fine["building_split"].to_numpy(dtype=bool) & (fine["people"].to_numpy() > hi)
     out = pd.concat([atoms[~mask], fine], ignore_index=True)
     out = gpd.GeoDataFrame(out, geometry="geometry", crs=atoms.crs)
     info = {"reason": "communities with no legal division into whole street blocks",
             "communities": sorted(str(c) for c in set(comm[mask]) if c is not None),
-            "atoms_cut": int(mask.sum()), "pieces": int(len(fine))}
-    return _ensure_contract(out), info
+            "atoms_cut": int(mask.sum()), "pieces": int(len(fine)),
+            "group_people": [int(min_pop * lo), int(min_pop * hi_g)]}
+    new_points = points
+    if points is not None and "atom" in points.columns and rep.points is not None:
+        pa = points["atom"].to_numpy(dtype=np.int64)
+        inside = (pa >= 0) & (pa < n)
+        new_atom = np.where(inside, keep_pos[pa.clip(0, n - 1)], -1)
+        offset = int((~mask).sum())
+        fa = rep.points["atom"].to_numpy(dtype=np.int64)
+        new_atom[np.flatnonzero(in_sub)] = np.where(fa >= 0, fa + offset, -1)
+        new_points = points.assign(atom=new_atom)
+    return _ensure_contract(out), info, new_points
+
+
+def buildings_across_grids(points: gpd.GeoDataFrame, atoms: gpd.GeoDataFrame, building: str = "building") -> dict:
+    """Check that no building (楼栋) is split between grids.
+
+    Every address point is taken to the atom it was counted in (its
+    ``atom`` column, as the pipeline keeps it; located in the atoms when
+    absent), atoms carry the ``grid`` of each, and the points sharing a
+    *building* id must all be in one grid.
+
+    Returns
+    -------
+    dict
+        ``n_buildings``, ``split_between_grids`` (buildings whose points lie
+        in more than one grid; 0 is the rule) and up to 20 ``examples``.
+    """
+    from .population import locate_points
+
+    if points is None or building not in points.columns or "grid" not in atoms.columns:
+        return {"n_buildings": 0, "split_between_grids": 0, "examples": []}
+    pts = points.to_crs(atoms.crs) if points.crs is not None else points
+    if "atom" in pts.columns:  # where the engine counted each point
+        where = pts["atom"].to_numpy(dtype=np.int64)
+        where = np.where(where < len(atoms), where, -1)
+    else:
+        where, _, _ = locate_points(np.asarray(pts.geometry.values, dtype=object),
+                                    np.asarray(atoms.geometry.values, dtype=object), snap_distance=np.inf)
+    grid = np.where(where >= 0, atoms["grid"].to_numpy(dtype=object)[where.clip(0)], None)
+    df = pd.DataFrame({"b": pts[building].to_numpy(dtype=object), "g": grid}).dropna(subset=["b"])
+    n = df.groupby("b")["g"].nunique()
+    bad = n[n > 1]
+    return {"n_buildings": int(n.size), "split_between_grids": int(bad.size),
+            "examples": [str(b) for b in bad.index[:20]]}
 
 
 # --------------------------------------------------------------------------- grids
@@ -614,7 +751,12 @@ def partition(
     stable : bool
         With *previous*: re-draw (True) or compute from scratch (False).
     internal_roads : optional
-        Estate roads passed to :func:`geo.partition.split.split_oversized`.
+        Estate roads (lines) not among *streets*. Cuts through a street
+        block (:func:`geo.partition.split.split_oversized`, the refinement of
+        infeasible communities) follow the lines inside it: these and every
+        street that ends inside the block (estate roads, cul-de-sacs, spurs).
+        They count as streets for the grid boundary (the report's
+        ``streets`` share) and grids prefer them to cuts across a block.
     lattice_cell : float
         Cell size (m) of the lattice used as blocks for points without streets.
     atoms : GeoDataFrame, optional
@@ -644,14 +786,17 @@ def partition(
         raise ValueError("population has no CRS")
 
     report_progress("atoms", 0.0)
-    if internal_roads is None:
-        internal_roads = internal_roads_of(streets)
+    crs = metric_crs(population if atoms is None else atoms)
+    # every line is a street for the grid boundary: block edges, estate roads, dead-end lanes, spurs
+    # (estate roads among *streets* do not bound blocks, see blocks.NON_BLOCK_HIGHWAYS and the synthetic data)
+    street_lines = _line_array(streets, internal_roads, crs=crs, assume=out_crs) \
+        if (streets is not None or internal_roads is not None) else None
+    # lines inside a block (estate roads, cul-de-sacs, spurs) guide cuts through it
+    cut_roads = gpd.GeoSeries(street_lines, crs=crs) if street_lines is not None and len(street_lines) else None
     if atoms is None:
-        crs = metric_crs(population)
         atoms, jur_gs, points = _make_atoms(population, jurisdiction, streets, communities, special, crs, min_pop,
-                                            max_pop, target, internal_roads, lattice_cell, report)
+                                            max_pop, target, cut_roads, lattice_cell, report)
     else:
-        crs = metric_crs(atoms)
         atoms = _ensure_contract(atoms.to_crs(crs))
         jur_gs, points = _as_gs(jurisdiction, out_crs), None
         report["atoms"] = {"method": "given", "n_atoms": int(len(atoms))}
@@ -660,31 +805,36 @@ def partition(
 
     t1 = time.perf_counter()
     adj = build_adjacency(atoms, gap_tol=gap_tol)
+    off = off_street_lengths(atoms, adj, street_lines) if street_lines is not None else None
     timings["adjacency"] = time.perf_counter() - t1
     report_progress("adjacency", 1.0)
 
     prev_grids = previous.grids if isinstance(previous, Plan) else previous
     t2 = time.perf_counter()
 
-    def solve(atoms, adj):
+    def solve(atoms, adj, off):
         if prev_grids is not None and stable:
             from .redraw import previous_labels
 
             init = previous_labels(atoms, prev_grids)
             rb = RegionBuilder(atoms, adj, min_pop=min_pop, max_pop=max_pop, by=by, target=target, seed=seed,
-                               initial_labels=init, progress=progress).solve()
+                               initial_labels=init, progress=progress, off_street=off).solve()
             return rb, dict(getattr(rb, "repair_stats_", {}))
         return RegionBuilder(atoms, adj, min_pop=min_pop, max_pop=max_pop, by=by, target=target, seed=seed,
-                             progress=progress).solve(), None
+                             progress=progress, off_street=off).solve(), None
 
-    rb, redraw_info = solve(atoms, adj)
-    refined = refine_infeasible(atoms, points, rb.labels_, rb.region_flags_, min_pop, internal_roads)
-    if refined is not None:  # some community cannot be divided with whole blocks: cut them by building groups
-        atoms, info = refined
-        report["atoms"]["refined"] = info
+    rb, redraw_info = solve(atoms, adj, off)
+    for level in REFINE_LEVELS:  # some community cannot be divided with whole blocks: cut them by building groups
+        refined = refine_infeasible(atoms, points, rb.labels_, rb.region_flags_, min_pop, cut_roads, max_pop,
+                                    level=level, adjacency=adj)
+        if refined is None:  # nothing infeasible, or nothing to cut at this level: try the finer one
+            continue
+        atoms, info, points = refined
+        report["atoms"].setdefault("refined", []).append(info)
         report["atoms"]["n_atoms"] = int(len(atoms))
         adj = build_adjacency(atoms, gap_tol=gap_tol)
-        rb, redraw_info = solve(atoms, adj)
+        off = off_street_lengths(atoms, adj, street_lines) if street_lines is not None else None
+        rb, redraw_info = solve(atoms, adj, off)
     timings["regions"] = time.perf_counter() - t2
 
     t3 = time.perf_counter()
@@ -702,7 +852,10 @@ def partition(
     jur_metric = jur_gs.to_crs(crs) if jur_gs is not None else None
     runtime = time.perf_counter() - t0
     rep = quality_report(grids, jur_metric, min_pop, max_pop, previous=prev_grids, runtime_s=runtime,
-                         atoms=atoms, streets=streets, by=by, gap_tol=gap_tol)
+                         atoms=atoms, streets=None if street_lines is None else gpd.GeoSeries(street_lines, crs=crs),
+                         by=by, gap_tol=gap_tol)
+    if points is not None and "building" in points.columns:
+        rep["buildings"] = buildings_across_grids(points, atoms)
     timings["report"] = time.perf_counter() - t4
     rep.update({k: v for k, v in report.items()})
     rep["engine"] = {"timings_s": {k: round(v, 4) for k, v in timings.items()},

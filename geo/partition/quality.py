@@ -283,7 +283,7 @@ def quality_report(
 
     # boundaries on streets
     if streets is not None:
-        rep["streets"] = _street_share(geoms, jur, streets, crs, street_tol)
+        rep["streets"] = _street_share(geoms, jur, streets, crs, street_tol, atoms=atoms)
 
     # stability against a previous plan
     if previous is not None:
@@ -332,8 +332,20 @@ def _enclosed(geoms, codes, flags=None) -> list[dict]:
     return out
 
 
-def _street_share(geoms, jur, streets, crs, tol) -> dict:
-    """Share of grid boundary length within *tol* of a street or the jurisdiction outline."""
+#: Why a piece of grid boundary is off the streets (``streets.off_street_m_by_cause``).
+OFF_STREET_CAUSES = ("inside a street block", "special unit edge", "community boundary", "other")
+
+
+def _street_share(geoms, jur, streets, crs, tol, atoms=None) -> dict:
+    """Share of grid boundary length within *tol* of a street or the jurisdiction outline.
+
+    With *atoms* (``block``, ``special``, ``community`` columns) the boundary
+    off the streets is broken down by cause (:data:`OFF_STREET_CAUSES`), from
+    the atoms on either side of each piece: a cut through a street block
+    (both sides pieces of one block), the edge of a special unit, a community
+    boundary that is not on a street, or anything else (e.g. a block edge
+    along a line that was not given as a street).
+    """
     lines = _as_metric(streets, crs)
     ln = np.asarray(lines.values)
     # every grid boundary once: union of boundaries, split into short pieces
@@ -352,7 +364,7 @@ def _street_share(geoms, jur, streets, crs, tol) -> dict:
         on_outline[shapely.STRtree(outline).query(mid, predicate="dwithin", distance=tol)[0]] = True
     total = float(w.sum())
     internal = ~on_outline
-    return {
+    out = {
         "boundary_m": total,
         "boundary_on_streets_share": float(w[on_street | on_outline].sum() / total) if total else None,
         "internal_boundary_m": float(w[internal].sum()),
@@ -360,6 +372,27 @@ def _street_share(geoms, jur, streets, crs, tol) -> dict:
         if w[internal].sum() > 0 else None,
         "tolerance_m": float(tol),
     }
+    off = np.flatnonzero(~(on_street | on_outline))
+    out["off_street_m"] = float(w[off].sum())
+    if atoms is not None and len(atoms) and {"block"} <= set(atoms.columns):
+        a = atoms.to_crs(crs) if atoms.crs is not None and not atoms.crs.equals(crs) else atoms
+        si, ai = shapely.STRtree(np.asarray(a.geometry.values)).query(mid[off], predicate="dwithin", distance=0.5)
+        df = pd.DataFrame({
+            "s": si,
+            "block": a["block"].to_numpy()[ai],
+            "special": a["special"].notna().to_numpy()[ai] if "special" in a.columns else False,
+            "community": a["community"].astype(object).where(a["community"].notna(), "").to_numpy()[ai]
+            if "community" in a.columns else "",
+        })
+        g = df.groupby("s").agg(nb=("block", "nunique"), sp=("special", "any"), nc=("community", "nunique"))
+        cause = np.full(off.size, len(OFF_STREET_CAUSES) - 1)
+        k = g.index.to_numpy()
+        c = np.where(g["sp"].to_numpy(), 1, np.where(g["nc"].to_numpy() > 1, 2,
+                                                      np.where(g["nb"].to_numpy() == 1, 0, 3)))
+        cause[k] = c
+        out["off_street_m_by_cause"] = {name: float(w[off][cause == j].sum())
+                                        for j, name in enumerate(OFF_STREET_CAUSES)}
+    return out
 
 
 def _explode_segments(lines) -> np.ndarray:

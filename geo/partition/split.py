@@ -6,13 +6,18 @@ divides such an atom into contiguous pieces of legal population, each within
 ``[min_pop, max_pop]`` and as balanced as the buildings allow.
 
 Units
-    The atom is first cut along internal estate roads, when given, into
-    sub-blocks (:func:`~geo.partition.blocks.street_blocks` on the roads inside
-    the atom). Then
+    The atom is first cut into sub-blocks along the lines of
+    ``internal_roads`` that reach inside it (estate roads, cul-de-sacs; the
+    streets around it run along its outline and are ignored), their dead ends
+    extended to the outline (:func:`~geo.partition.blocks.street_blocks` on
+    them). Then
 
-    * with address points: every building (楼栋; points sharing a ``building``
-      id) gets the Voronoi cell of its location inside its sub-block. A
-      building is one indivisible unit: it is never split.
+    * with address points: every sub-block is cut into slabs by straight
+      lines across its long axis half-way between buildings (楼栋; points
+      sharing a ``building`` id), so that pieces meet along short straight
+      lines; when slabs cannot give legal pieces, every building gets the
+      Voronoi cell of its location inside its sub-block instead. A building
+      is one indivisible unit: it is never split.
     * polygons only: the atom is cut into thin equal-area strips across its
       long axis (``strips_per_piece`` strips per expected piece) and the
       strips are cut by the sub-blocks; population is shared by area with
@@ -47,7 +52,7 @@ import shapely
 
 from geo.crs import to_metric
 from geo.partition.blocks import _polygonal, dissolve_groups, polygon_adjacency, street_blocks
-from geo.partition.population import largest_remainder, locate_points
+from geo.partition.population import largest_remainder, locate_points, one_atom_per_building
 
 __all__ = ["SplitReport", "split_oversized", "choose_k", "strips", "extend_dangles"]
 
@@ -395,6 +400,39 @@ class _Grouper:
         return best
 
 
+def _group_units(ug, upeople, usub, indivisible, *, min_pop, max_pop, target, road_penalty):
+    """Group units into contiguous pieces of legal population.
+
+    Indivisible units above *max_pop* (buildings) are pieces of their own
+    (``is_building`` True); every connected set of the others is cut by
+    :class:`_Grouper`.
+
+    Returns
+    -------
+    (groups, badness)
+        ``groups``: list of (unit positions, is_building); ``badness``: total
+        population outside the limits (0 when every piece is legal).
+    """
+    nu = len(ug)
+    i, j, _ = polygon_adjacency(ug, min_shared=1e-3)
+    adj: list[list[int]] = [[] for _ in range(nu)]
+    for x, y in zip(i.tolist(), j.tolist()):
+        adj[x].append(y)
+        adj[y].append(x)
+    big = np.flatnonzero(indivisible & (upeople > max_pop))
+    groups: list[tuple[np.ndarray, bool]] = [(np.array([u]), True) for u in big]
+    rest = np.setdiff1d(np.arange(nu), big)
+    cen = shapely.get_coordinates(shapely.point_on_surface(ug)) if nu else np.zeros((0, 2))
+    grouper = _Grouper(cen, shapely.area(ug), upeople.astype(float), usub, adj,
+                       min_pop=min_pop, max_pop=max_pop, target=target, road_penalty=road_penalty)
+    badness = 0.0
+    for comp in _components(rest, adj) if len(rest) else []:
+        pieces, bad = _split_component(grouper, comp, float(upeople[comp].sum()), min_pop, max_pop, target)
+        badness += bad
+        groups.extend((piece, False) for piece in pieces)
+    return groups, badness
+
+
 def _split_component(grouper: _Grouper, comp: np.ndarray, people: float, min_pop: float, max_pop: float,
                      target: float) -> tuple[list[np.ndarray], float]:
     """Best grouping of one connected set of units, trying piece counts nearest ``people/target`` first."""
@@ -475,7 +513,9 @@ def extend_dangles(lines: np.ndarray, boundary: Any, max_ext: float) -> np.ndarr
         if len(pts) == 0:
             continue
         q = pts[np.argmin(np.hypot(*(pts - p).T))]
-        out.append(shapely.LineString([p, q]))
+        # a hair beyond the hit, so that the extension crosses the line it ends on and is noded
+        # with it (an end computed *on* a line lies on either side of it by rounding)
+        out.append(shapely.LineString([p, q + d / n * 0.05]))
     return np.array(out, dtype=object)
 
 
@@ -490,6 +530,65 @@ def _sub_blocks(geom: Any, roads: np.ndarray, crs: Any, road_extend: float = 40.
     else:
         subs = np.array([geom], dtype=object)
     return shapely.get_parts(subs)
+
+
+def _slab_units(subs, bxy, bpeople, bhh, point_xy=None, point_building=None, margin=0.5):
+    """Slabs of each sub-block, cut straight across its long axis in the gaps between buildings.
+
+    A building is a set of address points, so any line that passes between
+    them keeps it whole; straight lines across the short dimension are the
+    shortest cuts through a block (Voronoi cells of the buildings give
+    zig-zag edges about 1.5 times as long). Along the long axis every
+    building spans the interval of its points (plus *margin*); overlapping
+    spans are one slab, and slabs are cut half-way across the gaps, so no
+    line ever separates the points of a building. A group of consecutive
+    slabs is cut off by one straight line. A slab of a non-convex sub-block
+    may fall into several faces: each face holds the buildings whose
+    location lies inside it (empty ones are fillers).
+
+    Parameters
+    ----------
+    point_xy, point_building : arrays, optional
+        Coordinates of the address points and the building (position in
+        *bxy*) of each; default: one point per building at *bxy*.
+
+    Returns unit geometries, people, households, sub-block, and for every unit
+    the building positions it holds (list of arrays; empty for filler units).
+    """
+    if point_xy is None:
+        point_xy, point_building = bxy, np.arange(len(bxy))
+    point_building = np.asarray(point_building, dtype=np.int64)
+    bpts = shapely.points(bxy)
+    loc, _, _ = locate_points(bpts, subs, snap_distance=np.inf)
+    geoms, people, hh, sub, members = [], [], [], [], []
+    nb = len(bxy)
+    for s, sg in enumerate(subs):
+        bs = np.flatnonzero(loc == s)
+        if len(bs) == 0:
+            geoms.append(sg); people.append(0); hh.append(0); sub.append(s); members.append(np.zeros(0, np.int64))
+            continue
+        u, _ = _axes(sg)
+        lo = np.full(nb, np.inf)
+        hi = np.full(nb, -np.inf)
+        t = point_xy @ u
+        np.minimum.at(lo, point_building, t)
+        np.maximum.at(hi, point_building, t)
+        lo, hi = np.minimum(lo[bs], bxy[bs] @ u) - margin, np.maximum(hi[bs], bxy[bs] @ u) + margin
+        order = np.argsort(lo, kind="stable")
+        reach = np.maximum.accumulate(hi[order])
+        gaps = np.flatnonzero(lo[order][1:] > reach[:-1])  # a gap after the k-th span (sorted)
+        cuts = (reach[gaps] + lo[order][gaps + 1]) / 2.0
+        if len(cuts) == 0:
+            faces = np.array([sg], dtype=object)
+        else:
+            faces = _faces(sg, _cut_lines(sg, u, cuts))
+        where, _, _ = locate_points(bpts[bs], faces, snap_distance=np.inf)
+        for f, face in enumerate(faces):
+            held = bs[where == f]
+            geoms.append(face); sub.append(s); members.append(held)
+            people.append(int(bpeople[held].sum())); hh.append(int(bhh[held].sum()))
+    return (np.array(geoms, dtype=object), np.array(people, dtype=np.int64), np.array(hh, dtype=np.int64),
+            np.array(sub, dtype=np.int64), members)
 
 
 def _building_units(subs, bxy, bpeople, bhh):
@@ -600,8 +699,9 @@ def split_oversized(
     households: str | None = "households",
     building: str = "building",
     strips_per_piece: int = 4,
-    road_penalty: float = 0.1,
-    road_extend: float = 40.0,
+    road_penalty: float = 2.0,
+    road_extend: float = 150.0,
+    units: str = "slabs",
 ) -> tuple[gpd.GeoDataFrame, SplitReport]:
     """Split atoms above *max_pop* into contiguous pieces of legal population.
 
@@ -634,13 +734,22 @@ def split_oversized(
         better against sub-blocks).
     road_penalty : float
         Score penalty (in units of relative population deviation) for a cut
-        that does not follow internal roads; 0.1 accepts a cut along a road
-        if it is at most 10 % less balanced.
+        that does not follow internal roads. The default 2.0 takes any legal
+        cut along roads before a better balanced one through a sub-block:
+        pieces become grids, and a grid edge off the streets costs more than
+        an unbalanced (but legal) grid.
     road_extend : float
         Dead ends of internal roads are extended straight ahead by up to this
         many metres to the next road or the block outline
-        (:func:`extend_dangles`), since estate roads often stop short of the
-        wall; 0 disables.
+        (:func:`extend_dangles`): estate roads stop short of the wall, a
+        cul-de-sac ends mid-block, and a cut along it and then straight on is
+        still the shortest way off the streets; 0 disables.
+    units : {"slabs", "voronoi"}
+        Units made of the buildings of a sub-block: ``"slabs"`` cut straight
+        across its long axis half-way between buildings (short, straight grid
+        edges), with Voronoi cells of the buildings as the fallback when
+        slabs cannot give legal pieces (buildings standing in rows);
+        ``"voronoi"``: Voronoi cells only.
 
     Returns
     -------
@@ -682,6 +791,7 @@ def split_oversized(
             bcol = pts[building].to_numpy(dtype=object)
             bkey = np.array([f"b:{v}" if v is not None and v == v else f"p:{k}" for k, v in enumerate(bcol)],
                             dtype=object)
+            p_atom, _ = one_atom_per_building(p_atom, bkey, p_w)  # a building's points in one atom
         else:
             bkey = np.array([f"p:{k}" for k in range(len(pts))], dtype=object)
         p_new_atom = np.full(len(pts), -1, dtype=np.int64)
@@ -725,7 +835,10 @@ def split_oversized(
         g = geoms[a]
         roads_here = np.array([], dtype=object)
         if road_tree is not None:
-            roads_here = road_geoms[road_tree.query(g, predicate="intersects")]
+            # lines reaching inside the atom (not the streets around it, which run along its outline)
+            inner = shapely.buffer(g, -1.0)
+            probe = inner if not shapely.is_empty(inner) else g
+            roads_here = road_geoms[np.sort(road_tree.query(probe, predicate="intersects"))]
         subs = _sub_blocks(g, roads_here, crs, road_extend)
         k_total = choose_k(people[a], min_pop, max_pop, target)
         if len(pa):
@@ -739,33 +852,31 @@ def split_oversized(
             bpeople = largest_remainder(bw, int(people[a]))
             bhh = largest_remainder(np.bincount(binv, weights=p_hw[pa], minlength=nb) if p_hw is not None
                                     else bpeople, int(hh[a]))
-            ug, upeople, uhh, usub, umembers = _building_units(subs, bxy, bpeople, bhh)
+            makers = [_slab_units, _building_units] if units == "slabs" else [_building_units]
             method = "buildings"
-            indivisible = np.array([len(m) > 0 for m in umembers])
         else:
-            ug, upeople, uhh, usub = _area_units(g, subs, int(people[a]), int(hh[a]),
-                                                 max(1, strips_per_piece * k_total))
-            umembers = [np.zeros(0, np.int64)] * len(ug)
+            makers = [None]
             method = "area"
-            indivisible = np.zeros(len(ug), dtype=bool)
             binv = None
+        for make_units in makers:
+            if make_units is not None:
+                extra = (pxy[pa], binv) if make_units is _slab_units else ()
+                ug, upeople, uhh, usub, umembers = make_units(subs, bxy, bpeople, bhh, *extra)
+                indivisible = np.array([len(m) > 0 for m in umembers])
+                if make_units is _slab_units and any(len(m) > 1 and upeople[k] > max_pop
+                                                     for k, m in enumerate(umembers)):
+                    continue  # a tower shares its slab with other buildings: only Voronoi cells part them
+            else:
+                ug, upeople, uhh, usub = _area_units(g, subs, int(people[a]), int(hh[a]),
+                                                     max(1, strips_per_piece * k_total))
+                umembers = [np.zeros(0, np.int64)] * len(ug)
+                indivisible = np.zeros(len(ug), dtype=bool)
+            groups, badness = _group_units(ug, upeople, usub, indivisible, min_pop=min_pop, max_pop=max_pop,
+                                           target=target, road_penalty=road_penalty)
+            if badness == 0:  # straight slabs are too coarse only when buildings stand in rows
+                break
+        failed = badness > 0
         nu = len(ug)
-        i, j, _ = polygon_adjacency(ug, min_shared=1e-3)
-        adj: list[list[int]] = [[] for _ in range(nu)]
-        for x, y in zip(i.tolist(), j.tolist()):
-            adj[x].append(y)
-            adj[y].append(x)
-        big = np.flatnonzero(indivisible & (upeople > max_pop))
-        groups: list[tuple[np.ndarray, bool]] = [(np.array([u]), True) for u in big]
-        rest = np.setdiff1d(np.arange(nu), big)
-        cen = shapely.get_coordinates(shapely.point_on_surface(ug)) if nu else np.zeros((0, 2))
-        grouper = _Grouper(cen, shapely.area(ug), upeople.astype(float), usub, adj,
-                           min_pop=min_pop, max_pop=max_pop, target=target, road_penalty=road_penalty)
-        failed = False
-        for comp in _components(rest, adj) if len(rest) else []:
-            pieces, bad = _split_component(grouper, comp, float(upeople[comp].sum()), min_pop, max_pop, target)
-            failed |= bad > 0
-            groups.extend((piece, False) for piece in pieces)
         labels = np.empty(nu, dtype=np.int64)
         for gi, (members, _) in enumerate(groups):
             labels[members] = gi
@@ -789,7 +900,7 @@ def split_oversized(
         report.split.append({
             "atom": a, "block": int(block[a]), "people": int(people[a]), "pieces": len(groups),
             "piece_people": piece_people, "method": method, "roads": int(len(subs)) if len(roads_here) else 0,
-            "building_split": int(len(big)), "ok": bool(ok and not failed),
+            "building_split": int(sum(1 for _, is_b in groups if is_b)), "ok": bool(ok and not failed),
             "first_output": first_out,
         })
 

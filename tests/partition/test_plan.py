@@ -194,3 +194,85 @@ def test_codes_nw_to_se_and_stable_for_unchanged_grids():
 def test_codes_reject_bad_community_code():
     with pytest.raises(ValueError, match="12-digit"):
         assign_codes(lattice(1, 1), community=["12345"])
+
+
+# --------------------------------------------------------------------------- buildings, real data
+
+
+def test_no_building_split_between_grids_and_the_check_can_tell():
+    """Address points (2–4 per building, e.g. entrances) in an estate of 7,000 and an old block: every
+    building's points end in one grid; the report's check counts a building whose points were put apart."""
+    from geo.partition.plan import buildings_across_grids
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for b in range(70):
+        x, y = X0 + rng.uniform(10, 590), Y0 + rng.uniform(10, 290)
+        k = int(rng.integers(2, 5))
+        if b == 0:
+            x, k = X0 + 397.0, 4  # entrances geocoded on both sides of the street centerline
+        elif abs(x - X0 - 400) < 10:
+            x += 20.0
+        for u in range(k):
+            rows.append({"building": f"B{b:03d}", "people": 25 if x < X0 + 400 else 60,
+                         "geometry": shapely.Point(x + 2 * u, y + rng.uniform(-1, 1))})
+    pts = gpd.GeoDataFrame(rows, crs=CRS)
+    jur = shapely.box(X0, Y0, X0 + 600, Y0 + 300)
+    streets = gpd.GeoDataFrame({"highway": ["primary", "residential"]},
+                               geometry=[jur.exterior, shapely.LineString([(X0 + 400, Y0), (X0 + 400, Y0 + 300)])],
+                               crs=CRS)
+    plan = partition(jurisdiction=jur, population=pts, streets=streets)
+    assert plan.report["buildings"]["n_buildings"] == 70
+    assert plan.report["buildings"]["split_between_grids"] == 0
+    joined = gpd.sjoin(pts[pts["building"] != "B000"], plan.grids.to_crs(CRS)[["code", "geometry"]],
+                       predicate="within")
+    assert (joined.groupby("building")["code"].nunique() == 1).all()
+    assert plan.report["atoms"]["population"]["points_moved_to_their_building"] >= 1
+    assert len(plan.grids) >= 3
+    # the check itself: one point of a building counted in an atom of another grid is a split building
+    pts_in = plan.report["buildings"]
+    assert pts_in["split_between_grids"] == 0
+    counted = gpd.GeoDataFrame({"building": ["X", "X"], "atom": [0, 0]},
+                               geometry=[shapely.Point(X0, Y0)] * 2, crs=CRS)
+    assert buildings_across_grids(counted, plan.atoms)["split_between_grids"] == 0
+    other = int(np.flatnonzero(plan.atoms["grid"].to_numpy() != plan.atoms["grid"].iat[0])[0])
+    assert buildings_across_grids(counted.assign(atom=[0, other]), plan.atoms)["split_between_grids"] == 1
+
+
+def poa_hexagons(path):
+    import h3
+
+    df = pd.read_csv(path)
+    polys = [shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in df["id"]]
+    return gpd.GeoDataFrame({"people": df["population"].fillna(0).astype(int)}, geometry=polys, crs="EPSG:4326")
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+@pytest.mark.parametrize("with_streets", [False, True])
+def test_porto_alegre_targets(with_streets):
+    """Porto Alegre, H3 r9 cells (and OSM streets): every grid in range except offshore islands of the
+    Guaíba (131 people on four cells 780 m out, and an uninhabited pair 1.2 km out), which no contiguous
+    grid can reach; nothing infeasible, nothing non-contiguous."""
+    from tests.conftest import shared_path
+
+    pytest.importorskip("h3")
+    hexes = poa_hexagons(shared_path("porto_alegre", "poa_hexgrid.csv"))
+    if with_streets:
+        from geo.partition.blocks import NON_BLOCK_HIGHWAYS
+
+        lines = gpd.read_file(shared_path("porto_alegre", "poa_osm.pbf"), layer="lines", engine="pyogrio")
+        lines = lines[lines["highway"].notna() & ~lines["highway"].isin(NON_BLOCK_HIGHWAYS)]
+        jur = shapely.union_all(np.asarray(hexes.geometry.values))
+        plan = partition(jurisdiction=jur, population=hexes, streets=lines[["highway", "geometry"]])
+        assert plan.report["streets"]["boundary_on_streets_share"] >= 0.95
+    else:
+        plan = partition(population=hexes)
+    rep = plan.report
+    assert rep["contiguity"]["noncontiguous_grids"] == 0
+    assert rep["coverage"]["covered_share"] > 1 - 1e-6
+    assert int(plan.grids["people"].sum()) == int(hexes["people"].sum())
+    out = rep["range"]["grids"]
+    assert {tuple(o["reasons"]) for o in out} <= {("island below min",), ("uninhabited island",)}, out
+    assert len(out) <= 2 and sum(o["people"] for o in out) <= 131
+    assert rep["range"]["in_range_share"] >= 0.995

@@ -106,6 +106,21 @@ def test_boundary_on_streets_share():
     assert rep2["streets"]["internal_boundary_on_streets_share"] == pytest.approx(0.0)
 
 
+def test_off_street_boundary_by_cause():
+    """Two grids made of the two halves of one street block: their shared edge is a cut through the block;
+    a third grid is a special unit cut out of another block."""
+    g = grids([sq(0, 0), sq(100, 0), sq(200, 0)], [1500, 1500, 300], kind=["standard", "standard", "exclusive"])
+    atoms = gpd.GeoDataFrame({"people": [1500, 1500, 300], "block": [0, 0, 1], "special": [None, None, "S1"],
+                              "community": ["c", "c", "c"]}, geometry=[sq(0, 0), sq(100, 0), sq(200, 0)], crs=CRS)
+    outline = shapely.box(X0, Y0, X0 + 300, Y0 + 100).exterior
+    rep = quality_report(g, None, 1000, 2000, streets=gpd.GeoSeries([outline], crs=CRS), atoms=atoms)
+    s = rep["streets"]
+    assert s["off_street_m"] == pytest.approx(200.0)
+    assert s["off_street_m_by_cause"]["inside a street block"] == pytest.approx(100.0)
+    assert s["off_street_m_by_cause"]["special unit edge"] == pytest.approx(100.0)
+    assert s["boundary_on_streets_share"] == pytest.approx(800.0 / 1000.0)
+
+
 def test_residents_moved_is_label_independent():
     people = np.array([10, 20, 30, 40])
     old = np.array([0, 0, 1, 1])

@@ -253,6 +253,68 @@ def test_progress_callback_is_called():
     assert all(0.0 <= f <= 1.0 for _, f in calls)
 
 
+# --------------------------------------------------------------------------- found on the synthetic district
+
+
+def test_adjacency_of_edges_noded_differently():
+    """A piece cut out of a block gets vertices on the block outline that lie on the neighbour's edge
+    only up to rounding: the exact intersection of the outlines is a scatter of points. Still adjacent."""
+    a = shapely.Polygon([(0, 0), (100, 0), (100, 100), (0, 100)])
+    # b's western edge is a's eastern edge with extra vertices a hair off the line (as after a clip)
+    ys = np.linspace(0, 100, 11)
+    west = [(100.0 + (1e-9 if 0 < y < 100 else 0.0) * (-1) ** k, y) for k, y in enumerate(ys)]
+    b = shapely.Polygon(west + [(200, 100), (200, 0)])
+    assert shapely.length(shapely.intersection(a.boundary, b.boundary)) < 1.0  # exact: points only
+    atoms = gpd.GeoDataFrame({"people": [1, 1]}, geometry=[a, b], crs=CRS)
+    adj = build_adjacency(atoms, gap_tol=0)
+    assert adj.n_edges == 1 and adj.length[0] == pytest.approx(100.0, abs=0.01)
+    # a real corner contact stays no edge
+    c = shapely.box(100, 100, 200, 200)
+    adj = build_adjacency(gpd.GeoDataFrame({"people": [1, 1]}, geometry=[a, c], crs=CRS), gap_tol=0)
+    assert adj.n_edges == 0
+
+
+def chain_community():
+    """Three blocks around a fourth (791), then a chain 471 – 1,146 – 1,145 (a synthetic community).
+
+    Legal only as [1382] [1405] [1219] [791+471] [1146] [1145]: a greedy cut taking 471 with 1,146
+    leaves 791 with a 1,219 block (2,010).
+    """
+    def sq(x, y, w=100, h=100):
+        return shapely.box(X0 + x, Y0 + y, X0 + x + w, Y0 + y + h)
+
+    d = shapely.Polygon([(X0, Y0), (X0 + 350, Y0), (X0 + 350, Y0 + 300), (X0 + 300, Y0 + 300),
+                         (X0 + 300, Y0 + 100), (X0, Y0 + 100)])  # 791: an L under and beside the three
+    geoms = [sq(0, 100, 150), sq(150, 100, 150), sq(0, 200, 300), d, sq(350, 0), sq(450, 0), sq(550, 0)]
+    people = [1382, 1405, 1219, 791, 471, 1146, 1145]
+    return gpd.GeoDataFrame({"people": people}, geometry=geoms, crs=CRS)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_spanning_tree_repair_backs_out_of_a_greedy_dead_end(seed):
+    atoms = chain_community()
+    rb = RegionBuilder(atoms, min_pop=1000, max_pop=2000, seed=seed).solve()
+    assert all(not f for f in rb.region_flags_), rb.region_flags_
+    assert ((rb.region_pop_ >= 1000) & (rb.region_pop_ <= 2000)).all()
+    assert rb.labels_[3] == rb.labels_[4]  # 791 + 471
+
+
+def test_off_street_edges_are_avoided():
+    """2 × 2 atoms of 750: cutting between the columns is more compact, but those edges run through a
+    street block (off the streets); with ``off_street`` the grids meet along the street instead."""
+    atoms = lattice(2, 2, people=750, size=1.0)
+    atoms = atoms.set_geometry([shapely.box(X0 + 120 * (k % 2), Y0 + 100 * (k // 2), X0 + 120 * (k % 2 + 1),
+                                            Y0 + 100 * (k // 2 + 1)) for k in range(4)], crs=CRS)
+    adj = build_adjacency(atoms)
+    plain = RegionBuilder(atoms, adj, min_pop=1000, max_pop=2000).solve().labels_
+    assert plain[0] == plain[2] and plain[0] != plain[1]  # columns: the shorter cut
+    off = np.where(np.abs(adj.j - adj.i) == 1, adj.length, 0.0)  # 0-1 and 2-3: through a block
+    labels = RegionBuilder(atoms, adj, min_pop=1000, max_pop=2000, off_street=off).solve().labels_
+    assert labels[0] == labels[1] and labels[0] != labels[2]  # rows: along the street
+    with pytest.raises(ValueError):
+        RegionBuilder(atoms, adj, off_street=off[:1]).solve()
+
+
 # --------------------------------------------------------------------------- Denver
 
 

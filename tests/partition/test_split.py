@@ -247,3 +247,74 @@ def test_totals_kept_when_points_disagree_with_atoms():
     assert out["people"].sum() == 4_321 and out["households"].sum() == 1_500
     check_pieces(out, rep, block, 0)
     assert buildings_whole(rep)
+
+
+# --------------------------------------------------------------------------- straight cuts, cul-de-sacs
+
+
+def scattered_buildings(geom, n, total, seed=0):
+    """*n* one-point buildings scattered at random inside *geom* (an old block)."""
+    rng = np.random.default_rng(seed)
+    minx, miny, maxx, maxy = geom.bounds
+    xy = np.column_stack([rng.uniform(minx + 5, maxx - 5, n), rng.uniform(miny + 5, maxy - 5, n)])
+    w = rng.uniform(0.5, 1.5, n)
+    pops = np.floor(w / w.sum() * total).astype(int)
+    pops[: total - pops.sum()] += 1
+    return gpd.GeoDataFrame({"building": [f"B{k:03d}" for k in range(n)], "people": pops, "households": pops // 3},
+                            geometry=shapely.points(xy), crs=UTM)
+
+
+def shared_edge(a, b):
+    return shapely.length(shapely.intersection(shapely.boundary(a), shapely.boundary(b).buffer(1e-3)))
+
+
+def test_old_block_is_cut_straight_across_its_short_side():
+    """Buildings are points: a straight line between them keeps them whole and is the shortest cut
+    (Voronoi cells of scattered buildings meet along zig-zags 1.3–2 times as long)."""
+    block = box(0, 0, 300, 120)
+    pts = scattered_buildings(block, 60, 3_000, seed=2)
+    atoms, prep = atoms_for([block], pts)
+    out, rep = split_oversized(atoms, prep.points)
+    pieces = check_pieces(out, rep, block, 0)
+    assert len(pieces) == 2 and buildings_whole(rep)
+    assert shared_edge(*pieces.geometry.values) == pytest.approx(120.0, rel=1e-3)
+    out_v, _ = split_oversized(atoms, prep.points, units="voronoi")  # Voronoi cells, for the record
+    assert shared_edge(*out_v.geometry.values) > 1.2 * 120.0
+
+
+def test_cut_follows_a_cul_de_sac():
+    """A dead-end lane reaching 60 % across the block: the cut runs along it and straight on."""
+    block = box(0, 0, 200, 300)
+    lane = LineString([(0, 151), (120, 151)])  # from the west street into the block, dead end
+    pts = scattered_buildings(block, 60, 3_000, seed=4)
+    pts = pts[np.abs(pts.geometry.y - 151) > 3]
+    atoms, prep = atoms_for([block], pts)
+    out, rep = split_oversized(atoms, prep.points, internal_roads=[lane])
+    pieces = check_pieces(out, rep, block, 0)
+    assert len(pieces) == 2 and buildings_whole(rep)
+    edge = shapely.intersection(shapely.boundary(pieces.geometry.iat[0]),
+                                shapely.boundary(pieces.geometry.iat[1]).buffer(1e-3))
+    on_lane = shapely.length(shapely.intersection(edge, lane.buffer(2.0)))
+    assert on_lane >= 0.55 * 200  # most of the cut is the lane itself; the rest its straight extension
+    assert shapely.length(edge) == pytest.approx(200.0, rel=0.02)
+
+
+def test_refined_building_groups_keep_buildings_below_max_free():
+    """Refinement cuts a block into groups of 250–600 people; a 700-person building is an indivisible
+    group, not a grid of its own (only buildings above the grid maximum are)."""
+    from geo.partition.plan import refine_infeasible
+    from geo.partition.regions import FLAG_INFEASIBLE
+
+    block = box(0, 0, 300, 200)
+    pts = scattered_buildings(block, 20, 1_900, seed=5)
+    pts.loc[0, "people"] += 700 - int(pts.loc[0, "people"])
+    atoms, prep = atoms_for([block], pts)
+    atoms["community"] = "420103001001"
+    labels = np.zeros(len(atoms), dtype=np.int64)
+    out, info, pts_out = refine_infeasible(atoms, prep.points, labels, [[FLAG_INFEASIBLE]], 1000, max_pop=2000)
+    assert info["pieces"] == len(out) > 1
+    assert out["people"].sum() == atoms["people"].sum()
+    assert out["people"].max() >= 700 and not out["building_split"].any()
+    # the points follow their buildings into the pieces
+    got = pts_out.groupby("atom")["people"].sum()
+    assert got.to_dict() == out.loc[got.index, "people"].to_dict()
