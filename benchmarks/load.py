@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,7 +31,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from benchmarks.lookup import grid_extent, random_points, start_api, world  # noqa: E402
+from benchmarks.lookup import grid_extent, random_points, start_api, world, wrk  # noqa: E402
 
 LUA = r"""
 local pts, workers = {}, {}
@@ -84,23 +82,6 @@ end
 """
 
 
-def run_wrk(url: str, seconds: int, conns: int, script: Path, args: list[str]) -> dict:
-    out = subprocess.run(["wrk", "-t2", f"-c{conns}", f"-d{seconds}s", "--latency", "--timeout", "10s",
-                          "-s", str(script), url, "--", *args], capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-
-    def pct(p):
-        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)\b", out)
-        v, unit = float(m.group(1)), m.group(2)
-        return v / 1000 if unit == "us" else (v * 1000 if unit == "s" else v)
-
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    return {"conns": conns, "rps": rps, "p50_ms": pct(50), "p99_ms": pct(99), "requests": total,
-            "non2xx": int(bad.group(1)) if bad else 0, "socket_errors": sum(map(int, errs.groups())) if errs else 0}
-
-
 def knee(base: str, token: str, tmp: Path, engine, levels: list[int], seconds: int) -> tuple[list[dict], dict]:
     from sqlalchemy import text
 
@@ -117,7 +98,7 @@ def knee(base: str, token: str, tmp: Path, engine, levels: list[int], seconds: i
     first, per_thread = int(ev[0]), int(ev[1]) // (2 * len(levels))
     for i, conns in enumerate(levels):
         # disjoint ranges of reported events per level and wrk thread: each transition is a real one
-        r = run_wrk(base, seconds, conns, script,
+        r = wrk(base, seconds, conns, script,
                     [str(tmp / "pts.txt"), str(tmp / "workers.txt"), str(first + i * 2 * per_thread), str(per_thread)])
         rows.append(r)
         print(f"  {conns:4d} connections: {r['rps']:8.0f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:8.2f} ms  "

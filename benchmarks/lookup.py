@@ -143,9 +143,10 @@ end
 
 
 def wrk(url: str, seconds: int, conns: int, script: str | None = None, args: list[str] | None = None) -> dict:
-    cmd = ["wrk", "-t2", f"-c{conns}", f"-d{seconds}s", "--latency"]
+    """Run wrk (2 threads, *conns* connections) and parse throughput, p50/p99, non-2xx and socket errors."""
+    cmd = ["wrk", "-t2", f"-c{conns}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
     if script:
-        cmd += ["-s", script]
+        cmd += ["-s", str(script)]
     cmd += [url]
     if args:
         cmd += ["--", *args]
@@ -153,12 +154,16 @@ def wrk(url: str, seconds: int, conns: int, script: str | None = None, args: lis
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
     def pct(p):
-        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
+        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)\b", out)
         v, unit = float(m.group(1)), m.group(2)
         return v / 1000 if unit == "us" else (v * 1000 if unit == "s" else v)
 
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50_ms": pct(50), "p99_ms": pct(99), "non2xx": int(non2xx.group(1)) if non2xx else 0}
+    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {"conns": conns, "rps": rps, "p50_ms": pct(50), "p99_ms": pct(99),
+            "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+            "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "socket_errors": sum(map(int, errs.groups())) if errs else 0}
 
 
 def raw_postgis(url: str, xs, ys, seconds: float, threads: int = 16) -> dict:

@@ -259,6 +259,17 @@ def point_to_wgs84(lon: float, lat: float, crs: Any = "wgs84") -> tuple[float, f
     return float(x), float(y)
 
 
+def as_geoseries(obj: Any, crs: Any) -> gpd.GeoSeries:
+    """A GeoDataFrame's geometry, a GeoSeries, or bare geometries as a GeoSeries; *crs* where none is set."""
+    if isinstance(obj, gpd.GeoDataFrame):
+        s = obj.geometry
+    elif isinstance(obj, gpd.GeoSeries):
+        s = obj
+    else:
+        s = gpd.GeoSeries(np.atleast_1d(np.asarray(obj, dtype=object)), crs=crs)
+    return s.set_crs(crs) if s.crs is None else s
+
+
 def local_metric_crs(obj: Any) -> CRS:
     """A metric CRS suited to *obj*: the UTM zone (WGS84 datum) of its centroid.
 

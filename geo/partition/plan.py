@@ -36,9 +36,10 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
-from geo.crs import local_metric_crs
+from geo.crs import as_geoseries, local_metric_crs
 
 from .adjacency import build_adjacency
+from .population import largest_remainder
 from .codes import DEFAULT_PREFIX, assign_codes
 from .quality import quality_report
 from .regions import RegionBuilder
@@ -121,37 +122,10 @@ def metric_crs(gdf: gpd.GeoDataFrame | gpd.GeoSeries) -> CRS:
 
 
 def _as_gs(obj: Any, crs) -> gpd.GeoSeries | None:
-    if obj is None:
-        return None
-    if isinstance(obj, gpd.GeoDataFrame):
-        s = obj.geometry
-    elif isinstance(obj, gpd.GeoSeries):
-        s = obj
-    else:
-        s = gpd.GeoSeries(np.atleast_1d(np.asarray(obj, dtype=object)), crs=crs)
-    if s.crs is None:
-        s = s.set_crs(crs)
-    return s
+    return None if obj is None else as_geoseries(obj, crs)
 
 
 # --------------------------------------------------------------------------- atoms
-
-
-def _largest_remainder(weights: np.ndarray, total: int) -> np.ndarray:
-    """Integers proportional to *weights* summing to *total* (largest remainder)."""
-    w = np.asarray(weights, dtype=float)
-    if total <= 0 or w.sum() <= 0:
-        out = np.zeros(w.size, dtype=np.int64)
-        if total > 0 and w.size:
-            out[0] = total
-        return out
-    raw = w / w.sum() * total
-    base = np.floor(raw).astype(np.int64)
-    rest = int(total - base.sum())
-    if rest > 0:
-        order = np.argsort(-(raw - base), kind="stable")
-        base[order[:rest]] += 1
-    return base
 
 
 def _int_col(df: pd.DataFrame, col: str) -> np.ndarray:
@@ -161,7 +135,7 @@ def _int_col(df: pd.DataFrame, col: str) -> np.ndarray:
     v = np.where(v > 0, v, 0.0)
     if np.all(v == np.floor(v)):
         return v.astype(np.int64)
-    return _largest_remainder(v, int(round(v.sum())))
+    return largest_remainder(v, int(round(v.sum())))
 
 
 def atoms_from_polygons(population: gpd.GeoDataFrame, people: str = "people", households: str = "households",
@@ -263,8 +237,8 @@ def split_polygon_by_area(geom, people: int, households: int = 0, n: int | None 
     pieces = [shapely.intersection(geom, band(cuts[k], cuts[k + 1])) for k in range(n)]
     pieces = [shapely.make_valid(p) for p in pieces]
     areas = np.array([p.area for p in pieces])
-    pp = _largest_remainder(areas, int(people))
-    hh = _largest_remainder(areas, int(households))
+    pp = largest_remainder(areas, int(people))
+    hh = largest_remainder(areas, int(households))
     return [(p, int(a), int(b)) for p, a, b in zip(pieces, pp, hh) if not p.is_empty]
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 import shapely
 from scipy.optimize import linear_sum_assignment
 
-from geo.crs import local_metric_crs
+from geo.crs import as_geoseries, local_metric_crs
 
 __all__ = ["quality_report", "residents_moved", "polsby_popper", "format_report", "REASON_UNEXPLAINED"]
 
@@ -123,15 +123,7 @@ def residents_moved(people, old_labels, new_labels, return_matching: bool = Fals
 
 
 def _as_metric(obj: Any, crs) -> gpd.GeoSeries:
-    if isinstance(obj, gpd.GeoDataFrame):
-        s = obj.geometry
-    elif isinstance(obj, gpd.GeoSeries):
-        s = obj
-    else:
-        s = gpd.GeoSeries(np.atleast_1d(np.asarray(obj, dtype=object)), crs=crs)
-    if s.crs is None:
-        s = s.set_crs(crs)
-    return s.to_crs(crs)
+    return as_geoseries(obj, crs).to_crs(crs)
 
 
 def _flag_list(v) -> list[str]:

@@ -961,7 +961,6 @@ class RegionState:
         order = list(range(len(pairs)))
         rng.shuffle(order)
         changed: set[int] = set()
-        lab = self.lab
         frozen = self.frozen
         for t in order:
             r, s = int(pairs[t][0]), int(pairs[t][1])
