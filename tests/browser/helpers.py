@@ -1,0 +1,155 @@
+"""Helpers of the browser tests: processes, readiness, API tokens, logging in, the map iframe."""
+
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+APP = REPO / "dashboard" / "app.py"
+CHROMIUM = os.environ.get("GEO_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+PASSWORD = "demo-only-change-me"  # geo.api.core.config.DEMO_PASSWORD: the demo's users
+ROLES = ["admin", "planner", "dispatcher", "worker", "leader"]
+REFRESH_S = 3
+NAV = {"bigscreen": "大屏", "dispatch": "调度", "planner": "规划", "events": "事件"}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Proc:
+    """A child process in its own session (so it and its children stop together), output to a log file."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict, cwd: Path, log_dir: Path):
+        self.name = name
+        self.log = log_dir / f"{name}.log"
+        self._fh = open(self.log, "wb")
+        self.p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=self._fh, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def tail(self, n: int = 4000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.p.poll() is None
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            try:
+                os.killpg(self.p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait(timeout=5)
+        self._fh.close()
+
+
+def wait_http(url: str, proc: Proc, timeout: float, ok=lambda r: r.status_code == 200) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited ({proc.p.returncode}):\n{proc.tail()}")
+        try:
+            r = httpx.get(url, timeout=2)
+            if ok(r):
+                return
+            last = f"{r.status_code} {r.text[:200]}"
+        except httpx.HTTPError as exc:
+            last = str(exc)
+        time.sleep(0.25)
+    raise RuntimeError(f"{url} not ready in {timeout:.0f} s ({last}):\n{proc.tail()}")
+
+
+def run_cli(args: list[str], env: dict, cwd: Path, timeout: float = 600) -> str:
+    r = subprocess.run([sys.executable, "-m", "geo.cli", *args], env=env, cwd=cwd, capture_output=True, text=True,
+                       timeout=timeout, stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        raise RuntimeError(f"geo {' '.join(args)} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r.stdout + r.stderr
+
+
+def token(api_url: str, user: str) -> str:
+    r = httpx.post(f"{api_url}/v1/auth/token", data={"username": user, "password": PASSWORD}, timeout=10)
+    r.raise_for_status()
+    return r.json()["access_token"]
+
+
+def auth(api_url: str, user: str) -> dict:
+    return {"Authorization": f"Bearer {token(api_url, user)}"}
+
+
+@dataclass
+class Stack:
+    api_url: str
+    dash_url: str
+    db_url: str
+    env: dict
+    work: Path
+    draft_plan_id: int
+    draft_code: str
+    procs: list = field(default_factory=list)
+
+
+
+# --------------------------------------------------------------------------- helpers used by the tests
+
+
+def login(page, base_url: str, user: str, path: str = "bigscreen", *, expect_ok: bool = True) -> None:
+    page.goto(f"{base_url}/{path}")
+    page.get_by_label("用户名").fill(user)
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录", exact=True).click()
+    if expect_ok:
+        page.locator('[data-testid="geo-role"]').wait_for()
+
+
+def goto(page, name: str) -> None:
+    """Open a page through the sidebar (a new URL would start a new, logged-out session)."""
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(NAV[name], exact=True).click()
+
+
+def map_frame(page, index: int = 0, timeout: float = 30):
+    """The st_folium iframe's Frame once its Leaflet map exists."""
+    page.locator('iframe[title="streamlit_folium.st_folium"]').nth(index).wait_for()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frames = [f for f in page.frames if "streamlit_folium.st_folium" in f.url]
+        if len(frames) > index:
+            f = frames[index]
+            try:
+                if f.evaluate("() => !!window.map"):
+                    return f
+            except Exception:  # noqa: BLE001 — the frame may be navigating
+                pass
+        time.sleep(0.2)
+    raise AssertionError("the map did not render")
+
+
+def assert_no_traceback(page) -> None:
+    body = page.inner_text("body")
+    assert "Traceback" not in body, body[:2000]
+    assert 'File "' not in body, body[:2000]
+    assert page.locator('[data-testid="stException"]').count() == 0

@@ -1,0 +1,105 @@
+"""Screenshots of every dashboard page at 1920×1080 from a running demo (not a test).
+
+    geo demo                      # or: geo serve --demo + streamlit run dashboard/app.py
+    python -m tests.browser.make_screenshots --url http://127.0.0.1:8501 --out docs/screenshots
+
+The planner shot looks best with a draft next to the published plan (e.g. ``geo partition 429901001000
+--min 800 --max 1500 --seed 3``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import sync_playwright
+from shapely.geometry import shape
+
+from tests.browser.helpers import CHROMIUM, CHROMIUM_ARGS, PASSWORD, goto, login, map_frame
+
+
+def settle(page, seconds: float = 2.5) -> None:
+    time.sleep(seconds)
+
+
+def scroll_to(page, locator) -> None:
+    locator.first.evaluate("e => e.scrollIntoView({block: 'start'})")
+    time.sleep(0.8)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--url", default="http://127.0.0.1:8501", help="the dashboard")
+    ap.add_argument("--api", default="http://127.0.0.1:8000", help="the API (to choose a point to look up)")
+    ap.add_argument("--out", default="docs/screenshots")
+    ap.add_argument("--user", default="admin")
+    ap.add_argument("--plan", type=int, default=None, help="plan id to show on the planner page (default: newest draft)")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = httpx.post(f"{args.api}/v1/auth/token", data={"username": args.user, "password": PASSWORD}).json()
+    h = {"Authorization": f"Bearer {tok['access_token']}"}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.goto(f"{args.url}/bigscreen")
+        page.get_by_label("用户名").wait_for()
+        settle(page, 1)
+        page.screenshot(path=str(out / "login.png"))
+
+        login(page, args.url, args.user)
+        page.locator('[data-testid="kpi-tiles"]').wait_for()
+        map_frame(page)
+        page.locator('[data-testid="stSidebar"]').hover()
+        page.locator('[data-testid="stSidebarCollapseButton"] button').click(force=True)  # the wall view
+        settle(page, 4)
+        page.screenshot(path=str(out / "bigscreen.png"))
+        page.locator('[data-testid="stExpandSidebarButton"]').first.click(force=True)
+        settle(page, 1)
+
+        goto(page, "dispatch")
+        page.get_by_label("经度").wait_for()
+        fc = httpx.get(f"{args.api}/v1/grids", headers=h, timeout=30).json()
+        top = httpx.get(f"{args.api}/v1/stats/top-grids", params={"n": 1}, headers=h).json()
+        feat = next((f for f in fc["features"] if top and f["properties"]["code"] == top[0]["grid_code"]),
+                    fc["features"][0])
+        pt = shape(feat["geometry"]).representative_point()
+        for label, v in (("经度", pt.x), ("纬度", pt.y)):
+            page.get_by_label(label).fill(f"{v:.6f}")
+            page.get_by_label(label).press("Enter")
+        settle(page, 1)
+        page.get_by_role("button", name="查询所属网格").click()
+        page.locator('[data-testid="lookup-grid-code"]').wait_for()
+        settle(page, 3)
+        page.screenshot(path=str(out / "dispatch.png"))
+
+        goto(page, "planner")
+        page.locator('[data-testid="plan-quality"]').wait_for()
+        settle(page, 2)
+        if args.plan:
+            page.get_by_role("combobox", name="查看方案").click()
+            page.get_by_role("option").filter(has_text=f"#{args.plan} ").first.click()
+            page.locator(f'[data-testid="plan-quality"][data-plan-id="{args.plan}"]').wait_for()
+        settle(page, 3)
+        scroll_to(page, page.get_by_text("质量报告"))
+        settle(page, 2)
+        page.screenshot(path=str(out / "planner.png"))
+
+        goto(page, "events")
+        frame = page.locator('[data-testid="stDataFrame"]').first
+        frame.wait_for()
+        settle(page, 2)
+        bb = frame.bounding_box()
+        page.mouse.click(bb["x"] + 14, bb["y"] + 35 + 17)  # select the first row
+        page.locator('[data-testid="event-detail"]').wait_for()
+        settle(page, 2)
+        scroll_to(page, page.locator('[data-testid="stCaptionContainer"]'))
+        page.screenshot(path=str(out / "events.png"))
+        browser.close()
+    print(f"screenshots in {out}")
+
+
+if __name__ == "__main__":
+    main()

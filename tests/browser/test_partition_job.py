@@ -1,0 +1,37 @@
+"""A planner runs a partition as a background job from the planner page and gets a draft to inspect."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.browser.helpers import assert_no_traceback, auth, goto, login
+from tests.browser.test_publish import choose
+
+pytestmark = pytest.mark.browser
+
+
+def test_partition_job_makes_a_draft(stack, page):
+    doc = httpx.get(f"{stack.api_url}/openapi.json", timeout=10).json()
+    if "/v1/jurisdictions/{code}/partition" not in doc["paths"]:
+        pytest.skip("this API has no partition job endpoint")
+    h = auth(stack.api_url, "planner")
+    js = httpx.get(f"{stack.api_url}/v1/jurisdictions", headers=h, timeout=10).json()
+    # not the street of the publish test, whose newest draft must stay the one made by the CLI
+    code = next(j["code"] for j in js if j["level"] == "street" and j["published_plan_id"]
+                and j["code"] != stack.draft_code)
+    before = {p["id"] for p in httpx.get(f"{stack.api_url}/v1/jurisdictions/{code}/plans", headers=h).json()}
+
+    login(page, stack.dash_url, "planner")
+    goto(page, "planner")
+    page.locator('[data-testid="plan-quality"]').wait_for()
+    choose(page, "选择辖区", code)
+    page.get_by_text("新建划分方案").click()
+    page.get_by_label("随机种子").fill("11")
+    page.get_by_role("button", name="运行划分（后台任务）").click()
+    page.get_by_text("划分完成：草案方案").wait_for(timeout=120_000)
+    after = httpx.get(f"{stack.api_url}/v1/jurisdictions/{code}/plans", headers=h).json()
+    new = [p for p in after if p["id"] not in before]
+    assert len(new) == 1 and new[0]["status"] == "draft" and new[0]["params"]["seed"] == 11
+    page.locator(f'[data-testid="plan-quality"][data-plan-id="{new[0]["id"]}"]').wait_for()
+    assert_no_traceback(page)
