@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     login_rate_per_minute: int = Field(default=10, alias="GEO_LOGIN_RATE_PER_MINUTE",
                                        description="Failed logins allowed per username and client per minute.")
     batch_max_points: int = Field(default=1_000_000, alias="GEO_BATCH_MAX_POINTS")
+    timezone: str = Field(default="Asia/Shanghai", alias="GEO_TZ",
+                          description="Time zone of calendar days in KPIs and trends ('today').")
     publish_switch_seconds: float = Field(
         default=2.0, alias="GEO_PUBLISH_SWITCH_SECONDS",
         description="A published plan takes effect this many seconds later, at the same instant in every API "

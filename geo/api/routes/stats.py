@@ -8,6 +8,7 @@ KPI definitions (events created in [from, to), the caller's jurisdiction):
 * ``on_time_rate``: resolved by their SLA deadline / resolved
 * ``satisfaction``: mean resident rating (1–5) of closed events; ``satisfied_share``: rating ≥ 4
 * ``overdue``: open events past their deadline now
+* ``events_today`` and the trend's days are calendar days in ``GEO_TZ`` (default Asia/Shanghai)
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def _window(from_: datetime | None, to: datetime | None, default_days: int = 30)
 
 KPI_SQL = """
     count(*) AS events,
-    count(*) FILTER (WHERE e.created_at >= date_trunc('day', now())) AS events_today,
+    count(*) FILTER (WHERE e.created_at >= date_trunc('day', now(), :tz)) AS events_today,
     count(*) FILTER (WHERE e.state <> 'rejected') AS not_rejected,
     count(*) FILTER (WHERE e.dispatched_at IS NOT NULL AND e.state <> 'rejected') AS dispatched,
     count(*) FILTER (WHERE e.state IN ('resolved', 'closed')) AS resolved,
@@ -81,7 +82,8 @@ def kpis(request: Request, by: Literal["all", "grid", "community", "street", "di
          p: Principal = Depends(require("read"))):
     st = get_state(request)
     f, t = _window(from_, to)
-    params = {"path": p.jurisdiction_path, "f": f, "t": t, "plans": list(st.holder.index.plan_ids)}
+    params = {"path": p.jurisdiction_path, "f": f, "t": t, "plans": list(st.holder.index.plan_ids),
+              "tz": st.settings.timezone}
     base = "FROM events e WHERE e.jurisdiction_path LIKE :path || '%' AND e.created_at >= :f AND e.created_at < :t"
     with st.engine.connect() as conn:
         grids_total = conn.execute(text("""
@@ -135,21 +137,24 @@ def heatmap(request: Request, res: int = Query(9, ge=7, le=10), from_: datetime 
 def trend(request: Request, days: int = Query(30, ge=1, le=366), category: str | None = None,
           p: Principal = Depends(require("read"))):
     st = get_state(request)
-    params = {"path": p.jurisdiction_path, "days": days, "c": category}
+    params = {"path": p.jurisdiction_path, "days": days, "c": category, "tz": st.settings.timezone}
     with st.engine.connect() as conn:  # one pass per measure, grouped by day (not a scan per day)
         rows = conn.execute(text("""
-            WITH d AS (SELECT generate_series(date_trunc('day', now()) - make_interval(days => :days - 1),
-                                              date_trunc('day', now()), interval '1 day') AS day),
-            c AS (SELECT date_trunc('day', created_at) AS day, count(*) AS n FROM events
+            WITH d AS (SELECT generate_series(date_trunc('day', now(), :tz) - make_interval(days => :days - 1),
+                                              date_trunc('day', now(), :tz), interval '1 day') AS day),
+            c AS (SELECT date_trunc('day', created_at, :tz) AS day, count(*) AS n FROM events
                   WHERE jurisdiction_path LIKE :path || '%' AND (CAST(:c AS text) IS NULL OR category = :c)
                     AND created_at >= (SELECT min(day) FROM d) GROUP BY 1),
-            r AS (SELECT date_trunc('day', resolved_at) AS day, count(*) AS n FROM events
+            r AS (SELECT date_trunc('day', resolved_at, :tz) AS day, count(*) AS n FROM events
                   WHERE jurisdiction_path LIKE :path || '%' AND (CAST(:c AS text) IS NULL OR category = :c)
                     AND resolved_at >= (SELECT min(day) FROM d) GROUP BY 1)
             SELECT d.day, coalesce(c.n, 0) AS created, coalesce(r.n, 0) AS resolved
             FROM d LEFT JOIN c ON c.day = d.day LEFT JOIN r ON r.day = d.day ORDER BY d.day
         """), params).all()
-    return [{"day": r.day.date().isoformat(), "created": r.created, "resolved": r.resolved} for r in rows]
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(st.settings.timezone)
+    return [{"day": r.day.astimezone(tz).date().isoformat(), "created": r.created, "resolved": r.resolved} for r in rows]
 
 
 @router.get("/top-grids", summary="Grids with the most events (and open events) in a window")
