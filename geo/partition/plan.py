@@ -564,8 +564,25 @@ def _dissolve(geoms: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
         if members.size == 1:
             out[r] = members[0]
             continue
-        out[r] = _union_coverage(members)
+        out[r] = fill_pinholes(_union_coverage(members))
     return out
+
+
+def fill_pinholes(geom, max_area: float = 1.0):
+    """Drop interior rings smaller than *max_area* (m²): rounding gaps between atoms, not real holes.
+
+    A grid enclosing another grid keeps that hole (it is far larger); needle-thin gaps left where
+    neighbouring atoms' edges do not meet exactly would otherwise show as specks inside the grid.
+    """
+    def fix(poly):
+        keep = [r for r in poly.interiors if shapely.Polygon(r).area >= max_area]
+        return poly if len(keep) == len(poly.interiors) else shapely.Polygon(poly.exterior, keep)
+
+    if geom.geom_type == "Polygon":
+        return fix(geom)
+    if geom.geom_type == "MultiPolygon":
+        return shapely.MultiPolygon([fix(p) for p in geom.geoms])
+    return geom
 
 
 def _union_coverage(members: np.ndarray):

@@ -276,3 +276,17 @@ def test_porto_alegre_targets(with_streets):
     assert {tuple(o["reasons"]) for o in out} <= {("island below min",), ("uninhabited island",)}, out
     assert len(out) <= 2 and sum(o["people"] for o in out) <= 131
     assert rep["range"]["in_range_share"] >= 0.995
+
+
+def test_pinholes_between_atoms_are_filled_but_real_holes_kept():
+    from shapely.geometry import Polygon, box
+
+    from geo.partition.plan import fill_pinholes
+
+    outer = box(0, 0, 100, 100)
+    pin = box(50, 50, 50.0005, 50.0005)  # 2.5e-7 m²: a rounding gap
+    courtyard = box(10, 10, 30, 30)  # 400 m²: a grid enclosed by this one
+    g = Polygon(outer.exterior, [pin.exterior, courtyard.exterior])
+    out = fill_pinholes(g)
+    assert len(out.interiors) == 1 and out.interiors[0].equals(courtyard.exterior)
+    assert fill_pinholes(outer) is outer
