@@ -64,7 +64,7 @@ def denver_atoms():
     from geo.partition.plan import _split, atoms_from_polygons
 
     atoms = atoms_from_polygons(load_denver_blocks())
-    atoms, _ = _split(atoms, None, MIN_POP, MAX_POP, TARGET, None)
+    atoms, _, _ = _split(atoms, None, MIN_POP, MAX_POP, TARGET, None)
     return atoms.reset_index(drop=True)
 
 
