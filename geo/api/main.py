@@ -42,14 +42,21 @@ def resolve_secret(settings: Settings) -> str:
                       "print(secrets.token_urlsafe(48))') or run with --demo")
 
 
+SLOW_MS = 500.0
+
+
 class RequestContext:
     """Pure-ASGI middleware: request id (``X-Request-ID`` in and out), access log, last-resort 500 body.
+
+    Access log (``GEO_ACCESS_LOG``): ``all`` requests, ``default`` — every write, every 4xx/5xx and every
+    request slower than 500 ms (successful reads such as lookups are not logged one by one), or ``off``.
 
     (Starlette's ``BaseHTTPMiddleware`` costs tens of microseconds per request; this costs almost nothing.)
     """
 
-    def __init__(self, app):
+    def __init__(self, app, mode: str = "default"):
         self.app = app
+        self.mode = mode  # all | default (writes, errors, slow requests) | off
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -79,10 +86,11 @@ class RequestContext:
                            status_code=500, headers={"x-request-id": rid})(scope, receive, send)
         finally:
             request_id.reset(token)
-            if log.isEnabledFor(logging.INFO):
+            ms = (time.perf_counter() - t0) * 1000
+            if self.mode == "all" or (self.mode == "default" and (
+                    scope.get("method") != "GET" or state["status"] >= 400 or ms > SLOW_MS)):
                 log.info("request", extra={"request_id": rid, "method": scope.get("method"), "path": scope.get("path"),
-                                           "status": state["status"],
-                                           "ms": round((time.perf_counter() - t0) * 1000, 2)})
+                                           "status": state["status"], "ms": round(ms, 2)})
 
 
 def custom_openapi(app: FastAPI) -> dict:
@@ -152,7 +160,7 @@ def create_app(settings: Settings | None = None, *, listen: bool = True) -> Fast
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PATCH"],
                            allow_headers=["Authorization", "Content-Type", "X-API-Key", "Idempotency-Key"])
 
-    app.add_middleware(RequestContext)
+    app.add_middleware(RequestContext, mode=settings.access_log)
 
     app.openapi = lambda: custom_openapi(app)
     for r in ROUTERS:

@@ -132,8 +132,8 @@ def test_publish_mid_run_switches_lookups_atomically(api, world, engine):
     for t in ts:
         t.start()
     time.sleep(1)
-    plans.publish(engine, new_id, "test", switch_in=1.0)  # by another process: the API learns it through NOTIFY
-    time.sleep(4)
+    plans.publish(engine, new_id, "test", switch_in=2.0)  # by another process: the API learns it through NOTIFY
+    time.sleep(6)
     stop.set()
     for t in ts:
         t.join()

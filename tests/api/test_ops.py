@@ -103,9 +103,13 @@ def test_json_logs_carry_the_request_id(client, caplog):
 
     with caplog.at_level(logging.INFO, logger="geo.api"):
         r = client.get("/healthz", headers={"X-Request-ID": "abc123"})
+        missing = client.get("/v1/nope", headers={"X-Request-ID": "def456"})
     assert r.headers["x-request-id"] == "abc123"
-    rec = [x for x in caplog.records if getattr(x, "path", None) == "/healthz"][-1]
+    # default access log: quick successful reads are not logged one by one; errors and writes are
+    assert not [x for x in caplog.records if getattr(x, "path", None) == "/healthz"]
+    assert missing.status_code == 404
+    rec = [x for x in caplog.records if getattr(x, "path", None) == "/v1/nope"][-1]
     doc = json.loads(JSONFormatter().format(rec))
-    assert doc["request_id"] == "abc123" and doc["status"] == 200 and doc["msg"] == "request" and "ms" in doc
+    assert doc["request_id"] == "def456" and doc["status"] == 404 and doc["msg"] == "request" and "ms" in doc
     assert doc["level"] == "info" and doc["ts"].endswith("+00:00")
     assert client.get("/readyz").json()["database"] == "ok"

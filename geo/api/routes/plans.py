@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -120,7 +121,8 @@ def publish_plan(request: Request, plan_id: int, p: Principal = Depends(require(
         out = db_plans.publish(state.engine, plan_id, p.actor, switch_in=state.settings.publish_switch_seconds)
     except db_plans.PlanError as exc:
         raise APIError(409, "conflict", str(exc)) from None
-    state.holder.refresh()  # loads it ahead; every API process (notified) switches at effective_at
+    # load it ahead, off the response path; every API process (notified) switches at effective_at
+    threading.Thread(target=state.holder.refresh, name="geo-refresh", daemon=True).start()
     return out
 
 

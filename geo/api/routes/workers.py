@@ -143,14 +143,15 @@ def post_positions(request: Request, worker_id: int, body: FixesIn, p: Principal
         ts = f.ts if f.ts.tzinfo else f.ts.replace(tzinfo=timezone.utc)
         rows.append({"w": worker_id, "ts": ts, "acc": f.accuracy_m, "g": code,
                      "out": bool(own) and code not in own, "lon": float(lon[k]), "lat": float(lat[k])})
-    with st.engine.begin() as conn:
-        inserted = 0
-        for r in rows:
-            inserted += conn.execute(text("""
-                INSERT INTO worker_positions (worker_id, ts, accuracy_m, grid_code, outside_own_grids, geom)
-                VALUES (:w, :ts, :acc, :g, :out, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
-                ON CONFLICT (worker_id, ts) DO NOTHING
-            """), r).rowcount
+    with st.engine.begin() as conn:  # one statement for the whole batch
+        inserted = conn.execute(text("""
+            INSERT INTO worker_positions (worker_id, ts, accuracy_m, grid_code, outside_own_grids, geom)
+            SELECT :w, t.ts, t.acc, t.g, t.out, ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326)
+            FROM unnest(CAST(:ts AS timestamptz[]), CAST(:acc AS float8[]), CAST(:g AS text[]),
+                        CAST(:out AS boolean[]), CAST(:lon AS float8[]), CAST(:lat AS float8[]))
+                 AS t(ts, acc, g, out, lon, lat)
+            ON CONFLICT (worker_id, ts) DO NOTHING
+        """), {"w": worker_id, **{k: [r[k] for r in rows] for k in ("ts", "acc", "g", "out", "lon", "lat")}}).rowcount
         audit.record(conn, p, "position.write", "workers", worker_id, jurisdiction_id=w["jurisdiction_id"],
                      detail={"fixes": len(rows), "inserted": inserted})
     return {"received": len(rows), "inserted": inserted, "duplicates": len(rows) - inserted,

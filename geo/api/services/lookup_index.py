@@ -15,15 +15,24 @@ and the SQL in :func:`sql_lookup` implement that rule identically.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
+import shapely.ops
+from pyproj import Geod
 from sqlalchemy import Engine, text
 
 log = logging.getLogger("geo.api.lookup")
+
+_GEOD = Geod(ellps="WGS84")
+
+#: Largest side of the cell table in cells (the longer side of the plans' extent); 1024² cells ≈ 4 MB.
+#: Smaller plans get fewer cells (40·√grids per side).
+CELLS_PER_SIDE = 1024
 
 #: SQL twin of the in-memory rule (used for ?at=DATE and in tests).
 SQL_LOOKUP = """
@@ -67,20 +76,47 @@ class GridIndex:
         self.tree = shapely.STRtree(self.geoms)
         shapely.prepare(self.geoms)
         self.by_code = {c: i for i, c in enumerate(self.codes)}
+        self.bodies: dict[int, bytes] = {}  # cached JSON of lookup answers (see routes.lookup)
+        self._build_cells()
 
     def __len__(self) -> int:
         return len(self.codes)
 
-    def lookup_many(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Grid index (into ``codes``) per point, -1 where no grid covers it.
+    # ------------------------------------------------------------------ cell table
+    def _build_cells(self, side: int | None = None) -> None:
+        """A uniform raster over the grids: each cell holds its owner when no grid edge comes near it.
 
-        Vectorised: bounding-box candidates from the STRtree, then exact
-        ``covers`` on the prepared grid polygons, grouped per grid so each
-        polygon is tested against all its candidate points in one call.
+        Every edge is sampled at half a cell and the cells around the samples are marked "near an edge"
+        (-2); every other cell lies wholly inside one grid (or outside all) and takes the owner of its
+        centre, found by the exact test. Most points are then answered by one array read; only points in
+        marked cells go through the exact ``covers`` test.
         """
+        self._cells = None
+        if len(self.geoms) == 0:
+            return
+        side = side or int(np.clip(40 * math.sqrt(len(self.geoms)), 64, CELLS_PER_SIDE))
+        x0, y0, x1, y1 = shapely.total_bounds(self.geoms)
+        size = max(x1 - x0, y1 - y0) / side
+        if not size > 0:
+            return
+        nx, ny = int((x1 - x0) / size) + 2, int((y1 - y0) / size) + 2
+        near = np.zeros((ny, nx), dtype=bool)
+        xy = shapely.get_coordinates(shapely.segmentize(shapely.boundary(self.geoms), size / 2))
+        ix = np.floor((xy[:, 0] - x0) / size).astype(np.int64)
+        iy = np.floor((xy[:, 1] - y0) / size).astype(np.int64)
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                near[np.clip(iy + dy, 0, ny - 1), np.clip(ix + dx, 0, nx - 1)] = True
+        table = np.full((ny, nx), -2, dtype=np.int32)
+        jj, ii = np.nonzero(~near)
+        table[jj, ii] = self._exact(x0 + (ii + 0.5) * size, y0 + (jj + 0.5) * size)
+        self._cells = (float(x0), float(y0), 1.0 / size, nx, ny, table)
+
+    def _exact(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Exact owner per point: STRtree candidates, ``covers`` on prepared polygons, smallest code wins."""
         n = len(x)
         out = np.full(n, -1, dtype=np.int64)
-        if n == 0 or len(self.codes) == 0:
+        if n == 0:
             return out
         pts = shapely.points(x, y)
         pairs = self.tree.query(pts, predicate=None)  # bbox candidates: [point_idx, grid_idx]
@@ -94,8 +130,7 @@ class GridIndex:
         starts = np.concatenate([[0], bounds])
         stops = np.concatenate([bounds, [len(gi)]])
         for s, e in zip(starts, stops):
-            g = self.geoms[gi[s]]
-            hit[s:e] = shapely.covers(g, pts[pi[s:e]])
+            hit[s:e] = shapely.covers(self.geoms[gi[s]], pts[pi[s:e]])
         pi, gi = pi[hit], gi[hit]
         if len(pi) == 0:
             return out
@@ -106,10 +141,38 @@ class GridIndex:
         out[pi[first]] = gi[first]
         return out
 
+    def lookup_many(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Grid index (into ``codes``) per point, -1 where no grid covers it.
+
+        Vectorised: one read of the cell table per point; points in cells near a grid edge get the
+        exact test (:meth:`_exact`), so the answer is always the exact ``ST_Covers`` one.
+        """
+        x = np.asarray(x, dtype=float)
+        y = np.asarray(y, dtype=float)
+        if self._cells is None:
+            return self._exact(x, y)
+        x0, y0, inv, nx, ny, table = self._cells
+        ix = np.floor((x - x0) * inv)
+        iy = np.floor((y - y0) * inv)
+        inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
+        out = np.full(len(x), -1, dtype=np.int64)
+        out[inside] = table[iy[inside].astype(np.int64), ix[inside].astype(np.int64)]
+        near = np.flatnonzero(out == -2)
+        if len(near):
+            out[near] = self._exact(x[near], y[near])
+        return out
+
     def lookup(self, lon: float, lat: float) -> int:
         """Grid index for one point, -1 if none (same rule as :meth:`lookup_many`)."""
-        p = shapely.Point(lon, lat)
-        cand = self.tree.query(p, predicate="covered_by")
+        if self._cells is not None:
+            x0, y0, inv, nx, ny, table = self._cells
+            i, j = math.floor((lon - x0) * inv), math.floor((lat - y0) * inv)
+            if not (0 <= i < nx and 0 <= j < ny):
+                return -1
+            v = int(table[j, i])
+            if v != -2:
+                return v
+        cand = self.tree.query(shapely.Point(lon, lat), predicate="covered_by")
         if len(cand) == 0:
             return -1
         if len(cand) == 1:
@@ -118,12 +181,10 @@ class GridIndex:
 
     def nearest(self, lon: float, lat: float) -> tuple[int, float]:
         """Nearest grid and its distance in metres (geodesic to the nearest boundary point)."""
-        from pyproj import Geod
-
         p = shapely.Point(lon, lat)
         i = int(self.tree.query_nearest(p, all_matches=False)[0])
         q1, _ = shapely.ops.nearest_points(self.geoms[i], p)
-        _, _, d = Geod(ellps="WGS84").inv(lon, lat, q1.x, q1.y)
+        _, _, d = _GEOD.inv(lon, lat, q1.x, q1.y)
         return i, float(d)
 
 
@@ -136,8 +197,6 @@ IN_FORCE_SQL = """
 
 def load_index(engine: Engine, plan_ids: list[int] | None = None) -> GridIndex:
     """Build an index from PostGIS: the plans in force now, or the given *plan_ids*."""
-    import shapely.ops  # noqa: F401  (nearest_points)
-
     with engine.connect() as conn:
         if plan_ids is None:
             plan_ids = list(conn.execute(text(IN_FORCE_SQL.format(t="now()"))).scalars())
@@ -210,7 +269,7 @@ class IndexHolder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._load_pending()
+        self.refresh()
 
     @property
     def index(self) -> GridIndex:
@@ -220,31 +279,38 @@ class IndexHolder:
             self.generation += 1
         return self._index
 
-    def _load_pending(self) -> None:
-        """Load the plans that take effect at the next scheduled switch (if one is due within a minute)."""
-        with self.engine.connect() as conn:
-            nxt = conn.execute(text("""
-                SELECT min(t) FROM (SELECT published_at AS t FROM grid_plans UNION ALL
-                                    SELECT retired_at FROM grid_plans) x
-                WHERE t > now() AND t < now() + interval '60 seconds'
-            """)).scalar()
-            if nxt is None:
-                self._pending = None
-                return
-            ids = list(conn.execute(text(IN_FORCE_SQL.format(t=":t")), {"t": nxt}).scalars())
-        self._pending = (nxt.timestamp(), load_index(self.engine, ids))
-        delay = max(0.0, nxt.timestamp() - time.time())
-        threading.Timer(delay + 0.05, lambda: self.index).start()  # swap even without a request, then log
+    def _reuse_or_load(self, ids: list[int]) -> GridIndex:
+        """The index of exactly these plans: an existing one when it already is, else a new build."""
+        for idx in (self._index, self._pending[1] if self._pending else None):
+            if idx is not None and idx.plan_ids == tuple(ids):
+                idx.bodies.clear()  # staff may have changed: answers are serialised again on demand
+                return idx
+        return load_index(self.engine, ids)
 
     def refresh(self) -> None:
+        """Re-read what is in force now and what takes effect at the next scheduled switch.
+
+        Indexes are rebuilt only when their set of plans changed (building one takes about a second
+        for 700 grids); the switch-ahead index is built first, since it has a deadline.
+        """
         with self._lock:
-            idx = load_index(self.engine)
-            staff = load_staff(self.engine)
-            self._index, self.staff = idx, staff
+            with self.engine.connect() as conn:
+                nxt = conn.execute(text("""
+                    SELECT min(t) FROM (SELECT published_at AS t FROM grid_plans UNION ALL
+                                        SELECT retired_at FROM grid_plans) x
+                    WHERE t > now() AND t < now() + interval '60 seconds'
+                """)).scalar()
+                now_ids = list(conn.execute(text(IN_FORCE_SQL.format(t="now()"))).scalars())
+                next_ids = list(conn.execute(text(IN_FORCE_SQL.format(t=":t")), {"t": nxt}).scalars()) if nxt else None
+            self.staff = load_staff(self.engine)
+            pending = (nxt.timestamp(), self._reuse_or_load(next_ids)) if nxt is not None else None
+            current = self._reuse_or_load(now_ids)
+            self._index, self._pending = current, pending
             self.generation += 1
-            self._load_pending()
-        log.info("lookup index refreshed", extra={"grids": len(idx), "plans": list(idx.plan_ids),
-                                                  "pending_switch": self._pending[0] if self._pending else None})
+            if pending is not None:  # swap at the instant even if no request comes
+                threading.Timer(max(0.0, pending[0] - time.time()) + 0.05, lambda: self.index).start()
+        log.info("lookup index refreshed", extra={"grids": len(current), "plans": list(current.plan_ids),
+                                                  "pending_switch": pending[0] if pending else None})
 
     def start_listener(self) -> None:
         self._thread = threading.Thread(target=self._listen, name="geo-notify", daemon=True)
