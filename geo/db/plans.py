@@ -47,7 +47,7 @@ def write_plan(
         ``level``, ``community``, ``parent_code``, ``flags``.
     """
     g = grids.to_crs(4326) if grids.crs is not None and grids.crs.to_epsg() != 4326 else grids
-    geoms = shapely.set_srid(np.asarray(g.geometry.values, dtype=object), 4326)
+    geoms = node_shared_edges(np.asarray(g.geometry.values, dtype=object))
     geoms = np.array([shapely.MultiPolygon([x]) if x.geom_type == "Polygon" else x for x in geoms], dtype=object)
     wkb = shapely.to_wkb(shapely.set_srid(geoms, 4326), hex=True, include_srid=True)
     with engine.begin() as conn:
@@ -84,6 +84,30 @@ def write_plan(
         _audit(conn, actor, "plan.create", "grid_plans", plan_id, jid,
                {"version": version, "grids": len(g), "jurisdiction": jurisdiction_code})
     return plan_id
+
+
+def node_shared_edges(geoms: np.ndarray, tol: float = 1e-9) -> np.ndarray:
+    """Give every grid the vertices its neighbours have on their common boundary.
+
+    Where one grid's vertex lies on the middle of a neighbour's edge (a T-junction), whether that point is
+    "on" the neighbour depends on floating-point rounding, and GEOS (the API's index) and PostGIS's own
+    point-in-polygon code can round differently. Inserting the vertex into the neighbour (snapping within
+    *tol* degrees, ~0.1 mm) makes it a vertex of both, where every implementation agrees.
+    """
+    if len(geoms) < 2:
+        return geoms
+    tree = shapely.STRtree(geoms)
+    a, b = tree.query(geoms, predicate="intersects")
+    out = geoms.copy()
+    for i in range(len(geoms)):
+        nb = b[(a == i) & (b != i)]
+        if not len(nb):
+            continue
+        ref = shapely.multipoints(shapely.get_coordinates(shapely.boundary(geoms[nb])))
+        snapped = shapely.snap(geoms[i], ref, tol)
+        if shapely.is_valid(snapped) and abs(snapped.area - geoms[i].area) <= 1e-6 * geoms[i].area:
+            out[i] = snapped
+    return out
 
 
 def _at(seq, i):
