@@ -29,9 +29,36 @@ def test_partition_job_makes_a_draft(stack, page):
     page.get_by_text("新建划分方案").click()
     page.get_by_label("随机种子").fill("11")
     page.get_by_role("button", name="运行划分（后台任务）").click()
-    page.get_by_text("划分完成：草案方案").wait_for(timeout=120_000)
+    # the page shows the outcome, whichever it is; if it shows none, say what the API knows about the job
+    outcome = page.get_by_text("划分完成：草案方案").or_(page.get_by_text("划分失败")).or_(
+        page.locator('[data-testid="stAlertContentError"]'))
+    try:
+        outcome.first.wait_for(timeout=150_000)
+    except Exception as exc:
+        jobs = _jobs(stack, code)
+        api_log = next((p.tail(3000) for p in stack.procs if p.name == "api"), "")
+        raise AssertionError(f"the planner page showed no outcome of the job; jobs of {code}: {jobs}\n"
+                             f"API log tail:\n{api_log}") from exc
+    assert page.get_by_text("划分完成：草案方案").count() == 1, \
+        f"the job did not finish: {outcome.first.inner_text()!r}; jobs of {code}: {_jobs(stack, code)}"
     after = httpx.get(f"{stack.api_url}/v1/jurisdictions/{code}/plans", headers=h).json()
     new = [p for p in after if p["id"] not in before]
     assert len(new) == 1 and new[0]["status"] == "draft" and new[0]["params"]["seed"] == 11
     page.locator(f'[data-testid="plan-quality"][data-plan-id="{new[0]["id"]}"]').wait_for()
     assert_no_traceback(page)
+
+
+def _jobs(stack, code: str) -> list[dict]:
+    """The partition jobs of a jurisdiction, straight from the database (for failure messages)."""
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(stack.db_url)
+    try:
+        with eng.connect() as conn:
+            rows = conn.execute(sa.text(
+                "SELECT pj.id, pj.state, pj.stage, pj.progress, pj.error, pj.created_at, pj.finished_at "
+                "FROM partition_jobs pj JOIN jurisdictions j ON j.id = pj.jurisdiction_id WHERE j.code = :c"),
+                {"c": code}).mappings().all()
+        return [dict(r) for r in rows]
+    finally:
+        eng.dispose()
