@@ -42,6 +42,11 @@ def body(code: str, message: str, details: list[dict] | None = None, **extra) ->
     return out
 
 
+def api_error_response(exc: APIError) -> JSON:
+    """The response for an :class:`APIError` (the app's handler, and paths that answer without routing)."""
+    return JSON(body(exc.code, exc.message, exc.details, **exc.extra), status_code=exc.status, headers=exc.headers)
+
+
 def _loc(loc) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or ".".join(str(p) for p in loc)
@@ -50,8 +55,7 @@ def _loc(loc) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError):
-        return JSON(body(exc.code, exc.message, exc.details, **exc.extra), status_code=exc.status,
-                              headers=exc.headers)
+        return api_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):

@@ -58,6 +58,41 @@ def test_shared_edge_goes_to_the_smaller_code(client):
             assert code == f"{COMM_A}004"
 
 
+def test_fast_path_answers_exactly_as_the_route(client, world, geo_env, monkeypatch):
+    """GET /v1/lookup is answered before routing (LookupFastPath): same status and body as the FastAPI route."""
+    from fastapi.testclient import TestClient
+
+    from geo.api.main import create_app
+    from geo.api.routes.lookup import LookupFastPath
+
+    app = create_app(listen=False)
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not LookupFastPath]
+    assert len(app.user_middleware) == len(client.app.user_middleware) - 1
+    cases = [({"lon": centre(COMM_A, 1)[0], "lat": centre(COMM_A, 1)[1]}, "leader"),
+             ({"lon": X0 + DX, "lat": Y0 + DY}, "dispatcher"),  # a corner of four grids
+             ({"lon": X0 - 0.01, "lat": Y0 + DY / 2}, "leader"),  # outside: 404 with the nearest grid
+             ({"lon": "abc", "lat": 30.5}, "leader"), ({"lat": 30.5}, "leader"), ({"lon": 1, "lat": 91}, "leader"),
+             ({"lon": 114.2, "lat": 30.5, "crs": "baidu"}, "leader"),
+             ({"lon": centre(COMM_B, 3)[0], "lat": centre(COMM_B, 3)[1], "crs": "cgcs2000"}, "worker"),
+             ({"lon": 114.2, "lat": 30.5}, None)]  # no credentials: 401
+    with TestClient(app) as route:
+        for params, role in cases:
+            fast = client.get("/v1/lookup", params=params, headers=token(client, role) if role else {})
+            slow = route.get("/v1/lookup", params=params, headers=token(route, role) if role else {})
+            fb, sb = fast.json(), slow.json()
+            fb.pop("request_id", None), sb.pop("request_id", None)
+            assert (fast.status_code, fb) == (slow.status_code, sb), params
+            assert fast.headers["content-type"] == slow.headers["content-type"]
+            assert fast.headers.get("x-request-id")
+    # and the fast path does the work: with the route removed, lookups are still answered
+    bare = create_app(listen=False)
+    bare.router.routes = [r for r in bare.router.routes if getattr(r, "path", None) != "/v1/lookup"]
+    with TestClient(bare) as only_fast:
+        params = {"lon": centre(COMM_A, 1)[0], "lat": centre(COMM_A, 1)[1]}
+        r = only_fast.get("/v1/lookup", params=params, headers=token(only_fast, "leader"))
+        assert r.status_code == 200 and r.json()["code"] == f"{COMM_A}001"
+
+
 def test_outside_every_grid_names_the_nearest(client):
     h = token(client, "leader")
     r = client.get("/v1/lookup", params={"lon": X0 - 0.01, "lat": Y0 + DY / 2}, headers=h)

@@ -48,5 +48,8 @@ def test_cors_only_for_configured_origins(world, geo_env, monkeypatch):
                                               "Access-Control-Request-Method": "GET"})
         bad = c.options("/v1/lookup", headers={"Origin": "https://evil.example.com",
                                                "Access-Control-Request-Method": "GET"})
+        # a real lookup (answered by the fast path, which sits inside CORS) carries the header too
+        get = c.get("/v1/lookup", params={"lon": 0, "lat": 0}, headers={"Origin": "https://dash.example.gov.cn"})
     assert ok.headers.get("access-control-allow-origin") == "https://dash.example.gov.cn"
     assert "access-control-allow-origin" not in bad.headers
+    assert get.status_code == 401 and get.headers.get("access-control-allow-origin") == "https://dash.example.gov.cn"
