@@ -310,6 +310,8 @@ def main() -> None:
         print(f"{name:40} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['non2xx']:8d} "
               f"{r['rps'] / ceiling['rps']:10.2f}")
     print(f"lookup / raw PostGIS throughput: {single['rps'] / raw['rps']:.2f}x")
+    print("(non-2xx of the lookups are 404 'not in any grid' bodies naming the nearest grid: the random points "
+          "fill the plan's bounding box; the raw loop answers those with an empty result)")
     print(f"\nbatch of {a.batch:,} random points ({len(inside):,} inside a grid)")
     print(f"{'POST /v1/lookup/batch (JSON, end to end)':45} {t_api:7.2f} s")
     print(f"{'geopandas.sjoin (in-process, no I/O)':45} {t_sj:7.2f} s   ratio API/sjoin {t_api / t_sj:.2f}")
