@@ -6,7 +6,8 @@
    level whose p99 stays within 200 ms; the knee is the first level past it.
 2. **Faults** (Python clients, every acknowledged write recorded): PostgreSQL is restarted mid-run (clients
    must get 503, never 500; the API must recover by itself; every acknowledged write must be in the database
-   afterwards), then a new plan is published mid-run (every lookup answer must be consistent with the plan id
+   afterwards; the clients' lookups and event reports use random points of the plan's bounding box, so some
+   are answered 404 / 422 "outside every grid"), then a new plan is published mid-run (every lookup answer must be consistent with the plan id
    it names, and no answer may go back to the old plan).
 
 World: the synthetic district (``--scale``) in a private embedded PostGIS, partitioned at district level,
@@ -141,7 +142,7 @@ def faults(base: str, token: str, w: dict, seconds: float = 24.0) -> dict:
     statuses: Counter = Counter()
     acked_events: list[int] = []
     acked_fixes = 0
-    answers: list[tuple[float, int, int, str | None]] = []
+    answers: list[tuple[float, int, int, str | None, float]] = []
     stop = threading.Event()
     lock = threading.Lock()
     t0 = time.monotonic()
@@ -157,11 +158,12 @@ def faults(base: str, token: str, w: dict, seconds: float = 24.0) -> dict:
                 kind = rng.random()
                 try:
                     if kind < 0.8:
+                        sent = time.monotonic()
                         r = c.get("/v1/lookup", params={"lon": px[j], "lat": py[j]})
                         if r.status_code in (200, 404):
                             b = r.json()
                             if r.status_code == 200:
-                                answers.append((time.monotonic(), j, b["plan"]["id"], b["code"]))
+                                answers.append((sent, j, b["plan"]["id"], b["code"], time.monotonic()))
                     elif kind < 0.95:
                         r = c.post(f"/v1/workers/{wid}/positions", json={"fixes": [
                             {"ts": f"2027-01-{1 + k:02d}T{(i // 3600) % 24:02d}:{(i // 60) % 60:02d}:{i % 60:02d}Z",
@@ -199,8 +201,9 @@ def faults(base: str, token: str, w: dict, seconds: float = 24.0) -> dict:
         stored = c.execute(text("SELECT count(*) FROM events WHERE id = ANY(:i)"), {"i": acked_events}).scalar()
         fixes = c.execute(text("SELECT count(*) FROM worker_positions WHERE worker_id = :w AND ts >= '2027-01-01'"),
                           {"w": wid}).scalar()
-    mixed = sum(1 for _, j, pid, code in answers if pid in truth and truth[pid][j] != code)
-    first_new = min((a[0] for a in answers if a[2] == new_plan), default=None)
+    mixed = sum(1 for _, j, pid, code, _ in answers if pid in truth and truth[pid][j] != code)
+    # "back": a lookup sent after some client had received the new plan, answered from the old one
+    first_new = min((a[4] for a in answers if a[2] == new_plan), default=None)
     back = sum(1 for a in answers if first_new and a[0] > first_new and a[2] == old_plan)
     return {"statuses": dict(statuses), "acked_events": len(acked_events), "events_stored": stored,
             "acked_fixes": acked_fixes, "fixes_stored": fixes, "lookups": len(answers), "mixed_answers": mixed,
