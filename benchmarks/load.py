@@ -7,8 +7,9 @@
 2. **Faults** (Python clients, every acknowledged write recorded): PostgreSQL is restarted mid-run (clients
    must get 503, never 500; the API must recover by itself; every acknowledged write must be in the database
    afterwards; the clients' lookups and event reports use random points of the plan's bounding box, so some
-   are answered 404 / 422 "outside every grid"), then a new plan is published mid-run (every lookup answer must be consistent with the plan id
-   it names, and no answer may go back to the old plan).
+   are answered 404 / 422 "outside every grid"), then a new plan is published mid-run (every lookup answer
+   must be consistent with the plan id it names, and no lookup sent after a client has seen the new plan
+   may be answered from the old one).
 
 World: the synthetic district (``--scale``) in a private embedded PostGIS, partitioned at district level,
 published, with synthetic workers and 20,000 reported events to move.
