@@ -56,7 +56,7 @@ SELECT i, '1/2/' || s || '/' || (100 + s * 10 + c) || '/', s, lpad((s * 1000 + c
                                                                            30.5 + c * 0.01 + g * 1e-4), 4326)
 FROM (SELECT i, 1 + (i * 7919) % :streets AS s, (i * 104729) % 10 AS c, (i * 31) % 50 AS g,
              :start + (:span * ((i * 2654435761) % 1000003) / 1000003.0) * interval '1 second' AS ts
-      FROM generate_series(1, :rows) AS i) x
+      FROM generate_series(CAST(1 AS bigint), :rows) AS i) x
 """
 QUERIES = [
     ("KPIs, district, 7 days",
@@ -173,8 +173,8 @@ def main() -> None:
         for kind in kinds:
             with engine.begin() as conn:
                 t0 = time.perf_counter()
-                conn.execute(text(FILL.format(t=kind).replace("FROM generate_series(1, :rows) AS i",
-                                                              "FROM generate_series(:base + 1, :base + 10000) AS i")
+                conn.execute(text(FILL.format(t=kind).replace("generate_series(CAST(1 AS bigint), :rows)",
+                                                              "generate_series(CAST(:base AS bigint) + 1, :base + 10000)")
                                   .replace(":start + (:span *", ":now - interval '1 hour' + (3000 *")),
                              {"now": now, "streets": a.streets, "base": a.rows, "start": first, "span": span,
                               "rows": a.rows})
