@@ -26,6 +26,9 @@ def test_partition_job_makes_a_draft(stack, page):
     goto(page, "planner")
     page.locator('[data-testid="plan-quality"]').wait_for()
     choose(page, "选择辖区", code)
+    # the page has re-run for that jurisdiction (it shows one of its plans) before the form is used
+    page.wait_for_function("ids => { const e = document.querySelector('[data-testid=\"plan-quality\"]');"
+                           " return e && ids.includes(Number(e.dataset.planId)); }", arg=sorted(before))
     page.get_by_text("新建划分方案").click()
     page.get_by_label("随机种子").fill("11")
     page.get_by_role("button", name="运行划分（后台任务）").click()
