@@ -48,9 +48,8 @@ SLOW_MS = 500.0
 class RequestContext:
     """Pure-ASGI middleware: request id (``X-Request-ID`` in and out), access log, last-resort 500 body.
 
-    Access log (``GEO_ACCESS_LOG``): ``all`` requests, ``default`` — every write, every 4xx/5xx except a read's
-    404 (a point outside every grid is an answer, not an error) and every request slower than 500 ms
-    (successful reads such as lookups are not logged one by one), or ``off``.
+    Access log (``GEO_ACCESS_LOG``): ``all`` requests, ``default`` — every write, every 4xx/5xx and every
+    request slower than 500 ms (successful reads such as lookups are not logged one by one), or ``off``.
 
     (Starlette's ``BaseHTTPMiddleware`` costs tens of microseconds per request; this costs almost nothing.)
     """
@@ -89,8 +88,7 @@ class RequestContext:
             request_id.reset(token)
             ms = (time.perf_counter() - t0) * 1000
             if self.mode == "all" or (self.mode == "default" and (
-                    scope.get("method") != "GET" or ms > SLOW_MS
-                    or (state["status"] >= 400 and state["status"] != 404))):
+                    scope.get("method") != "GET" or state["status"] >= 400 or ms > SLOW_MS)):
                 log.info("request", extra={"request_id": rid, "method": scope.get("method"), "path": scope.get("path"),
                                            "status": state["status"], "ms": round(ms, 2)})
 

@@ -97,10 +97,13 @@ def node_shared_edges(geoms: np.ndarray, tol: float = 1e-9) -> np.ndarray:
     if len(geoms) < 2:
         return geoms
     tree = shapely.STRtree(geoms)
-    a, b = tree.query(geoms, predicate="intersects")
+    a, b = tree.query(geoms, predicate="intersects")  # pairs sorted by a
+    keep = a != b
+    a, b = a[keep], b[keep]
+    starts = np.searchsorted(a, np.arange(len(geoms) + 1))
     out = geoms.copy()
     for i in range(len(geoms)):
-        nb = b[(a == i) & (b != i)]
+        nb = b[starts[i]:starts[i + 1]]
         if not len(nb):
             continue
         ref = shapely.multipoints(shapely.get_coordinates(shapely.boundary(geoms[nb])))
