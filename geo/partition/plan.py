@@ -41,7 +41,7 @@ from geo.crs import as_geoseries, local_metric_crs
 from .adjacency import build_adjacency
 from .population import largest_remainder
 from .codes import DEFAULT_PREFIX, assign_codes
-from .quality import quality_report
+from .quality import coverage_union, quality_report
 from .regions import RegionBuilder
 
 __all__ = [
@@ -564,7 +564,7 @@ def _dissolve(geoms: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
         if members.size == 1:
             out[r] = members[0]
             continue
-        out[r] = fill_pinholes(_union_coverage(members))
+        out[r] = fill_pinholes(coverage_union(members))
     return out
 
 
@@ -583,18 +583,6 @@ def fill_pinholes(geom, max_area: float = 1.0):
     if geom.geom_type == "MultiPolygon":
         return shapely.MultiPolygon([fix(p) for p in geom.geoms])
     return geom
-
-
-def _union_coverage(members: np.ndarray):
-    """Fast coverage union; falls back to a full union for imperfect coverages."""
-    try:
-        u = shapely.coverage_union_all(members)
-    except shapely.errors.GEOSException:
-        return shapely.union_all(members)
-    if not shapely.is_valid(u):
-        u = shapely.union_all(members)
-    return u
-
 
 
 def build_grids(atoms: gpd.GeoDataFrame, labels: np.ndarray, kinds: list[str], flags: list[list[str]],

@@ -231,7 +231,7 @@ def quality_report(
 
     # coverage
     area = shapely.area(geoms)
-    union = _union(geoms)
+    union = coverage_union(geoms)
     if jurisdiction is None:
         jur = union
     else:
@@ -289,7 +289,9 @@ def quality_report(
     return rep
 
 
-def _union(geoms):
+def coverage_union(geoms):
+    """Union of polygons that tile without overlap (fast coverage union); falls back to a full union when
+    they do not form a clean coverage. An empty input gives an empty polygon."""
     if len(geoms) == 0:
         return shapely.Polygon()
     try:
