@@ -18,7 +18,6 @@ measured in the same run on the same rows. Used for docs/scaling.md.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from benchmarks.lookup import free_port  # noqa: E402
+from benchmarks.lookup import private_cluster  # noqa: E402
 
 COLUMNS = """
     id bigint NOT NULL, jurisdiction_path text NOT NULL, street_id int NOT NULL, grid_code varchar(15) NOT NULL,
@@ -81,20 +80,6 @@ QUERIES = [
 ]
 
 
-def setup(tmp: Path):
-    os.environ.update(GEO_DATA_DIR=str(tmp), GEO_PG_PORT=str(free_port()))
-    os.environ.pop("DATABASE_URL", None)
-    from geo.config import reset_settings
-
-    reset_settings()
-    from geo.db.cluster import Cluster
-    from geo.db.session import get_engine
-
-    cluster = Cluster()
-    cluster.up()
-    return cluster, get_engine()
-
-
 def create(conn, kind: str, months: list[datetime], streets: int) -> None:
     from sqlalchemy import text
 
@@ -136,7 +121,10 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="geo-bench-partitioning-"))
     tmp.chmod(0o755)
-    cluster, engine = setup(tmp)
+    cluster = private_cluster(tmp)
+    from geo.db.session import get_engine
+
+    engine = get_engine()
     now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
     first = (now.replace(day=1, hour=0) - timedelta(days=31 * (a.months - 1))).replace(day=1)
     months = [first]

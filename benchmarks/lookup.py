@@ -49,16 +49,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def world(scale: float, tmp: Path) -> dict:
-    """Cluster up, synthetic district loaded and partitioned at district level, plan published, a user."""
-    os.environ.update(GEO_DATA_DIR=str(tmp), GEO_PG_PORT=str(free_port()), GEO_DEMO="1")
+def private_cluster(tmp: Path, **env: str):
+    """Start (and return) an embedded cluster of this process under *tmp* on a free port; *env* adds settings."""
+    os.environ.update(GEO_DATA_DIR=str(tmp), GEO_PG_PORT=str(free_port()), **env)
     os.environ.pop("DATABASE_URL", None)
     from geo.config import reset_settings
 
     reset_settings()
+    from geo.db.cluster import Cluster
+
+    cluster = Cluster()
+    cluster.up()
+    return cluster
+
+
+def world(scale: float, tmp: Path) -> dict:
+    """Cluster up, synthetic district loaded and partitioned at district level, plan published, a user."""
+    cluster = private_cluster(tmp, GEO_DEMO="1")
     from geo.cli import load_demo_files
     from geo.db import migrate
-    from geo.db.cluster import Cluster
     from geo.db.partitioning import run_partition
     from geo.db.plans import publish
     from geo.db.session import get_engine
@@ -66,8 +75,6 @@ def world(scale: float, tmp: Path) -> dict:
     from geo.demo import write_demo
     from geo.demo.synthetic import DISTRICT_CODE
 
-    cluster = Cluster()
-    cluster.up()
     migrate.upgrade()
     info = write_demo(tmp / "demo", scale=scale)
     load_demo_files(info["files"])

@@ -26,7 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from benchmarks.lookup import free_port  # noqa: E402
+from benchmarks.lookup import private_cluster  # noqa: E402
 
 
 def main() -> None:
@@ -37,20 +37,14 @@ def main() -> None:
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="geo-bench-scaleout-"))
     tmp.chmod(0o755)
-    os.environ.update(GEO_DATA_DIR=str(tmp), GEO_PG_PORT=str(free_port()), GEO_ACTOR="bench:scaleout")
-    os.environ.pop("DATABASE_URL", None)
-    from geo.config import reset_settings
-
-    reset_settings()
+    cluster = private_cluster(tmp, GEO_ACTOR="bench:scaleout")
     from geo.cli import _partition_many, _partition_one, load_demo_files
     from geo.db import migrate
-    from geo.db.cluster import Cluster, database_url
+    from geo.db.cluster import database_url
     from geo.db.partitioning import jurisdictions_to_partition
     from geo.db.session import get_engine
     from geo.demo import write_demo
 
-    cluster = Cluster()
-    cluster.up()
     results = []
     try:
         migrate.upgrade()
