@@ -1,0 +1,192 @@
+"""``geo partition`` and ``geo plan …``: divide jurisdictions, compare and publish plans."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from geo.cli._app import app, console, fail as _fail, progress as _progress
+
+
+plan_app = typer.Typer(help="Grid plans: list, diff, publish.", no_args_is_help=True)
+app.add_typer(plan_app, name="plan")
+
+
+def _partition_one(code: str, opts: dict, url: str | None = None) -> dict:
+    """Partition one jurisdiction (also runs inside Dask workers); returns a summary dict."""
+    from geo.db.partitioning import run_partition
+    from geo.db.session import cli_actor, get_engine
+
+    plan_id, plan = run_partition(get_engine(url), code, actor=opts.pop("actor", None) or cli_actor(), **opts)
+    r = plan.report
+    return {"jurisdiction": code, "plan_id": plan_id, "grids": r["n_grids"],
+            "in_range": round(r["range"]["in_range_share"], 4), "pp_mean": round(r["compactness"]["polsby_popper_mean"], 3),
+            "seconds": round(r["runtime_s"], 2)}
+
+
+@app.command("partition")
+def partition_cmd(
+    jurisdiction: Optional[str] = typer.Argument(None, help="12-digit code of the jurisdiction to divide."),
+    min_pop: int = typer.Option(1000, "--min", help="Fewest residents (or households) per grid."),
+    max_pop: int = typer.Option(2000, "--max", help="Most residents (or households) per grid."),
+    by: str = typer.Option("people", help="Size rule on 'people' or 'households'."),
+    seed: int = typer.Option(0, help="Seed (the result is deterministic for a seed)."),
+    population_dataset: Optional[str] = typer.Option(None, help="Population dataset when several are loaded."),
+    streets_dataset: Optional[str] = typer.Option(None, help="Streets dataset when several are loaded."),
+    no_streets: bool = typer.Option(False, "--no-streets", help="Ignore streets: population polygons are the blocks."),
+    from_scratch: bool = typer.Option(False, "--from-scratch", help="Ignore the published plan (no stable re-draw)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the grids to this GeoPackage."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write the quality report (JSON) here."),
+    publish: bool = typer.Option(False, help="Publish the new plan at once."),
+    all_streets: bool = typer.Option(False, "--all-streets", help="Every street/town with population, in parallel."),
+    level: str = typer.Option("street", help="With --all-streets: the level to divide (street or community)."),
+    under: Optional[str] = typer.Option(None, help="With --all-streets: only those under this code."),
+    workers: int = typer.Option(2, help="With --all-streets: Dask worker processes (local cluster)."),
+    scheduler: Optional[str] = typer.Option(None, help="With --all-streets: address of a Dask scheduler."),
+) -> None:
+    """Divide a jurisdiction into grids and store the result as a draft plan."""
+    from geo.db.partitioning import PartitionInputError, jurisdictions_to_partition
+    from geo.db.session import get_engine
+
+    opts = dict(min_pop=min_pop, max_pop=max_pop, by=by, seed=seed, population_dataset=population_dataset,
+                streets_dataset=streets_dataset, use_streets=not no_streets, stable=not from_scratch)
+    if all_streets:
+        if level not in ("street", "community", "district"):
+            _fail("--level must be district, street or community", 2)
+        codes = jurisdictions_to_partition(get_engine(), level, under)
+        if not codes:
+            _fail(f"no {level} with population loaded", 2)
+        results = _partition_many(codes, opts, workers, scheduler)
+        t = Table(title=f"{len(results)} jurisdictions")
+        for col in ("jurisdiction", "plan_id", "grids", "in_range", "pp_mean", "seconds", "error"):
+            t.add_column(col)
+        for r in results:
+            t.add_row(*[str(r.get(c, "")) for c in ("jurisdiction", "plan_id", "grids", "in_range", "pp_mean",
+                                                      "seconds", "error")])
+        console.print(t)
+        if any(r.get("error") for r in results):
+            raise typer.Exit(1)
+        return
+    if not jurisdiction:
+        _fail("give a jurisdiction code, or --all-streets", 2)
+    from geo.db.partitioning import run_partition
+    from geo.db.session import cli_actor
+
+    try:
+        with _progress() as prog:
+            task = prog.add_task("partition", total=100)
+
+            def step(stage: str, frac: float) -> None:
+                prog.update(task, description=stage, completed=int(frac * 100))
+
+            plan_id, plan = run_partition(get_engine(), jurisdiction, actor=cli_actor(), progress=step, **opts)
+    except PartitionInputError as exc:
+        _fail(str(exc), 2)
+    r = plan.report
+    rng = r["range"]
+    console.print(f"draft plan {plan_id}: {r['n_grids']} grids, {100 * rng['in_range_share']:.1f}% in "
+                  f"[{min_pop}, {max_pop}] ({rng['out_of_range_unexplained']} out of range without a reason), "
+                  f"Polsby-Popper mean {r['compactness']['polsby_popper_mean']:.3f}, coverage "
+                  f"{100 * r['coverage']['covered_share']:.4f}%")
+    if report:
+        report.write_text(json.dumps(r, ensure_ascii=False, indent=2, default=str))
+    if out:
+        plan.grids.to_file(out, driver="GPKG", layer="grids")
+        console.print(f"grids written to {out}")
+    if publish:
+        _publish(plan_id)
+
+
+def _partition_many(codes: list[str], opts: dict, workers: int, scheduler: str | None) -> list[dict]:
+    from dask.distributed import Client, LocalCluster
+
+    from geo.db.cluster import database_url
+    from geo.db.session import cli_actor
+
+    url = database_url()
+    opts = dict(opts, actor=cli_actor())
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    try:
+        futures = {c: client.submit(_partition_one, c, dict(opts), url, pure=False, key=f"partition-{c}")
+                   for c in codes}
+        out = []
+        for c, f in futures.items():
+            try:
+                out.append(f.result())
+            except Exception as exc:  # noqa: BLE001 — report per jurisdiction, keep the others
+                out.append({"jurisdiction": c, "error": str(exc)})
+        return out
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _publish(plan_id: int) -> None:
+    from geo.db import plans
+    from geo.db.session import cli_actor, get_engine
+
+    from geo.config import get_settings
+
+    try:
+        res = plans.publish(get_engine(), plan_id, cli_actor(), switch_in=get_settings().publish_switch_seconds)
+    except plans.PlanError as exc:
+        _fail(str(exc), 2)
+    console.print(f"plan {plan_id} published, in force from {res['effective_at']}"
+                  + (f"; retires {res['retired']}" if res["retired"] else ""))
+
+
+@plan_app.command("publish")
+def plan_publish(plan_id: int) -> None:
+    """Publish a draft plan (the jurisdiction's published plan is retired, never deleted)."""
+    _publish(plan_id)
+
+
+@plan_app.command("list")
+def plan_list(jurisdiction: Optional[str] = typer.Argument(None)) -> None:
+    """Plans (optionally of one jurisdiction) with status and quality."""
+    from sqlalchemy import text
+
+    from geo.db.session import get_engine
+
+    with get_engine().connect() as conn:
+        rows = conn.execute(text("""
+            SELECT p.id, j.code, j.name, p.version, p.status, p.created_by, p.created_at,
+                   (SELECT count(*) FROM grids g WHERE g.plan_id = p.id) AS grids,
+                   p.quality->'range'->>'in_range_share' AS in_range
+            FROM grid_plans p JOIN jurisdictions j ON j.id = p.jurisdiction_id
+            WHERE CAST(:c AS text) IS NULL OR j.code = :c ORDER BY j.code, p.version
+        """), {"c": jurisdiction}).all()
+    t = Table(title="grid plans")
+    for col in ("id", "jurisdiction", "version", "status", "grids", "in range", "by", "created"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(str(r.id), f"{r.code} {r.name}", str(r.version), r.status, str(r.grids),
+                  f"{float(r.in_range) * 100:.1f}%" if r.in_range else "", r.created_by, r.created_at.isoformat()[:19])
+    console.print(t)
+
+
+@plan_app.command("diff")
+def plan_diff(a: int, b: int) -> None:
+    """Compare two plans: grids added/removed/changed and residents whose grid changes."""
+    from geo.db import plans
+    from geo.db.session import get_engine
+
+    try:
+        d = plans.diff(get_engine(), a, b).as_dict()
+    except plans.PlanError as exc:
+        _fail(str(exc), 2)
+    console.print(f"plan {a} → {b}: {len(d['added'])} added, {len(d['removed'])} removed, {len(d['changed'])} "
+                  f"changed, {d['unchanged']} unchanged; residents moved {d['residents_moved']:,} of "
+                  f"{d['residents_total']:,} ({100 * d['residents_moved_share']:.1f}%)")
+
+
