@@ -88,7 +88,10 @@ b = httpx.get(f"{BASE}/v1/lookup", params={"lon": glon, "lat": glat, "crs": "gcj
 print(a["code"], a["name"], "| community:", a["community"]["name"], "| chief:", (a["chief"] or {}).get("name"))
 print("same grid from GCJ-02 input:", b["code"] == a["code"], f"(GCJ-02 shift here ≈ {abs(glon-lon)*96000:.0f} m east)")
 far = httpx.get(f"{BASE}/v1/lookup", params={"lon": lon + 0.2, "lat": lat}, headers=H)
-print(far.status_code, far.json()["error"], far.json()["nearest"])'''),
+print(far.status_code, far.json()["error"], far.json()["nearest"])
+assert a["code"] == g["properties"]["code"], "the grid's own interior point must be answered by that grid"
+assert b["code"] == a["code"], "GCJ-02 input must give the same grid as WGS84"
+assert far.status_code == 404'''),
     ("md", "## Batch lookup: one grid code per input row, in order, with per-row errors"),
     ("code", '''\
 import numpy as np
@@ -97,9 +100,11 @@ pts = np.column_stack([rng.normal(lon, 0.01, 20_000), rng.normal(lat, 0.01, 20_0
 t = time.perf_counter()
 r = httpx.post(f"{BASE}/v1/lookup/batch", json={"points": pts.tolist()}, headers=H, timeout=60).json()
 print(f"{r['count']} points in {time.perf_counter() - t:.2f} s;", sum(c is not None for c in r["codes"]), "inside a grid")
+assert r["count"] == len(pts) == len(r["codes"])
 csv = "id,lon,lat\\n1,%f,%f\\n2,not-a-number,30.6\\n" % (lon, lat)
 r = httpx.post(f"{BASE}/v1/lookup/batch", content=csv, headers=H | {"Content-Type": "text/csv"}).json()
-print(r["codes"], r["errors"])'''),
+print(r["codes"], r["errors"])
+assert r["codes"][0] == a["code"] and r["codes"][1] is None and len(r["errors"]) == 1'''),
     ("md", """\
 ## Report an event and take it through the closed loop
 
@@ -111,6 +116,7 @@ first = httpx.post(f"{BASE}/v1/events", json=ev, headers=H | {"Idempotency-Key":
 retry = httpx.post(f"{BASE}/v1/events", json=ev, headers=H | {"Idempotency-Key": "call-0001"})
 e = first.json()
 print(first.status_code, retry.status_code, "same event:", retry.json()["id"] == e["id"])
+assert first.status_code == 201 and retry.json()["id"] == e["id"] and e["grid_code"] == a["code"]
 print("grid", e["grid_code"], "→", e["department"], "| priority", e["priority"], "| due", e["due_at"])
 staff = httpx.get(f"{BASE}/v1/grids/{e['grid_code']}/workers", params={"lon": lon, "lat": lat}, headers=H).json()
 w = staff[0]["id"]
@@ -118,17 +124,20 @@ for step in ({"to": "accepted"}, {"to": "dispatched", "assignee_worker_id": w}, 
              {"to": "resolved", "note": "已补装井盖"}, {"to": "closed", "satisfaction": 5}):
     r = httpx.post(f"{BASE}/v1/events/{e['id']}/transitions", json=step, headers=H)
     print(step["to"], r.status_code)
+    assert r.status_code == 200, r.text
 bad = httpx.post(f"{BASE}/v1/events/{e['id']}/transitions", json={"to": "accepted"}, headers=H)
 print("closed → accepted:", bad.status_code, bad.json()["message"])
 log = httpx.get(f"{BASE}/v1/events/{e['id']}", headers=H).json()["transitions"]
-print([(t["from_state"], t["to_state"], t["actor"]) for t in log])'''),
+print([(t["from_state"], t["to_state"], t["actor"]) for t in log])
+assert bad.status_code == 409 and [t["to_state"] for t in log][-1] == "closed"'''),
     ("md", "## KPIs and an H3 heatmap, aggregated by the server"),
     ("code", '''\
 k = httpx.get(f"{BASE}/v1/stats/kpis", headers=H).json()
 print({x: k[x] for x in ("events", "events_today", "dispatch_rate", "resolution_rate", "on_time_rate", "satisfaction",
                          "overdue", "report_coverage", "workers_on_duty")})
 hm = httpx.get(f"{BASE}/v1/stats/heatmap", params={"res": 9}, headers=H).json()
-print(hm["total"], "events in", len(hm["cells"]), "H3 cells; busiest:", hm["cells"][:3])'''),
+print(hm["total"], "events in", len(hm["cells"]), "H3 cells; busiest:", hm["cells"][:3])
+assert 0 < hm["total"] <= k["events"] and hm["cells"]'''),
     ("code", "API.terminate(); API.wait(10)\n" + TEARDOWN),
 ]
 
@@ -164,6 +173,7 @@ clean, report = validate(raw, "population", ColumnMap(id="building", people="peo
                                                       building="building"))
 print(report.message())
 print(f"{len(clean):,} buildings, {int(clean.people.sum()):,} people — CRS {clean.crs.to_epsg()}")
+assert report.ok and int(clean.people.sum()) == info["totals"]["people"]
 streets = read_table(info["files"]["streets"]).frame
 communities = read_table(info["files"]["communities"]).frame
 special = read_table(info["files"]["special_areas"]).frame
@@ -178,6 +188,7 @@ t = time.perf_counter()
 plan = partition(jurisdiction=boundary, population=population, streets=streets, communities=communities,
                  special=special, min_pop=1000, max_pop=2000, seed=0)
 print(f"{len(plan.grids)} grids in {time.perf_counter() - t:.1f} s")
+assert int(plan.grids.people.sum()) == int(population.people.sum()), "every resident is in exactly one grid"
 plan.grids[["code", "name", "kind", "people", "households", "flags"]].head(8)'''),
     ("md", "## The quality report (also stored with every plan as JSON)"),
     ("code", '''\
@@ -190,7 +201,11 @@ print(f"coverage {r['coverage']['covered_share']:.6%}, gaps {r['coverage']['gap_
 print(f"Polsby-Popper mean {r['compactness']['polsby_popper_mean']:.3f}; boundary on streets "
       f"{r['streets']['boundary_on_streets_share']:.1%}")
 for g in r["range"]["grids"][:10]:
-    print("  ", g)'''),
+    print("  ", g)
+assert r["n_grids"] == len(plan.grids)
+assert r["range"]["out_of_range_unexplained"] == 0, "every grid outside the range has a reason"
+assert r["contiguity"]["noncontiguous_grids"] == 0
+assert r["coverage"]["gap_m2"] < 1 and r["coverage"]["overlap_m2"] < 1'''),
     ("code", '''\
 import matplotlib.pyplot as plt
 
@@ -240,7 +255,8 @@ from geo.partition import partition
 d = generate_district(seed=42, scale=0.3)
 kw = dict(jurisdiction=d.boundary, streets=d.streets, communities=d.communities, special=d.special_areas, seed=0)
 v1 = partition(population=d.population, **kw)
-print(f"published plan: {len(v1.grids)} grids, {v1.report['range']['in_range_share']:.1%} in range")'''),
+print(f"published plan: {len(v1.grids)} grids, {v1.report['range']['in_range_share']:.1%} in range")
+assert v1.report["range"]["out_of_range_unexplained"] == 0'''),
     ("code", '''\
 rng = np.random.default_rng(7)
 pop2 = d.population.copy()
@@ -269,11 +285,16 @@ def moved(plan):
     changed = (old.to_numpy() != a["grid"].to_numpy())
     return int(a.loc[changed, "people"].sum()), int(a["people"].sum())
 
+result = {}
 for name, p, t in (("stable re-draw", stable, t_stable), ("from scratch", scratch, t_scratch)):
     m, tot = moved(p)
     kept = len(set(p.grids.code) & set(v1.grids.code))
+    result[name] = (m, kept, p.report["range"]["out_of_range_unexplained"])
     print(f"{name:15} {len(p.grids)} grids, {p.report['range']['in_range_share']:.1%} in range, "
-          f"residents whose grid code changes: {m:,} of {tot:,} ({m / tot:.1%}); grid codes kept {kept}; {t:.1f} s")'''),
+          f"residents whose grid code changes: {m:,} of {tot:,} ({m / tot:.1%}); grid codes kept {kept}; {t:.1f} s")
+assert result["stable re-draw"][2] == 0, "the re-draw leaves no grid out of range without a reason"
+assert result["stable re-draw"][0] <= result["from scratch"][0], "a stable re-draw moves no more residents"
+assert result["stable re-draw"][1] >= result["from scratch"][1], "and keeps at least as many grid codes"'''),
     ("code", '''\
 import matplotlib.pyplot as plt
 
@@ -338,7 +359,8 @@ if HAVE_DATA:
         return float(np.mean(d < tol))
 
     print(f"share of the boundary within 30 m of a street: as given {near_streets(b_raw):.0%}, "
-          f"converted {near_streets(b_fix):.0%}")'''),
+          f"converted {near_streets(b_fix):.0%}")
+    assert near_streets(b_fix) > near_streets(b_raw) + 0.2, "converted, the boundary follows the streets"'''),
     ("code", '''\
 if HAVE_DATA:
     import matplotlib.pyplot as plt
@@ -370,7 +392,8 @@ if HAVE_DATA:
     print(f"{len(inside):,} street segments → {len(blocks):,} blocks in {dt:.1f} s")
     print(f"district {b_fix.area / 1e6:.2f} km²; blocks cover {union.area / b_fix.area:.6%}; "
           f"sum of block areas / union = {blocks.area.sum() / union.area:.6f} (1 = no overlaps)")
-    print(blocks["area_m2"].describe(percentiles=[0.1, 0.5, 0.9]).round(0).to_string())'''),
+    print(blocks["area_m2"].describe(percentiles=[0.1, 0.5, 0.9]).round(0).to_string())
+    assert union.area / b_fix.area > 0.9999 and blocks.area.sum() / union.area < 1.0001'''),
     ("code", '''\
 if HAVE_DATA:
     fig, ax = plt.subplots(figsize=(9, 8))

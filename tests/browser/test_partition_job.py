@@ -13,8 +13,7 @@ pytestmark = pytest.mark.browser
 
 def test_partition_job_makes_a_draft(stack, page):
     doc = httpx.get(f"{stack.api_url}/openapi.json", timeout=10).json()
-    if "/v1/jurisdictions/{code}/partition" not in doc["paths"]:
-        pytest.skip("this API has no partition job endpoint")
+    assert "/v1/jurisdictions/{code}/partition" in doc["paths"], "the API must offer partition jobs"
     h = auth(stack.api_url, "planner")
     js = httpx.get(f"{stack.api_url}/v1/jurisdictions", headers=h, timeout=10).json()
     # not the street of the publish test, whose newest draft must stay the one made by the CLI

@@ -256,7 +256,6 @@ def test_porto_alegre_targets(with_streets):
     grid can reach; nothing infeasible, nothing non-contiguous."""
     from tests.conftest import shared_path
 
-    pytest.importorskip("h3")
     hexes = poa_hexagons(shared_path("porto_alegre", "poa_hexgrid.csv"))
     if with_streets:
         from geo.partition.blocks import NON_BLOCK_HIGHWAYS
