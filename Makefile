@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+TEST_WORKERS ?= 2
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
 .PHONY: demo test install system-deps lock clean-demo
@@ -24,7 +25,7 @@ demo: install
 
 # The test suite against a real PostGIS the tests start themselves.
 test: install
-	@$(BIN)/python -m pytest -q -p no:cacheprovider
+	@$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup
 
 # Re-pin every dependency (run after changing pyproject.toml, commit constraints.txt).
 lock:

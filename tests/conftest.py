@@ -112,3 +112,20 @@ def engine(db_url):
         if tables:
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     return eng
+
+
+# --------------------------------------------------------------------------- parallel runs (pytest-xdist)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Group tests for ``--dist loadgroup``: a module stays on one worker (its module fixtures are built
+    once), all browser tests share one worker (one demo stack), each notebook is a unit of its own."""
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        if path.startswith("tests/browser/"):
+            group = "browser"
+        elif path == "tests/test_notebooks.py":
+            group = item.nodeid
+        else:
+            group = path
+        item.add_marker(pytest.mark.xdist_group(group))
