@@ -234,7 +234,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=50_000)
     ap.add_argument("--per-grid", type=int, default=2)
     ap.add_argument("--days", type=int, default=7)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5, help="runs per measure; the table gives their median")
     ap.add_argument("--refresh", type=float, default=10.0, help="big-screen refresh interval (s)")
     ap.add_argument("--data-dir", default=None, help="embedded cluster + demo files (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the cluster and its data for the next run")

@@ -39,7 +39,7 @@ GEO = [sys.executable, "-m", "geo.cli"]
 TEARDOWN = '''\
 subprocess.run(GEO + ["db", "down"], env=ENV, check=False, capture_output=True)
 shutil.rmtree(WORK, ignore_errors=True)
-print("cleaned up", WORK)
+print("cleaned up the temporary world")
 '''
 
 NB_04 = [
@@ -335,7 +335,7 @@ candidates = [Path(os.environ["GEO_SHARED_DATA"])] if os.environ.get("GEO_SHARED
 candidates += [p / "shared" / "data" for p in (Path.cwd().parent.parent, Path.cwd().parent)]
 SHARED = next((c for c in candidates if (c / "wuhan" / "wuhan_streets.parquet").exists()), None)
 HAVE_DATA = SHARED is not None
-print("data:", SHARED if HAVE_DATA else "NOT FOUND — ../shared/data is absent here; the rest of this notebook is skipped")'''),
+print("data:", "found (../shared/data)" if HAVE_DATA else "NOT FOUND — ../shared/data is absent here; the rest of this notebook is skipped")'''),
     ("code", '''\
 if HAVE_DATA:
     import geopandas as gpd
