@@ -65,7 +65,7 @@ def main() -> None:
         t_both = time.perf_counter() - t
         r, s = res.report, scratch.report
         total = int(atoms["people"].sum())
-        moved, moved_scratch = r["residents_moved"], s["scratch_residents_moved"]
+        moved, moved_scratch = int(r["residents_moved"]), int(s["scratch_residents_moved"])
         ratio = moved / moved_scratch if moved_scratch else float("nan")
         print(f"| {seed} | {r['out_of_range_before']} | stable re-draw | {moved:,} | {moved / total:.3%} | "
               f"{r['grids_changed']} | {r['out_of_range_after']} | {t_stable:.1f} | {ratio:.4f} |")
