@@ -1,0 +1,437 @@
+"""Repair (mixin of :class:`RegionState`): contiguity, range repair, enclosed regions, warm starts.
+
+Regions still outside the range are merged with a neighbour (too small) or split (too large);
+failing that, the region and its neighbours up to three rings away are re-divided (bisection, then
+exact tree partitions, see :mod:`.treecut`) and improved again with everything else frozen.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from .common import RegionMeta, region_count
+
+__all__ = ["RepairMixin"]
+
+
+class RepairMixin:
+    """Contiguity, range repair and enclosure repair."""
+
+    # --- contiguity --------------------------------------------------------------
+
+    def make_contiguous(self) -> None:
+        """Give every disconnected part of a movable region to a neighbouring region.
+
+        The part of each region holding most population (then most atoms)
+        stays; the other parts join the neighbouring region they share most
+        boundary with.
+        """
+        lab, fi, fj, fl, n = self.lab, self.fi, self.fj, self.fl, self.n
+        idx = np.flatnonzero(self.movable)
+        for _ in range(100):
+            same = (lab[fi] == lab[fj]) & self.movable[fi] & self.movable[fj]
+            g = sp.coo_matrix((np.ones(int(same.sum())), (fi[same], fj[same])), shape=(n, n))
+            _, comp = connected_components(g, directed=False)
+            df = pd.DataFrame({"r": lab[idx], "c": comp[idx], "p": self.pop[idx]})
+            parts = df.groupby(["r", "c"], sort=True).agg(p=("p", "sum"), m=("p", "size")).reset_index()
+            if parts["r"].is_unique:
+                return
+            parts = parts.sort_values(["r", "p", "m", "c"], ascending=[True, False, False, True])
+            main = parts.drop_duplicates("r")["c"].to_numpy()
+            is_main = np.zeros(n, dtype=bool)
+            is_main[idx[np.isin(comp[idx], main)]] = True
+            frag = self.movable & ~is_main
+            e1 = frag[fi] & is_main[fj]
+            e2 = frag[fj] & is_main[fi]
+            fc = np.concatenate([comp[fi[e1]], comp[fj[e2]]])
+            if fc.size == 0:
+                return
+            tr = np.concatenate([lab[fj[e1]], lab[fi[e2]]])
+            w = np.concatenate([fl[e1], fl[e2]]) + 1e-6
+            cand = pd.DataFrame({"c": fc, "r": tr, "w": w}).groupby(["c", "r"], sort=True)["w"].sum().reset_index()
+            cand = cand.sort_values(["c", "w", "r"], ascending=[True, False, True]).drop_duplicates("c")
+            target = np.full(int(comp.max()) + 1, -1, dtype=np.int64)
+            target[cand["c"].to_numpy()] = cand["r"].to_numpy()
+            move = frag & (target[comp] >= 0)
+            lab[move] = target[comp[move]]
+
+    def fill_unlabelled(self) -> None:
+        """Give movable atoms without a region the region of a labelled neighbour.
+
+        Repeated in waves (longest shared boundary first) until every movable
+        atom reachable from a labelled one has a region.
+        """
+        lab, fi, fj, fl = self.lab, self.fi, self.fj, self.fl
+        for _ in range(self.n):
+            un = self.movable & (lab < 0)
+            if not un.any():
+                return
+            e1 = un[fi] & (lab[fj] >= 0)
+            e2 = un[fj] & (lab[fi] >= 0)
+            a = np.concatenate([fi[e1], fj[e2]])
+            if a.size == 0:
+                return
+            r = np.concatenate([lab[fj[e1]], lab[fi[e2]]])
+            w = np.concatenate([fl[e1], fl[e2]]) + 1e-6
+            df = pd.DataFrame({"a": a, "r": r, "w": w}).groupby(["a", "r"], sort=True)["w"].sum().reset_index()
+            df = df.sort_values(["a", "w", "r"], ascending=[True, False, True]).drop_duplicates("a")
+            lab[df["a"].to_numpy()] = df["r"].to_numpy()
+
+
+    def repair_warm(self, reg: RegionMeta, rng: random.Random, sweeps: float) -> dict:
+        """Repair out-of-range regions of a warm start, touching as little as possible.
+
+        1. atom moves restricted to the bad regions and their neighbours
+           (everything else frozen), each moved resident costing
+           ``move_cost / target``;
+        2. pair re-cuts of a bad region with a neighbour, same move cost;
+        3. :meth:`fix_range` (merge / split / local re-solve) for what is left.
+
+        Returns
+        -------
+        dict
+            Regions that were out of range at the start and at the end.
+        """
+        start = self.out_of_range(reg.checked())
+        stats = {"out_of_range_before": len(start), "out_of_range_after": 0}
+        if not start:
+            return stats
+        for _ in range(4):
+            bad = self.out_of_range(reg.checked())
+            if not bad:
+                break
+            area = set(bad)
+            members = np.flatnonzero(np.isin(self.lab, bad))
+            area |= set(self._neighbour_regions(members))
+            atoms = np.flatnonzero(np.isin(self.lab, sorted(area)) & self.movable)
+            frozen_before = self.frozen
+            self.frozen = set(range(len(self.rpop))) - area
+            try:
+                self.local_search(atoms, rng, int(sweeps * atoms.size) + 10)
+                bad = self.out_of_range(reg.checked())
+                if bad:
+                    self.pair_search(None, rng, require=set(bad))
+            finally:
+                self.frozen = frozen_before
+        bad = self.out_of_range(reg.checked())
+        if bad:
+            self.fix_range(bad, reg, rng)
+        stats["out_of_range_after"] = len(self.out_of_range(reg.checked()))
+        return stats
+
+
+    def enclosed(self) -> list[tuple[int, int]]:
+        """Pairs (r, s): movable region r whose whole boundary is shared with region s.
+
+        A region with any boundary on the outline, on another community or
+        on an exclusive unit is not enclosed.
+        """
+        lab = self.lab
+        a, b = lab[self.fi], lab[self.fj]
+        m = (a != b) & (a >= 0) & (b >= 0)
+        if not m.any():
+            return []
+        df = pd.DataFrame({"r": np.concatenate([a[m], b[m]]), "s": np.concatenate([b[m], a[m]]),
+                           "w": np.concatenate([self.fl[m], self.fl[m]])})
+        shared = df.groupby(["r", "s"], sort=True)["w"].sum().reset_index()
+        cnt = shared.groupby("r")["s"].transform("size")
+        one = shared[cnt == 1]
+        out = []
+        for r, s_, w in zip(one["r"].to_numpy(), one["s"].to_numpy(), one["w"].to_numpy()):
+            r, s_ = int(r), int(s_)
+            if self.rsize[r] > 0 and w >= self.rper[r] - 1e-3 * max(1.0, self.rper[r]) and self.movable[lab == r].all():
+                out.append((r, s_))
+        return out
+
+    def fix_enclosed(self) -> list[tuple[int, int]]:
+        """Re-cut every enclosed region with its surrounding one, whatever the cost.
+
+        A re-cut is kept only when it removes the enclosure (then
+        both parts are connected and in range). Enclosures that cannot be
+        removed this way (typically one block with a hole holding other
+        blocks, too populous to merge) are returned.
+
+        Returns
+        -------
+        list of (r, s)
+            Pairs still enclosed.
+        """
+        for _ in range(3):
+            pairs = self.enclosed()
+            if not pairs:
+                return []
+            for r, s in pairs:
+                u = np.flatnonzero((self.lab == r) | (self.lab == s))
+                saved = self.lab[u].copy()
+                sums = [(x, self.rpop[x], self.rarea[x], self.rper[x], self.rsize[x]) for x in (r, s)]
+                if self._recut_pair(min(r, s), max(r, s), force=True) and (r, s) not in self.enclosed():
+                    continue
+                self.lab[u] = saved
+                for x, p_, a_, q_, n_ in sums:
+                    self.rpop[x], self.rarea[x], self.rper[x], self.rsize[x] = p_, a_, q_, n_
+        return self.enclosed()
+
+    # --- range repair --------------------------------------------------------------
+
+    def out_of_range(self, checked: list[bool]) -> list[int]:
+        """Non-empty checked regions whose population is outside the range."""
+        out = []
+        for r, ok in enumerate(checked):
+            if ok and r < len(self.rsize) and self.rsize[r] > 0:
+                if self.rpop[r] < self.lo - 1e-9 or self.rpop[r] > self.hi + 1e-9:
+                    out.append(r)
+        return out
+
+    def _neighbour_regions(self, members) -> dict[int, float]:
+        lab = self.lab
+        out: dict[int, float] = {}
+        rs = set(int(lab[a]) for a in members)
+        for a in members:
+            for b, w in self.nb[a]:
+                s = int(lab[b])
+                if s >= 0 and s not in rs and self.movable[b] and s not in self.frozen:
+                    out[s] = out.get(s, 0.0) + w + 1e-6
+        return out
+
+    def fix_range(self, bad: list[int], reg: RegionMeta, rng: random.Random | None = None) -> np.ndarray:
+        """Bring out-of-range regions back into the range.
+
+        For each region, in order: absorb a too-small region into a
+        neighbour with room; split a too-large region that holds at least two
+        minimum regions; otherwise re-solve the region together with the
+        neighbouring regions up to 1, 2, 3 rings away (bisect the union into
+        ``region_count`` regions, then improve it with everything else
+        frozen), keeping the first attempt that puts every region of the area
+        in range.
+
+        Returns
+        -------
+        ndarray
+            Atoms of the touched regions and of their neighbours.
+        """
+        rng = rng or random.Random(0)
+        lab = self.lab
+        touched: set[int] = set()
+        for r in sorted(bad, key=lambda r: (self.rpop[r], r)):
+            if r in touched or self.rsize[r] == 0:
+                continue
+            if self.lo - 1e-9 <= self.rpop[r] <= self.hi + 1e-9:
+                continue
+            members = np.flatnonzero(lab == r)
+            p = self.rpop[r]
+            nbr = self._neighbour_regions(members)
+            if p < self.lo:
+                ok = [s for s in nbr if self.rpop[s] + p <= self.hi + 1e-9]
+                if ok:  # absorb into the neighbour with the longest shared boundary
+                    s = max(ok, key=lambda s: (nbr[s], -s))
+                    lab[members] = s
+                    self.rpop[s] += p
+                    self.rarea[s] += self.rarea[r]
+                    self.rsize[s] += self.rsize[r]
+                    self.rpop[r] = self.rarea[r] = self.rper[r] = 0.0
+                    self.rsize[r] = 0
+                    self.recompute(len(reg))
+                    touched.update((r, s))
+                    continue
+            elif p >= 2 * self.lo and self._resolve_area([r], reg, rng):
+                touched.update(self._last_ids)
+                continue
+            area = [r]
+            for _ring in range(3):
+                ring = set(self._neighbour_regions(np.flatnonzero(np.isin(lab, area))))
+                if not ring:
+                    break
+                area = sorted(set(area) | ring)
+                if self._resolve_area(area, reg, rng):
+                    touched.update(self._last_ids)
+                    break
+        if not touched:
+            return np.zeros(0, dtype=np.int64)
+        tr = np.zeros(len(self.rpop), dtype=bool)
+        tr[list(touched)] = True
+        inside = np.flatnonzero(tr[lab.clip(0)] & (lab >= 0) & self.movable)
+        ring = set(self._neighbour_regions(inside))
+        tr[list(ring)] = True
+        return np.flatnonzero(tr[lab.clip(0)] & (lab >= 0) & self.movable)
+
+    _last_ids: list[int] = []
+
+    def _resolve_area(self, regions: list[int], reg: RegionMeta, rng: random.Random) -> bool:
+        """Re-divide the union of *regions*; keep the result only if all land in range.
+
+        First by balanced bisection; when that leaves a region out of range
+        (coarse atoms), by random spanning-tree cuts (:meth:`_tree_partition`)
+        for each feasible number of regions. The winner is then improved
+        with everything else frozen.
+        """
+        lab = self.lab
+        u = np.flatnonzero(np.isin(lab, regions))
+        if u.size == 0:
+            return False
+        key = hash(u.tobytes())
+        if key in self._failed:
+            return False
+        saved = lab[u].copy()
+        ptot = float(self.pop[u].sum())
+        k0 = region_count(ptot, self.lo, self.hi, self.T)
+        kmin = max(1, math.ceil(ptot / self.hi - 1e-9))
+        kmax = max(1, math.floor(ptot / self.lo + 1e-9))
+        ks = [k0] + [k for k in range(kmin, kmax + 1) if k != k0]
+        attempts: list[tuple[str, int]] = [("bisect", k0)] + [("tree", k) for k in ks[:3]]
+        for method, k in attempts:
+            ids = list(regions[:k])
+            while len(ids) < k:
+                ids.append(reg.new("standard", []))
+            self._grow(len(reg))
+            if method == "bisect":
+                self.bisect(u, ids)
+                self.make_contiguous()
+            else:
+                loc = self._tree_partition(u, k, rng)
+                if loc is None:
+                    continue
+                lab[u] = np.asarray(ids, dtype=np.int64)[loc]
+            self.recompute(len(reg))
+            frozen_before = self.frozen
+            self.frozen = set(range(len(self.rpop))) - set(ids)
+            try:
+                budget = int(20 * u.size) + 10
+                self.local_search(u, rng, budget)
+                for _ in range(4):
+                    if not self.pair_search(set(ids), rng):
+                        break
+                    self.local_search(u, rng, budget)
+            finally:
+                self.frozen = frozen_before
+            after = [r for r in ids if self.rsize[r] > 0 and not (self.lo - 1e-9 <= self.rpop[r] <= self.hi + 1e-9)]
+            if not after:
+                self._last_ids = ids + [r for r in regions if r not in ids]
+                return True
+            lab[u] = saved
+            self.recompute(len(reg))
+        self._failed.add(key)
+        return False
+
+    def _tree_partition(self, u: np.ndarray, k: int, rng: random.Random, attempts: int = 60,
+                        restarts: int = 8) -> np.ndarray | None:
+        """Split the atoms *u* into *k* connected parts in range by random spanning-tree cuts.
+
+        Draws random spanning trees of the (remaining) atoms and cuts off a
+        subtree whose population is within ``[min_pop, max_pop]`` while the
+        rest can still hold ``k - 1`` regions, one region at a time. Subtrees
+        are connected, and so is the rest of the tree. Made for small areas
+        of coarse atoms where straight cuts cannot find a feasible division.
+
+        The first pass cuts the subtree closest to the target each time.
+        Such greedy choices can paint the rest into a corner (a 791-person
+        block left between two it cannot join), so when a pass gets stuck it
+        restarts from scratch up to *restarts* times, now choosing among the
+        feasible subtrees at random (weighted towards the target).
+
+        Returns
+        -------
+        ndarray of int or None
+            Part ``0..k-1`` of each atom of *u*, or None when no division was
+            found.
+        """
+        m = u.size
+        li, lj, _ = self._local_edges(u)
+        p = self.pop[u]
+        nprng = np.random.default_rng(rng.randrange(2**32))
+        li_l, lj_l = li.tolist(), lj.tolist()
+
+        def random_tree(rem: np.ndarray, root: int):
+            """BFS order and parents of a uniformly weighted random spanning tree of the atoms *rem*
+            (Kruskal on a random edge order; plain Python: the areas are small), or None."""
+            parent = list(range(m))
+
+            def find(x: int) -> int:
+                while parent[x] != x:
+                    parent[x] = parent[parent[x]]
+                    x = parent[x]
+                return x
+
+            nbr: list[list[int]] = [[] for _ in range(m)]
+            need = int(rem.sum()) - 1
+            for e in nprng.permutation(len(li_l)).tolist():
+                a, b = li_l[e], lj_l[e]
+                if not (rem[a] and rem[b]):
+                    continue
+                ra, rb = find(a), find(b)
+                if ra != rb:
+                    parent[ra] = rb
+                    nbr[a].append(b)
+                    nbr[b].append(a)
+                    need -= 1
+                    if need == 0:
+                        break
+            if need > 0:
+                return None
+            order, pred = [root], np.full(m, -1, dtype=np.int64)
+            seen = {root}
+            for x in order:
+                for y in nbr[x]:
+                    if y not in seen:
+                        seen.add(y)
+                        pred[y] = x
+                        order.append(y)
+            return np.asarray(order, dtype=np.int64), pred
+        for attempt in range(max(1, restarts)):
+            greedy = attempt == 0
+            tries = attempts if greedy else max(4, attempts // 4)
+            out = np.full(m, -1, dtype=np.int64)
+            rem = np.ones(m, dtype=bool)
+            stuck = False
+            for part in range(k - 1):
+                kk = k - part
+                ptot = float(p[rem].sum())
+                root = int(np.flatnonzero(rem)[0])
+                found = False
+                for _ in range(tries):
+                    t = random_tree(rem, root)
+                    if t is None:
+                        return None  # the remaining atoms are not connected
+                    order, pred = t
+                    sub = p.copy()
+                    for v in order[:0:-1]:
+                        sub[pred[v]] += sub[v]
+                    cand = order[1:]
+                    s_ = sub[cand]
+                    ok = (s_ >= self.lo - 1e-9) & (s_ <= self.hi + 1e-9) & \
+                         (ptot - s_ >= (kk - 1) * self.lo - 1e-9) & (ptot - s_ <= (kk - 1) * self.hi + 1e-9)
+                    if not ok.any():
+                        continue
+                    okc = np.flatnonzero(ok)
+                    if greedy:
+                        pick = okc[np.argmin(np.abs(s_[okc] - self.T))]
+                    else:
+                        wt = np.exp(-3.0 * np.abs(s_[okc] - self.T) / self.T)
+                        pick = okc[int(nprng.choice(okc.size, p=wt / wt.sum()))]
+                    v = int(cand[pick])
+                    ins = np.zeros(m, dtype=bool)
+                    ins[v] = True
+                    for x in order[1:]:
+                        if ins[pred[x]]:
+                            ins[x] = True
+                    out[ins] = part
+                    rem &= ~ins
+                    found = True
+                    break
+                if not found:
+                    stuck = True
+                    break
+            if stuck:
+                continue
+            last = float(p[rem].sum())
+            if self.lo - 1e-9 <= last <= self.hi + 1e-9 or k == 1:
+                out[rem] = k - 1
+                return out
+        return None
+
+

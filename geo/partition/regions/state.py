@@ -1,0 +1,114 @@
+"""Region labels with incremental sums: the state the region algorithms work on."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .common import FOUR_PI, PENALTY, neighbour_lists
+from .grow import GrowMixin
+from .repair import RepairMixin
+from .search import SearchMixin
+
+__all__ = ["RegionState"]
+
+
+class RegionState(GrowMixin, SearchMixin, RepairMixin):
+    """Region labels with incremental population, area and perimeter sums.
+
+    The engine behind :class:`RegionBuilder` and :func:`geo.partition.redraw.redraw`.
+    Only atoms with ``movable[a]`` change region; only edges ``(fi, fj)``
+    (the "free graph") connect atoms for contiguity and moves.
+
+    Parameters
+    ----------
+    lab : ndarray of int64
+        Region per atom (-1 = none); modified in place.
+    pop : ndarray of float
+        Population per atom.
+    geo : dict
+        ``area``, ``perimeter``, ``x``, ``y`` per atom
+        (:func:`~geo.partition.adjacency.atom_geometry_arrays`).
+    fi, fj, fl : ndarray
+        Free-graph edges and shared lengths.
+    target, min_pop, max_pop, balance_weight, bisect_tol : float
+        See :class:`RegionBuilder`.
+    """
+
+    def __init__(self, lab, pop, geo, fi, fj, fl, target, min_pop, max_pop, balance_weight=1.0, bisect_tol=0.1):
+        self.n = int(lab.size)
+        self.lab = lab
+        self.pop = np.asarray(pop, dtype=float)
+        self.geo = geo
+        self.area = geo["area"]
+        self.per = geo["perimeter"]
+        self.x = geo["x"]
+        self.y = geo["y"]
+        self.fi, self.fj, self.fl = fi, fj, fl
+        self.T = float(target)
+        self.lo = float(min_pop)
+        self.hi = float(max_pop)
+        self.w = float(balance_weight)
+        self.tol = float(bisect_tol)
+        self.movable = np.zeros(self.n, dtype=bool)
+        self.nb = neighbour_lists(self.n, fi, fj, fl)
+        self.home: np.ndarray | None = None  # previous labels, for move costs in re-draws
+        self.move_cost = 0.0
+        self.frozen: set[int] = set()
+        self._failed: set[int] = set()  # areas a local re-solve could not fix
+        self.rpop: list[float] = []
+        self.rarea: list[float] = []
+        self.rper: list[float] = []
+        self.rsize: list[int] = []
+
+    # --- objective -----------------------------------------------------------
+
+    def f(self, p: float, a: float, per: float) -> float:
+        """Cost of one region: ``-PP + w * dev**2`` plus the range penalty."""
+        pp = FOUR_PI * a / (per * per) if per > 0 else 0.0
+        d = (p - self.T) / self.T
+        c = -pp + self.w * d * d
+        if p < self.lo - 1e-9:
+            c += PENALTY * (1.0 + (self.lo - p) / self.T)
+        elif p > self.hi + 1e-9:
+            c += PENALTY * (1.0 + (p - self.hi) / self.T)
+        return c
+
+    def cost(self, r: int) -> float:
+        """Current cost of region *r*."""
+        return self.f(self.rpop[r], self.rarea[r], self.rper[r])
+
+    def total_cost(self) -> float:
+        """Sum of the costs of all non-empty regions."""
+        return sum(self.cost(r) for r in range(len(self.rpop)) if self.rsize[r] > 0)
+
+    def recompute(self, n_regions: int | None = None) -> None:
+        """Recompute every region sum from the labels."""
+        lab = self.lab
+        if n_regions is None:
+            n_regions = int(lab.max()) + 1 if lab.size else 0
+        n_regions = max(n_regions, int(lab.max()) + 1 if lab.size else 0)
+        ok = lab >= 0
+        self.rpop = np.bincount(lab[ok], weights=self.pop[ok], minlength=n_regions).tolist()
+        self.rarea = np.bincount(lab[ok], weights=self.area[ok], minlength=n_regions).tolist()
+        per = np.bincount(lab[ok], weights=self.per[ok], minlength=n_regions)
+        same = (lab[self.fi] == lab[self.fj]) & (lab[self.fi] >= 0)
+        inner = np.bincount(lab[self.fi[same]], weights=self.fl[same], minlength=n_regions)
+        self.rper = (per - 2.0 * inner).tolist()
+        self.rsize = np.bincount(lab[ok], minlength=n_regions).tolist()
+
+    def _grow(self, n_regions: int) -> None:
+        while len(self.rpop) < n_regions:
+            self.rpop.append(0.0)
+            self.rarea.append(0.0)
+            self.rper.append(0.0)
+            self.rsize.append(0)
+
+    def _local_edges(self, idx: np.ndarray):
+        """Edges inside *idx* as local positions plus shared lengths."""
+        inset = np.zeros(self.n, dtype=bool)
+        inset[idx] = True
+        e = inset[self.fi] & inset[self.fj]
+        loc = np.full(self.n, -1, dtype=np.int64)
+        loc[idx] = np.arange(idx.size)
+        return loc[self.fi[e]], loc[self.fj[e]], self.fl[e]
+
