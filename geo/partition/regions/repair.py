@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from .common import RegionMeta, region_count
+from .treecut import random_spanning_tree, tree_partition
 
 __all__ = ["RepairMixin"]
 
@@ -266,9 +267,10 @@ class RepairMixin:
         """Re-divide the union of *regions*; keep the result only if all land in range.
 
         First by balanced bisection; when that leaves a region out of range
-        (coarse atoms), by random spanning-tree cuts (:meth:`_tree_partition`)
-        for each feasible number of regions. The winner is then improved
-        with everything else frozen.
+        (coarse atoms), by exact range-feasible cuts of random spanning trees
+        (:meth:`_tree_divide`, any number of regions). The winner is then
+        improved with everything else frozen; it is kept only when every
+        region of the area is still in range.
         """
         lab = self.lab
         u = np.flatnonzero(np.isin(lab, regions))
@@ -280,22 +282,23 @@ class RepairMixin:
         saved = lab[u].copy()
         ptot = float(self.pop[u].sum())
         k0 = region_count(ptot, self.lo, self.hi, self.T)
-        kmin = max(1, math.ceil(ptot / self.hi - 1e-9))
-        kmax = max(1, math.floor(ptot / self.lo + 1e-9))
-        ks = [k0] + [k for k in range(kmin, kmax + 1) if k != k0]
-        attempts: list[tuple[str, int]] = [("bisect", k0)] + [("tree", k) for k in ks[:3]]
-        for method, k in attempts:
+        for method in ("bisect", "tree"):
+            if method == "bisect":
+                k = k0
+                loc = None
+            else:
+                loc = self._tree_divide(u, rng)
+                if loc is None:
+                    continue
+                k = int(loc.max()) + 1
             ids = list(regions[:k])
             while len(ids) < k:
                 ids.append(reg.new("standard", []))
             self._grow(len(reg))
-            if method == "bisect":
+            if loc is None:
                 self.bisect(u, ids)
                 self.make_contiguous()
             else:
-                loc = self._tree_partition(u, k, rng)
-                if loc is None:
-                    continue
                 lab[u] = np.asarray(ids, dtype=np.int64)[loc]
             self.recompute(len(reg))
             frozen_before = self.frozen
@@ -318,120 +321,29 @@ class RepairMixin:
         self._failed.add(key)
         return False
 
-    def _tree_partition(self, u: np.ndarray, k: int, rng: random.Random, attempts: int = 60,
-                        restarts: int = 8) -> np.ndarray | None:
-        """Split the atoms *u* into *k* connected parts in range by random spanning-tree cuts.
+    def _tree_divide(self, u: np.ndarray, rng: random.Random, n_trees: int = 48) -> np.ndarray | None:
+        """Divide the atoms *u* into connected parts all in range, by cuts of random spanning trees.
 
-        Draws random spanning trees of the (remaining) atoms and cuts off a
-        subtree whose population is within ``[min_pop, max_pop]`` while the
-        rest can still hold ``k - 1`` regions, one region at a time. Subtrees
-        are connected, and so is the rest of the tree. Made for small areas
-        of coarse atoms where straight cuts cannot find a feasible division.
-
-        The first pass cuts the subtree closest to the target each time.
-        Such greedy choices can paint the rest into a corner (a 791-person
-        block left between two it cannot join), so when a pass gets stuck it
-        restarts from scratch up to *restarts* times, now choosing among the
-        feasible subtrees at random (weighted towards the target).
+        Each tree (:func:`~geo.partition.regions.treecut.random_spanning_tree`, following the
+        centroids) is divided exactly when it can be (:func:`~geo.partition.regions.treecut.tree_partition`);
+        the first tree that can wins. Parts are subtrees, hence connected.
 
         Returns
         -------
         ndarray of int or None
-            Part ``0..k-1`` of each atom of *u*, or None when no division was
-            found.
+            Part ``0..k-1`` of each atom of *u*, or None when no tree tried can be divided.
         """
         m = u.size
         li, lj, _ = self._local_edges(u)
+        g = sp.coo_matrix((np.ones(li.size), (li, lj)), shape=(m, m))
+        if m > 1 and connected_components(g, directed=False)[0] != 1:
+            return None
         p = self.pop[u]
+        x, y = self.x[u], self.y[u]
         nprng = np.random.default_rng(rng.randrange(2**32))
-        li_l, lj_l = li.tolist(), lj.tolist()
-
-        def random_tree(rem: np.ndarray, root: int):
-            """BFS order and parents of a uniformly weighted random spanning tree of the atoms *rem*
-            (Kruskal on a random edge order; plain Python: the areas are small), or None."""
-            parent = list(range(m))
-
-            def find(x: int) -> int:
-                while parent[x] != x:
-                    parent[x] = parent[parent[x]]
-                    x = parent[x]
-                return x
-
-            nbr: list[list[int]] = [[] for _ in range(m)]
-            need = int(rem.sum()) - 1
-            for e in nprng.permutation(len(li_l)).tolist():
-                a, b = li_l[e], lj_l[e]
-                if not (rem[a] and rem[b]):
-                    continue
-                ra, rb = find(a), find(b)
-                if ra != rb:
-                    parent[ra] = rb
-                    nbr[a].append(b)
-                    nbr[b].append(a)
-                    need -= 1
-                    if need == 0:
-                        break
-            if need > 0:
-                return None
-            order, pred = [root], np.full(m, -1, dtype=np.int64)
-            seen = {root}
-            for x in order:
-                for y in nbr[x]:
-                    if y not in seen:
-                        seen.add(y)
-                        pred[y] = x
-                        order.append(y)
-            return np.asarray(order, dtype=np.int64), pred
-        for attempt in range(max(1, restarts)):
-            greedy = attempt == 0
-            tries = attempts if greedy else max(4, attempts // 4)
-            out = np.full(m, -1, dtype=np.int64)
-            rem = np.ones(m, dtype=bool)
-            stuck = False
-            for part in range(k - 1):
-                kk = k - part
-                ptot = float(p[rem].sum())
-                root = int(np.flatnonzero(rem)[0])
-                found = False
-                for _ in range(tries):
-                    t = random_tree(rem, root)
-                    if t is None:
-                        return None  # the remaining atoms are not connected
-                    order, pred = t
-                    sub = p.copy()
-                    for v in order[:0:-1]:
-                        sub[pred[v]] += sub[v]
-                    cand = order[1:]
-                    s_ = sub[cand]
-                    ok = (s_ >= self.lo - 1e-9) & (s_ <= self.hi + 1e-9) & \
-                         (ptot - s_ >= (kk - 1) * self.lo - 1e-9) & (ptot - s_ <= (kk - 1) * self.hi + 1e-9)
-                    if not ok.any():
-                        continue
-                    okc = np.flatnonzero(ok)
-                    if greedy:
-                        pick = okc[np.argmin(np.abs(s_[okc] - self.T))]
-                    else:
-                        wt = np.exp(-3.0 * np.abs(s_[okc] - self.T) / self.T)
-                        pick = okc[int(nprng.choice(okc.size, p=wt / wt.sum()))]
-                    v = int(cand[pick])
-                    ins = np.zeros(m, dtype=bool)
-                    ins[v] = True
-                    for x in order[1:]:
-                        if ins[pred[x]]:
-                            ins[x] = True
-                    out[ins] = part
-                    rem &= ~ins
-                    found = True
-                    break
-                if not found:
-                    stuck = True
-                    break
-            if stuck:
-                continue
-            last = float(p[rem].sum())
-            if self.lo - 1e-9 <= last <= self.hi + 1e-9 or k == 1:
-                out[rem] = k - 1
-                return out
+        for t in range(n_trees):
+            ti, tj = random_spanning_tree(m, li, lj, x, y, nprng, spread=0.3 if t == 0 else 1.5)
+            loc = tree_partition(ti, tj, p, self.lo, self.hi, self.T, nprng, root=int(nprng.integers(m)))
+            if loc is not None:
+                return loc
         return None
-
-
