@@ -26,17 +26,27 @@ class RepairMixin:
 
     # --- contiguity --------------------------------------------------------------
 
-    def make_contiguous(self) -> None:
+    def make_contiguous(self, within: np.ndarray | None = None) -> None:
         """Give every disconnected part of a movable region to a neighbouring region.
 
         The part of each region holding most population (then most atoms)
         stays; the other parts join the neighbouring region they share most
         boundary with.
+
+        Parameters
+        ----------
+        within : ndarray of int, optional
+            Only these atoms (whole regions: a local re-solve); default every movable atom.
         """
         lab, fi, fj, fl, n = self.lab, self.fi, self.fj, self.fl, self.n
-        idx = np.flatnonzero(self.movable)
+        scope = self.movable
+        if within is not None:
+            scope = np.zeros(n, dtype=bool)
+            scope[within] = True
+            scope &= self.movable
+        idx = np.flatnonzero(scope)
         for _ in range(100):
-            same = (lab[fi] == lab[fj]) & self.movable[fi] & self.movable[fj]
+            same = (lab[fi] == lab[fj]) & scope[fi] & scope[fj]
             g = sp.coo_matrix((np.ones(int(same.sum())), (fi[same], fj[same])), shape=(n, n))
             _, comp = connected_components(g, directed=False)
             df = pd.DataFrame({"r": lab[idx], "c": comp[idx], "p": self.pop[idx]})
@@ -47,7 +57,7 @@ class RepairMixin:
             main = parts.drop_duplicates("r")["c"].to_numpy()
             is_main = np.zeros(n, dtype=bool)
             is_main[idx[np.isin(comp[idx], main)]] = True
-            frag = self.movable & ~is_main
+            frag = scope & ~is_main
             e1 = frag[fi] & is_main[fj]
             e2 = frag[fj] & is_main[fi]
             fc = np.concatenate([comp[fi[e1]], comp[fj[e2]]])
@@ -243,6 +253,13 @@ class RepairMixin:
             elif p >= 2 * self.lo and self._resolve_area([r], reg, rng):
                 touched.update(self._last_ids)
                 continue
+            # smallest areas first: the region with one neighbour (tight ranges are often fixed there,
+            # and a small area's trees can be divided far more often), then whole rings
+            pair = next((s for s in sorted(nbr, key=lambda s: (-nbr[s], s))[:4]
+                         if s not in touched and self._resolve_area([r, s], reg, rng)), None)
+            if pair is not None:
+                touched.update(self._last_ids)
+                continue
             area = [r]
             for _ring in range(3):
                 ring = set(self._neighbour_regions(np.flatnonzero(np.isin(lab, area))))
@@ -297,10 +314,10 @@ class RepairMixin:
             self._grow(len(reg))
             if loc is None:
                 self.bisect(u, ids)
-                self.make_contiguous()
+                self.make_contiguous(within=u)
             else:
                 lab[u] = np.asarray(ids, dtype=np.int64)[loc]
-            self.recompute(len(reg))
+            self.recompute_within(u, also=list(regions) + ids)
             frozen_before = self.frozen
             self.frozen = set(range(len(self.rpop))) - set(ids)
             try:
@@ -317,7 +334,7 @@ class RepairMixin:
                 self._last_ids = ids + [r for r in regions if r not in ids]
                 return True
             lab[u] = saved
-            self.recompute(len(reg))
+            self.recompute_within(u, also=list(regions) + ids)
         self._failed.add(key)
         return False
 

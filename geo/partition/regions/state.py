@@ -96,6 +96,46 @@ class RegionState(GrowMixin, SearchMixin, RepairMixin):
         self.rper = (per - 2.0 * inner).tolist()
         self.rsize = np.bincount(lab[ok], minlength=n_regions).tolist()
 
+    def recompute_within(self, u: np.ndarray, also=()) -> None:
+        """Recompute the sums of the regions of the atoms *u*, which must hold those regions whole.
+
+        O(size of *u*) instead of :meth:`recompute`'s O(n): what a local re-solve changes.
+
+        Parameters
+        ----------
+        u : ndarray of int
+            Atoms.
+        also : iterable of int
+            Regions that may have lost all their atoms in *u* (set to empty unless present).
+        """
+        u = np.asarray(u, dtype=np.int64)
+        lu = self.lab[u]
+        ok = lu >= 0
+        also = [int(r) for r in also]
+        if also:
+            self._grow(max(also) + 1)
+        for r in also:
+            self.rpop[r] = self.rarea[r] = self.rper[r] = 0.0
+            self.rsize[r] = 0
+        if not ok.any():
+            return
+        self._grow(int(lu.max()) + 1)
+        regs = np.unique(lu[ok])
+        for r in regs.tolist():
+            self.rpop[r] = self.rarea[r] = self.rper[r] = 0.0
+            self.rsize[r] = 0
+        li, lj, el = self._local_edges(u)
+        same = (lu[li] == lu[lj]) & (lu[li] >= 0)
+        k = int(lu.max()) + 1
+        pop = np.bincount(lu[ok], weights=self.pop[u][ok], minlength=k)
+        area = np.bincount(lu[ok], weights=self.area[u][ok], minlength=k)
+        per = np.bincount(lu[ok], weights=self.per[u][ok], minlength=k) - \
+            2.0 * np.bincount(lu[li[same]], weights=el[same], minlength=k)
+        size = np.bincount(lu[ok], minlength=k)
+        for r in regs.tolist():
+            self.rpop[r], self.rarea[r], self.rper[r], self.rsize[r] = float(pop[r]), float(area[r]), \
+                float(per[r]), int(size[r])
+
     def _grow(self, n_regions: int) -> None:
         while len(self.rpop) < n_regions:
             self.rpop.append(0.0)
