@@ -214,18 +214,33 @@ class SearchMixin:
         rng.shuffle(order)
         changed: set[int] = set()
         frozen = self.frozen
-        for t in order:
-            r, s = int(pairs[t][0]), int(pairs[t][1])
-            if r in frozen or s in frozen or r in changed or s in changed:
-                continue  # pairs of regions re-cut in this round wait for the next one
-            if self._recut_pair(r, s):
-                changed.add(r)
-                changed.add(s)
+        # members of each region once per round: a re-cut only moves atoms between its two regions,
+        # and those are not visited again in this round
+        regs = np.unique(pairs) if len(pairs) else np.zeros(0, dtype=np.int64)
+        idx = np.flatnonzero(np.isin(self.lab, regs))
+        lr = self.lab[idx]
+        srt = np.argsort(lr, kind="stable")
+        bounds = np.searchsorted(lr[srt], regs)
+        ends = np.searchsorted(lr[srt], regs, side="right")
+        self._members = {int(r): idx[srt[b:e]] for r, b, e in zip(regs.tolist(), bounds, ends)}
+        try:
+            for t in order:
+                r, s = int(pairs[t][0]), int(pairs[t][1])
+                if r in frozen or s in frozen or r in changed or s in changed:
+                    continue  # pairs of regions re-cut in this round wait for the next one
+                if self._recut_pair(r, s):
+                    changed.add(r)
+                    changed.add(s)
+        finally:
+            self._members = None
         return changed
 
     def _recut_pair(self, r: int, s: int, force: bool = False) -> bool:
         lab = self.lab
-        u = np.flatnonzero((lab == r) | (lab == s))
+        if self._members is not None and r in self._members and s in self._members:
+            u = np.sort(np.concatenate([self._members[r], self._members[s]]))
+        else:
+            u = np.flatnonzero((lab == r) | (lab == s))
         m = u.size
         if m < 2 or not self.movable[u].all():
             return False

@@ -59,6 +59,8 @@ class RegionState(GrowMixin, SearchMixin, RepairMixin):
         self.rarea: list[float] = []
         self.rper: list[float] = []
         self.rsize: list[int] = []
+        self._csr_ptr: np.ndarray | None = None  # free graph as CSR (built on first use, see _local_edges)
+        self._members: dict[int, np.ndarray] | None = None  # region -> atoms, valid during one pair_search
 
     # --- objective -----------------------------------------------------------
 
@@ -144,11 +146,37 @@ class RegionState(GrowMixin, SearchMixin, RepairMixin):
             self.rsize.append(0)
 
     def _local_edges(self, idx: np.ndarray):
-        """Edges inside *idx* as local positions plus shared lengths."""
-        inset = np.zeros(self.n, dtype=bool)
-        inset[idx] = True
-        e = inset[self.fi] & inset[self.fj]
-        loc = np.full(self.n, -1, dtype=np.int64)
-        loc[idx] = np.arange(idx.size)
-        return loc[self.fi[e]], loc[self.fj[e]], self.fl[e]
+        """Edges inside *idx* as local positions plus shared lengths.
 
+        Walks the neighbour lists of *idx* only (a CSR of the free graph built once), so the cost is
+        the size of the area, not of the whole graph: pair re-cuts and local re-solves call this for
+        every area they look at.
+        """
+        idx = np.asarray(idx, dtype=np.int64)
+        if self._csr_ptr is None:
+            both_i = np.concatenate([self.fi, self.fj])
+            both_j = np.concatenate([self.fj, self.fi])
+            eid = np.concatenate([np.arange(self.fi.size), np.arange(self.fi.size)])
+            order = np.lexsort((both_j, both_i))
+            self._csr_nbr = both_j[order]
+            self._csr_eid = eid[order]
+            self._csr_ptr = np.concatenate([[0], np.cumsum(np.bincount(both_i, minlength=self.n))]).astype(np.int64)
+            self._loc = np.full(self.n, -1, dtype=np.int64)
+        ptr, loc = self._csr_ptr, self._loc
+        starts = ptr[idx]
+        cnt = ptr[idx + 1] - starts
+        total = int(cnt.sum())
+        if total == 0:
+            z = np.zeros(0, dtype=np.int64)
+            return z, z, np.zeros(0)
+        offs = np.cumsum(cnt) - cnt
+        ranges = np.arange(total) - np.repeat(offs, cnt) + np.repeat(starts, cnt)
+        nbr = self._csr_nbr[ranges]
+        src = np.repeat(idx, cnt)
+        loc[idx] = np.arange(idx.size)
+        try:
+            keep = (loc[nbr] >= 0) & (src < nbr)
+            li, lj = loc[src[keep]], loc[nbr[keep]]
+        finally:
+            loc[idx] = -1
+        return li, lj, self.fl[self._csr_eid[ranges[keep]]]
