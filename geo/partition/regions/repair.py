@@ -7,6 +7,7 @@ exact tree partitions, see :mod:`.treecut`) and improved again with everything e
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
@@ -36,41 +37,18 @@ class RepairMixin:
         Parameters
         ----------
         within : ndarray of int, optional
-            Only these atoms (whole regions: a local re-solve); default every movable atom.
+            Only these atoms (whole regions: a local re-solve), worked on with
+            the area's own edges; default every movable atom.
         """
-        lab, fi, fj, fl, n = self.lab, self.fi, self.fj, self.fl, self.n
-        scope = self.movable
-        if within is not None:
-            scope = np.zeros(n, dtype=bool)
-            scope[within] = True
-            scope &= self.movable
-        idx = np.flatnonzero(scope)
-        for _ in range(100):
-            same = (lab[fi] == lab[fj]) & scope[fi] & scope[fj]
-            g = sp.coo_matrix((np.ones(int(same.sum())), (fi[same], fj[same])), shape=(n, n))
-            _, comp = connected_components(g, directed=False)
-            df = pd.DataFrame({"r": lab[idx], "c": comp[idx], "p": self.pop[idx]})
-            parts = df.groupby(["r", "c"], sort=True).agg(p=("p", "sum"), m=("p", "size")).reset_index()
-            if parts["r"].is_unique:
-                return
-            parts = parts.sort_values(["r", "p", "m", "c"], ascending=[True, False, False, True])
-            main = parts.drop_duplicates("r")["c"].to_numpy()
-            is_main = np.zeros(n, dtype=bool)
-            is_main[idx[np.isin(comp[idx], main)]] = True
-            frag = scope & ~is_main
-            e1 = frag[fi] & is_main[fj]
-            e2 = frag[fj] & is_main[fi]
-            fc = np.concatenate([comp[fi[e1]], comp[fj[e2]]])
-            if fc.size == 0:
-                return
-            tr = np.concatenate([lab[fj[e1]], lab[fi[e2]]])
-            w = np.concatenate([fl[e1], fl[e2]]) + 1e-6
-            cand = pd.DataFrame({"c": fc, "r": tr, "w": w}).groupby(["c", "r"], sort=True)["w"].sum().reset_index()
-            cand = cand.sort_values(["c", "w", "r"], ascending=[True, False, True]).drop_duplicates("c")
-            target = np.full(int(comp.max()) + 1, -1, dtype=np.int64)
-            target[cand["c"].to_numpy()] = cand["r"].to_numpy()
-            move = frag & (target[comp] >= 0)
-            lab[move] = target[comp[move]]
+        if within is None:
+            _contiguous(self.lab, self.fi, self.fj, self.fl, self.movable, self.pop)
+            return
+        u = np.asarray(within, dtype=np.int64)
+        u = u[self.movable[u]]
+        li, lj, el = self._local_edges(u)
+        lab_u = self.lab[u].copy()
+        _contiguous(lab_u, li, lj, el, np.ones(u.size, dtype=bool), self.pop[u])
+        self.lab[u] = lab_u
 
     def fill_unlabelled(self) -> None:
         """Give movable atoms without a region the region of a labelled neighbour.
@@ -255,9 +233,11 @@ class RepairMixin:
                 continue
             # smallest areas first: the region with one neighbour (tight ranges are often fixed there,
             # and a small area's trees can be divided far more often), then whole rings
-            pair = next((s for s in sorted(nbr, key=lambda s: (-nbr[s], s))[:4]
-                         if s not in touched and self._resolve_area([r, s], reg, rng)), None)
-            if pair is not None:
+            near = [s for s in sorted(nbr, key=lambda s: (-nbr[s], s))[:6] if s not in touched]
+            small = [[r, s] for s in near if self.can_hold(p + self.rpop[s])]
+            small += [[r, s, t] for s, t in itertools.combinations(near, 2)
+                      if self.can_hold(p + self.rpop[s] + self.rpop[t])]
+            if next((a for a in small[:10] if self._resolve_area(a, reg, rng)), None) is not None:
                 touched.update(self._last_ids)
                 continue
             area = [r]
@@ -280,6 +260,10 @@ class RepairMixin:
 
     _last_ids: list[int] = []
 
+    def can_hold(self, p: float) -> bool:
+        """True when some whole number of regions in range can add up to population *p*."""
+        return p > 0 and math.ceil(p / self.hi - 1e-9) <= math.floor(p / self.lo + 1e-9)
+
     def _resolve_area(self, regions: list[int], reg: RegionMeta, rng: random.Random) -> bool:
         """Re-divide the union of *regions*; keep the result only if all land in range.
 
@@ -296,15 +280,18 @@ class RepairMixin:
         key = hash(u.tobytes())
         if key in self._failed:
             return False
-        saved = lab[u].copy()
         ptot = float(self.pop[u].sum())
+        if not self.can_hold(ptot):  # no number of regions in range adds up to this total
+            self._failed.add(key)
+            return False
+        saved = lab[u].copy()
         k0 = region_count(ptot, self.lo, self.hi, self.T)
         for method in ("bisect", "tree"):
             if method == "bisect":
                 k = k0
                 loc = None
             else:
-                loc = self._tree_divide(u, rng)
+                loc = self._tree_divide(u, rng, n_trees=24 if len(regions) <= 3 else 12)
                 if loc is None:
                     continue
                 k = int(loc.max()) + 1
@@ -358,9 +345,65 @@ class RepairMixin:
         p = self.pop[u]
         x, y = self.x[u], self.y[u]
         nprng = np.random.default_rng(rng.randrange(2**32))
+        groups = self.lab[u]
         for t in range(n_trees):
-            ti, tj = random_spanning_tree(m, li, lj, x, y, nprng, spread=0.3 if t == 0 else 1.5)
+            # every other tree follows the current regions (cuts shift along it), the others are free
+            ti, tj = random_spanning_tree(m, li, lj, x, y, nprng, spread=0.3 if t < 2 else 1.5,
+                                          groups=groups if t % 2 == 0 else None)
             loc = tree_partition(ti, tj, p, self.lo, self.hi, self.T, nprng, root=int(nprng.integers(m)))
             if loc is not None:
                 return loc
         return None
+
+
+def _first_per_group(group: np.ndarray, *keys: np.ndarray) -> np.ndarray:
+    """Positions of the first row of each *group* value when sorted by *keys* (ascending) within it."""
+    order = np.lexsort(tuple(reversed(keys)) + (group,))
+    g = group[order]
+    first = np.ones(g.size, dtype=bool)
+    first[1:] = g[1:] != g[:-1]
+    return order[first]
+
+
+def _contiguous(lab: np.ndarray, fi, fj, fl, scope: np.ndarray, pop: np.ndarray, max_iter: int = 100) -> None:
+    """Reassign, in place, every part of a region but its main one to the neighbour sharing most boundary.
+
+    ``lab`` holds regions of nodes ``0..n-1``, edges ``(fi, fj)`` with lengths ``fl``; only nodes with
+    ``scope`` take part. The main part holds most population, then most nodes.
+    """
+    n = lab.size
+    idx = np.flatnonzero(scope)
+    if idx.size == 0:
+        return
+    for _ in range(max_iter):
+        same = (lab[fi] == lab[fj]) & scope[fi] & scope[fj]
+        g = sp.coo_matrix((np.ones(int(same.sum())), (fi[same], fj[same])), shape=(n, n))
+        _, comp = connected_components(g, directed=False)
+        r, c = lab[idx], comp[idx]
+        base = int(comp.max()) + 1
+        key, inv = np.unique(r * base + c, return_inverse=True)
+        kr, kc = key // base, key % base
+        if np.unique(kr).size == kr.size:
+            return
+        psum = np.bincount(inv, weights=pop[idx], minlength=key.size)
+        cnt = np.bincount(inv, minlength=key.size)
+        main = kc[_first_per_group(kr, -psum, -cnt, kc)]
+        is_main = np.zeros(n, dtype=bool)
+        is_main[idx[np.isin(c, main)]] = True
+        frag = scope & ~is_main
+        e1 = frag[fi] & is_main[fj]
+        e2 = frag[fj] & is_main[fi]
+        fc = np.concatenate([comp[fi[e1]], comp[fj[e2]]])
+        if fc.size == 0:
+            return
+        tr = np.concatenate([lab[fj[e1]], lab[fi[e2]]])
+        w = np.concatenate([fl[e1], fl[e2]]) + 1e-6
+        rb = int(tr.max()) + 1
+        key2, inv2 = np.unique(fc * rb + tr, return_inverse=True)
+        wsum = np.bincount(inv2, weights=w, minlength=key2.size)
+        c2, r2 = key2 // rb, key2 % rb
+        pick = _first_per_group(c2, -wsum, r2)
+        target = np.full(base, -1, dtype=np.int64)
+        target[c2[pick]] = r2[pick]
+        move = frag & (target[comp] >= 0)
+        lab[move] = target[comp[move]]

@@ -170,7 +170,7 @@ def tree_partition(ti, tj, pop, lo: float, hi: float, target: float | None = Non
     return out
 
 
-def random_spanning_tree(n: int, li, lj, x=None, y=None, rng=None, spread: float = 1.0):
+def random_spanning_tree(n: int, li, lj, x=None, y=None, rng=None, spread: float = 1.0, groups=None):
     """A random spanning tree (forest) of a graph, following its geometry.
 
     Minimum spanning tree of edge weights ``d * exp(spread * N(0, 1))`` where
@@ -188,6 +188,13 @@ def random_spanning_tree(n: int, li, lj, x=None, y=None, rng=None, spread: float
     rng : numpy.random.Generator, optional
     spread : float
         Log-normal spread of the random factor (0: the plain MST).
+    groups : array of int, optional
+        A current division of the nodes (regions, each connected): edges
+        between groups then come last, so the tree spans each group on its
+        own and joins the groups by as few edges as a tree can. Cutting
+        those edges gives back the current division, and the dynamic
+        program can shift every cut along the tree — chains of small moves
+        from region to region that single moves cannot make.
 
     Returns
     -------
@@ -202,6 +209,9 @@ def random_spanning_tree(n: int, li, lj, x=None, y=None, rng=None, spread: float
         return z, z
     d = np.ones(li.size) if x is None else np.hypot(x[li] - x[lj], y[li] - y[lj]) + 1e-3
     w = d * np.exp(spread * rng.standard_normal(li.size)) + 1e-9
+    if groups is not None:
+        groups = np.asarray(groups)
+        w = w + (groups[li] != groups[lj]) * (10.0 * float(w.max()) + 1.0)
     m = sp.coo_matrix((w, (li, lj)), shape=(n, n)).tocsr()
     t = minimum_spanning_tree(m + m.T).tocoo()
     return t.row.astype(np.int64), t.col.astype(np.int64)
