@@ -118,3 +118,56 @@ def test_region_builder_tight_range_on_coarse_atoms(seed):
     assert ((p >= 1000) & (p <= 1200)).all(), sorted(p)
     assert region_graph_connected(atoms, rb.labels_)
     assert all(not f for f in rb.region_flags_)
+
+
+def _state(atoms, lo=1000, hi=2000):
+    from geo.partition.adjacency import atom_geometry_arrays, build_adjacency
+    from geo.partition.regions import RegionState
+
+    adj = build_adjacency(atoms)
+    n = len(atoms)
+    lab = np.full(n, -1, dtype=np.int64)
+    st = RegionState(lab, atoms["people"].to_numpy(float), atom_geometry_arrays(atoms), adj.i, adj.j, adj.length,
+                     (lo + hi) / 2, lo, hi)
+    st.movable[:] = True
+    return st, adj
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_local_sums_and_edges_match_the_global_ones(seed):
+    """recompute_within / _local_edges (O(area)) agree with recompute / a scan of every edge (O(n))."""
+    rng = np.random.default_rng(seed)
+    atoms = lattice(9, 7, people=rng.integers(0, 300, 63))
+    st, adj = _state(atoms)
+    st.lab[:] = np.arange(63) // 9  # 7 rows as regions
+    st.recompute()
+    area = np.flatnonzero(np.isin(st.lab, [2, 3, 4]))
+    st.lab[area] = rng.choice([2, 3, 4, 7], area.size)  # relabel inside the area, one new region
+    st.recompute_within(area, also=[2, 3, 4, 7])
+    local = (list(st.rpop), list(st.rarea), list(st.rper), list(st.rsize))
+    st.recompute(8)
+    np.testing.assert_allclose(local[0], st.rpop)
+    np.testing.assert_allclose(local[1], st.rarea)
+    np.testing.assert_allclose(local[2], st.rper)
+    assert local[3] == st.rsize
+    idx = np.sort(rng.choice(63, 25, replace=False))
+    li, lj, el = st._local_edges(idx)
+    got = {(int(idx[a]), int(idx[b]), round(float(w), 6)) for a, b, w in zip(li, lj, el)}
+    inside = np.isin(adj.i, idx) & np.isin(adj.j, idx)
+    want = {(int(a), int(b), round(float(w), 6)) for a, b, w in zip(adj.i[inside], adj.j[inside], adj.length[inside])}
+    assert got == want
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_make_contiguous_within_an_area(seed):
+    rng = np.random.default_rng(seed)
+    atoms = lattice(8, 8, people=rng.integers(50, 300, 64))
+    st, adj = _state(atoms)
+    st.lab[:] = np.where(np.arange(64) % 8 < 4, 0, 1)  # west half 0, east half 1
+    area = np.flatnonzero(np.arange(64) % 8 >= 4)
+    st.lab[area] = rng.choice([1, 2], area.size)  # scatter region 2 inside the east half
+    outside = st.lab[np.arange(64) % 8 < 4].copy()
+    st.make_contiguous(within=area)
+    assert (st.lab[np.arange(64) % 8 < 4] == outside).all()  # nothing outside the area moves
+    assert set(st.lab[area]) <= {1, 2}
+    assert region_graph_connected(atoms, st.lab, adj)

@@ -49,14 +49,24 @@ Algorithm (chosen by measurement, see ``benchmarks/partition_peers.py``)
    range, CV 0.28 and PP 0.63 (bisection: 99.6 % before repair, CV 0.13,
    PP 0.66), so bisection is the initialisation.
 4. **Range repair.** Regions still outside the range are merged with a
-   neighbour (too small) or split (too large); failing that, the region and
-   its neighbours up to three rings away are re-divided (bisection, then
-   random spanning-tree cuts for coarse atoms, restarted with random
-   choices when greedy cuts lead to a dead end) and improved again with
-   everything else frozen. Regions that cannot be brought into range are
-   flagged ``"infeasible"``. A region enclosed by a single other region is
-   re-cut with it; if that is impossible (one block with a hole holding
-   other blocks) it is flagged.
+   neighbour (too small) or split (too large); failing that, the region is
+   re-divided together with one or two neighbours, then with whole rings of
+   neighbours up to three away — only areas whose total some number of
+   in-range regions can hold. Each area is re-divided by bisection, then by
+   exact dynamic programming over random spanning trees
+   (:mod:`.treecut`: a tree is divided so that *every* part is in range
+   whenever that tree allows it), every other tree drawn along the current
+   regions so that the cuts can shift from region to region (an ejection
+   chain single moves cannot make); the result is improved with everything
+   else frozen and kept only when all its regions are in range. The work of
+   a re-solve is proportional to its area (local edges, local sums).
+   Regions that cannot be brought into range are flagged ``"infeasible"``
+   (on Denver at 1,000–1,200 these are areas of a few coarse blocks of
+   600–900 people for which no tree of up to three rings can be divided:
+   the pipeline then cuts their blocks, see
+   :func:`geo.partition.plan.refine_infeasible`). A region enclosed by a
+   single other region is re-cut with it; if that is impossible (one block
+   with a hole holding other blocks) it is flagged.
 5. **Warm start** (``initial_labels``, used by :mod:`geo.partition.redraw`):
    the previous grids are kept and only out-of-range ones are repaired,
    each moved resident costing ``move_cost / target``.
