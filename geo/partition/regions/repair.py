@@ -237,7 +237,7 @@ class RepairMixin:
             small = [[r, s] for s in near if self.can_hold(p + self.rpop[s])]
             small += [[r, s, t] for s, t in itertools.combinations(near, 2)
                       if self.can_hold(p + self.rpop[s] + self.rpop[t])]
-            if next((a for a in small[:10] if self._resolve_area(a, reg, rng)), None) is not None:
+            if next((a for a in small[:6] if self._resolve_area(a, reg, rng)), None) is not None:
                 touched.update(self._last_ids)
                 continue
             area = [r]
@@ -291,7 +291,7 @@ class RepairMixin:
                 k = k0
                 loc = None
             else:
-                loc = self._tree_divide(u, rng, n_trees=24 if len(regions) <= 3 else 12)
+                loc = self._tree_divide(u, rng, n_trees=8)
                 if loc is None:
                     continue
                 k = int(loc.max()) + 1

@@ -103,7 +103,9 @@ class SearchMixin:
         """
         lab = self.lab
         nb = self.nb
-        pop, area, per = self.pop.tolist(), self.area.tolist(), self.per.tolist()
+        if self._static_lists is None:  # atom sums never change: convert once, not per call
+            self._static_lists = (self.pop.tolist(), self.area.tolist(), self.per.tolist())
+        pop, area, per = self._static_lists
         rpop, rarea, rper, rsize = self.rpop, self.rarea, self.rper, self.rsize
         movable = self.movable.tolist()
         f = self.f
