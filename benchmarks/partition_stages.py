@@ -205,7 +205,7 @@ def main(argv=None) -> int:
                    ("t_greedy", "x", "time / greedy"), ("cpu_s", "f2", "CPU s"), ("maxrss_mb", "int", "peak RSS MB"),
                    ("note", "", "note")]
         print_table("Denver by range: engine end to end vs pymetis and greedy on the engine's atoms", columns, rows,
-                    ["in range: share of grids inside [min, max] from the final polygons' people; flagged grids "
+                    ["in range: share of grids inside the range (min to max people) from the final polygons; flagged grids "
                      "(islands) count as out of range here."])
         stage_cols = [("range", "", "range"), ("seconds", "f2", "total s")] + \
             [(f"t_{s}", "f2", s) for s in STAGES] + [("refined", "int", "refine rounds"),

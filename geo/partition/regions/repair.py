@@ -319,10 +319,12 @@ class RepairMixin:
             after = [r for r in ids if self.rsize[r] > 0 and not (self.lo - 1e-9 <= self.rpop[r] <= self.hi + 1e-9)]
             if not after:
                 self._last_ids = ids + [r for r in regions if r not in ids]
+                self.repair_counts[method] = self.repair_counts.get(method, 0) + 1
                 return True
             lab[u] = saved
             self.recompute_within(u, also=list(regions) + ids)
         self._failed.add(key)
+        self.repair_counts["failed"] = self.repair_counts.get("failed", 0) + 1
         return False
 
     def _tree_divide(self, u: np.ndarray, rng: random.Random, n_trees: int = 48) -> np.ndarray | None:

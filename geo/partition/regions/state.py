@@ -62,6 +62,7 @@ class RegionState(GrowMixin, SearchMixin, RepairMixin):
         self._csr_ptr: np.ndarray | None = None  # free graph as CSR (built on first use, see _local_edges)
         self._members: dict[int, np.ndarray] | None = None  # region -> atoms, valid during one pair_search
         self._static_lists: tuple | None = None  # pop, area, perimeter as lists (local_search)
+        self.repair_counts: dict[str, int] = {}  # local re-solves by outcome: "bisect", "tree", "failed"
 
     # --- objective -----------------------------------------------------------
 
