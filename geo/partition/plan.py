@@ -40,7 +40,7 @@ from geo.crs import as_geoseries, local_metric_crs
 
 from .adjacency import build_adjacency
 from .population import largest_remainder
-from .codes import DEFAULT_PREFIX, assign_codes
+from .codes import DEFAULT_PREFIX, assign_codes, check_code_capacity
 from .quality import coverage_union, quality_report
 from .regions import RegionBuilder
 
@@ -781,6 +781,9 @@ def partition(
         report["atoms"] = {"method": "given", "n_atoms": int(len(atoms))}
     timings["atoms"] = time.perf_counter() - t0
     report_progress("atoms", 1.0)
+    # more grids than 15-digit codes can number under a prefix: fail now, not after the solve
+    check_code_capacity(atoms[by].to_numpy(), atoms["community"].to_numpy(), atoms["special"].to_numpy(), min_pop,
+                        max_pop, target, prefix)
 
     t1 = time.perf_counter()
     adj = build_adjacency(atoms, gap_tol=gap_tol)
