@@ -211,6 +211,8 @@ def _ensure_contract(atoms: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         atoms["block"] = np.arange(n, dtype=np.int64)
     if "building_split" not in atoms.columns:
         atoms["building_split"] = np.zeros(n, dtype=bool)
+    if "people_exact" not in atoms.columns:
+        atoms["people_exact"] = atoms["people"].to_numpy(dtype=float)
     return atoms
 
 
@@ -337,6 +339,8 @@ def join_building_atoms(atoms: gpd.GeoDataFrame, points: gpd.GeoDataFrame, build
     out = out.set_geometry(merged, crs=atoms.crs)
     for c in ("people", "households"):
         out[c] = np.bincount(inv, weights=atoms[c].to_numpy(dtype=float), minlength=len(uniq)).astype(np.int64)
+    if "people_exact" in atoms.columns:
+        out["people_exact"] = np.bincount(inv, weights=atoms["people_exact"].to_numpy(dtype=float), minlength=len(uniq))
     if "area_m2" in out.columns:
         out["area_m2"] = shapely.area(merged)
     new_where = np.where(where >= 0, inv[where.clip(0)], -1)

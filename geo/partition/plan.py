@@ -349,7 +349,12 @@ def partition(
     code_of = grids["code"].to_numpy()
     atoms = atoms.copy()
     atoms["grid"] = code_of[rb.labels_]
-    grids = grids.drop(columns="_label").sort_values("code", kind="stable").reset_index(drop=True)
+    grids = grids.sort_values("code", kind="stable").reset_index(drop=True)
+    # the engine's claim per grid: its atoms' people before rounding (areal shares unrounded)
+    ccol = "people_exact" if by == "people" and "people_exact" in atoms.columns else by
+    claimed = np.bincount(rb.labels_, weights=atoms[ccol].to_numpy(dtype=float),
+                          minlength=len(grids))[grids["_label"].to_numpy()]
+    grids = grids.drop(columns="_label")
     timings["grids"] = time.perf_counter() - t3
     report_progress("grids", 1.0)
 
@@ -360,9 +365,10 @@ def partition(
     rep = verify(grids, raw, streets=None if block_streets is None
                  else gpd.GeoSeries(_line_array(block_streets, crs=crs, assume=out_crs), crs=crs),
                  buildings=buildings, jurisdiction=jur_metric, min_pop=min_pop, max_pop=max_pop, by=by,
-                 gap_tol=gap_tol, street_classes=used_classes, crs=crs)
+                 gap_tol=gap_tol, street_classes=used_classes, crs=crs, claimed=claimed,
+                 internal_roads=None if block_streets is None or street_lines is None
+                 else gpd.GeoSeries(street_lines, crs=crs))
     measured = rep.pop("measured")
-    claimed = grids[by].to_numpy(dtype=float)
     # published counts are the measured ones (one truth for counts)
     grids["people"] = np.asarray(measured["people"], dtype=np.int64)
     grids["households"] = np.asarray(measured["households"], dtype=np.int64)

@@ -720,7 +720,7 @@ def _area_units(geom, subs, people, hh, n_strips, convexity_min=0.75, fine=None)
     faces = _faces(geom, np.concatenate(lines)) if lines else shapely.get_parts(np.array([geom], dtype=object))
     sub, _, _ = locate_points(shapely.point_on_surface(faces), subs, snap_distance=np.inf)
     a = _fine_weights(faces, fine)
-    return faces, largest_remainder(a, people), largest_remainder(a, hh), sub
+    return faces, largest_remainder(a, people), largest_remainder(a, hh), sub, a / max(float(a.sum()), 1e-12)
 
 
 def _cut_summary(geom, pieces: np.ndarray, roads: np.ndarray, point_xy: np.ndarray | None,
@@ -838,6 +838,8 @@ def split_oversized(
     special = atoms["special"].to_numpy(dtype=object) if "special" in atoms.columns else np.full(n, None, object)
     bsplit = atoms["building_split"].to_numpy(dtype=bool) if "building_split" in atoms.columns else np.zeros(n, bool)
     block = atoms["block"].to_numpy() if "block" in atoms.columns else np.arange(n)
+    exact = atoms["people_exact"].to_numpy(dtype=float) if "people_exact" in atoms.columns \
+        else people.astype(float)
 
     # points → atoms
     pts = None
@@ -886,6 +888,7 @@ def split_oversized(
     out_people: list[int] = []
     out_hh: list[int] = []
     out_bsplit: list[bool] = []
+    out_exact: list[float] = []
     from_split: list[bool] = []
     point_targets: list[tuple[np.ndarray, int]] = []  # (point positions, output position)
 
@@ -905,6 +908,7 @@ def split_oversized(
             point_targets.append((pa, len(out_src)))
             out_src.append(a); out_geom.append(geoms[a]); out_people.append(int(people[a]))
             out_hh.append(int(hh[a])); out_bsplit.append(bool(bsplit[a])); from_split.append(False)
+            out_exact.append(float(exact[a]))
             continue
 
         g = geoms[a]
@@ -943,8 +947,8 @@ def split_oversized(
                                                      for k, m in enumerate(umembers)):
                     continue  # a tower shares its slab with other buildings: only Voronoi cells part them
             else:
-                ug, upeople, uhh, usub = _area_units(g, subs, int(people[a]), int(hh[a]),
-                                                     max(1, strips_per_piece * k_total), fine=fine)
+                ug, upeople, uhh, usub, ushare = _area_units(g, subs, int(people[a]), int(hh[a]),
+                                                             max(1, strips_per_piece * k_total), fine=fine)
                 umembers = [np.zeros(0, np.int64)] * len(ug)
                 indivisible = np.zeros(len(ug), dtype=bool)
             groups, badness = _group_units(ug, upeople, usub, indivisible, min_pop=min_pop, max_pop=max_pop,
@@ -964,6 +968,7 @@ def split_oversized(
             piece_people.append(pp)
             out_src.append(a); out_geom.append(merged[gi]); out_people.append(pp)
             out_hh.append(int(uhh[members].sum())); out_bsplit.append(bool(is_b)); from_split.append(not is_b)
+            out_exact.append(float(exact[a] * ushare[members].sum()) if binv is None else float(pp))
             if is_b:
                 bpos = umembers[members[0]]
                 report.building_split.append({"atom": a, "block": int(block[a]),
@@ -986,6 +991,7 @@ def split_oversized(
     out["people"] = np.array(out_people, dtype=np.int64)
     out["households"] = np.array(out_hh, dtype=np.int64)
     out["building_split"] = np.array(out_bsplit, dtype=bool)
+    out["people_exact"] = np.array(out_exact, dtype=float)
     if "area_m2" in out.columns:
         out["area_m2"] = shapely.area(np.asarray(out.geometry.values, dtype=object))
     for k in np.flatnonzero(np.array(from_split)):

@@ -10,10 +10,11 @@ whoever made it (this engine, a planner's hand edits, another tool).
   dispatcher's lookup and the plan's counts agree). Polygon units (census
   blocks, H3 cells) are spread over the grids by areal weighting (share of
   the unit's area inside each grid, normalised by its area inside all grids)
-  and rounded per unit by largest remainder, so totals are kept exactly.
-  The grid's own ``people`` column (the engine's claim) is compared with the
-  measured count: residents counted elsewhere are half the sum of absolute
-  differences, beyond a rounding allowance of 1 person per grid when polygon
+  summed per grid and rounded once per grid by largest remainder, so totals
+  are kept exactly. The plan's claim per grid (its ``people`` column, or the
+  unrounded sums the engine passes) is compared with the measured count before
+  rounding: residents counted elsewhere are half the sum of absolute
+  differences beyond a rounding allowance of 1 person per grid when polygon
   units are areally weighted (0 for address points).
 * **Range** on the measured counts; out-of-range grids keep their flags as
   reasons (``exclusive unit``, ``building above max``, islands …).
@@ -45,7 +46,7 @@ from pyproj import CRS
 
 from geo.crs import as_geoseries, local_metric_crs
 
-from .population import largest_remainder_grouped
+from .population import largest_remainder
 from .quality import (REASON_UNEXPLAINED, _enclosed, _flag_list, _street_share, coverage_union,
                       polsby_popper)
 
@@ -136,7 +137,8 @@ def measure_counts(grids: gpd.GeoDataFrame, population: gpd.GeoDataFrame, *, by:
     Returns
     -------
     dict
-        ``people``/``households`` (int arrays per grid row), ``point_grid`` (grid position of every
+        ``people``/``households`` (int arrays per grid row; areal shares rounded once per grid by
+        largest remainder), ``people_exact`` (float, before rounding), ``point_grid`` (grid position of every
         point row, -1 outside), ``point_rows`` (their positions in *population*), ``points_outside``,
         ``people_outside``, ``polygon_units`` (count), ``people_weighted`` (people of polygon units
         shared by more than one grid).
@@ -156,12 +158,14 @@ def measure_counts(grids: gpd.GeoDataFrame, population: gpd.GeoDataFrame, *, by:
         if households and households in pop.columns else np.zeros(len(pop))
     people = np.zeros(n)
     hh = np.zeros(n)
+    exact = np.zeros(n)
     out: dict[str, Any] = {}
     is_pt = kind == 0
     prow = np.flatnonzero(is_pt)
     where = locate_in_grids(pgeom[prow], geoms, rank)
     ok = where >= 0
     people += np.bincount(where[ok], weights=w[prow][ok], minlength=n)
+    exact += np.bincount(where[ok], weights=w[prow][ok], minlength=n)
     hh += np.bincount(where[ok], weights=hw[prow][ok], minlength=n)
     out.update(point_grid=where, point_rows=prow, points_outside=int((~ok).sum()),
                people_outside=float(w[prow][~ok].sum()))
@@ -182,19 +186,20 @@ def measure_counts(grids: gpd.GeoDataFrame, population: gpd.GeoDataFrame, *, by:
         qi, gi, area = qi[keep], gi[keep], area[keep]
         if len(qi):
             uq, grp = np.unique(qi, return_inverse=True)
-            tot = np.rint(w[polyrow][uq]).astype(np.int64)
-            htot = np.rint(hw[polyrow][uq]).astype(np.int64)
-            pp = largest_remainder_grouped(area, grp, tot)
-            ph = largest_remainder_grouped(area, grp, htot)
-            people += np.bincount(gi, weights=pp, minlength=n)
-            hh += np.bincount(gi, weights=ph, minlength=n)
+            share = area / np.bincount(grp, weights=area)[grp]
+            ex = np.bincount(gi, weights=w[polyrow][qi] * share, minlength=n)
+            exh = np.bincount(gi, weights=hw[polyrow][qi] * share, minlength=n)
+            exact += ex
+            # areal shares summed per grid, then rounded once per grid (largest remainder, total kept)
+            people += largest_remainder(ex, int(round(w[polyrow][uq].sum())))
+            hh += largest_remainder(exh, int(round(hw[polyrow][uq].sum())))
             multi = np.bincount(grp, minlength=len(uq)) > 1
-            weighted = float(tot[multi].sum())
+            weighted = float(w[polyrow][uq][multi].sum())
         missing = np.setdiff1d(np.arange(len(polyrow)), qi)
         out["people_outside"] += float(w[polyrow][missing].sum())
         out["polygons_outside"] = int(len(missing))
     out.update(people=np.rint(people).astype(np.int64), households=np.rint(hh).astype(np.int64),
-               polygon_units=int(len(polyrow)), people_weighted=weighted)
+               people_exact=exact, polygon_units=int(len(polyrow)), people_weighted=weighted)
     return out
 
 
@@ -295,6 +300,8 @@ def verify(
     building: str = "building",
     crs: Any = None,
     max_listed: int = 200,
+    claimed: Any = None,
+    internal_roads: Any = None,
 ) -> dict:
     """Check a grid plan against its input using only the published grid polygons.
 
@@ -328,6 +335,12 @@ def verify(
         Metric CRS to measure in (default :func:`metric_crs` of *grids*).
     max_listed : int
         Longest list of grids per finding.
+    internal_roads : lines, optional
+        Lines that do not make blocks but may carry grid edges (estate roads, footways): the street
+        share is also given with them (``boundary_on_streets_or_internal_roads_share``).
+    claimed : array of float, optional
+        The counts the plan claims per grid row, unrounded (default the grids' *by* column). The
+        engine passes its sums of unrounded areal shares so rounding is not mistaken for miscounting.
 
     Returns
     -------
@@ -352,18 +365,23 @@ def verify(
     flags = [_flag_list(v) for v in g["flags"]] if "flags" in g.columns else [[] for _ in range(n)]
     meas = measure_counts(g, population, by=by, crs=crs)
     pop = meas["people"].astype(float) if by == "people" else meas["households"].astype(float)
-    claimed = g[by].to_numpy(dtype=float) if by in g.columns else np.full(n, np.nan)
+    if claimed is not None:
+        claimed = np.asarray(claimed, dtype=float)
+    else:
+        claimed = g[by].to_numpy(dtype=float) if by in g.columns else np.full(n, np.nan)
+    exact = meas["people_exact"] if by == "people" else pop
     rep: dict[str, Any] = {"n_grids": int(n), "min_pop": float(min_pop), "max_pop": float(max_pop), "by": by,
                            "crs": crs.to_string()}
 
     # counts: the plan's claim against the polygons
-    tol = 1.0 if meas["people_weighted"] > 0 else 0.0
-    diff = claimed - pop
+    tol = 1.0 if meas["people_weighted"] > 0 else 1e-6
+    diff = claimed - exact
     beyond = np.maximum(np.abs(diff) - tol, 0.0)
     off = np.flatnonzero(np.abs(diff) > tol)
     rep["counts"] = {
         "claimed_total": float(np.nansum(claimed)),
         "measured_total": float(pop.sum()),
+        "measured_unrounded_total": float(exact.sum()),
         "residents_counted_elsewhere": float(math.ceil(np.nansum(beyond) / 2.0 - 1e-9)),
         "abs_difference_sum": float(np.nansum(np.abs(diff))),
         "max_abs_difference": float(np.nanmax(np.abs(diff))) if n else 0.0,
@@ -377,7 +395,7 @@ def verify(
         "polygon_units": meas["polygon_units"],
         "people_areally_weighted": meas["people_weighted"],
         "rule": "point: grid covering it, smallest code on a shared edge; polygon: areal weighting, "
-                "largest remainder per unit",
+                "rounded once per grid (largest remainder)",
     }
 
     # population and range, on the measured counts
@@ -448,6 +466,11 @@ def verify(
         rep["streets"] = _street_share(geoms, jur, streets, crs, street_tol)
         if street_classes is not None:
             rep["streets"]["classes"] = sorted(str(c) for c in street_classes)
+        if internal_roads is not None:
+            both = np.concatenate([np.asarray(as_geoseries(x, grids.crs).to_crs(crs).values, dtype=object)
+                                   for x in (streets, internal_roads)])
+            rep["streets"]["boundary_on_streets_or_internal_roads_share"] = _street_share(
+                geoms, jur, gpd.GeoSeries(both, crs=crs), crs, street_tol)["boundary_on_streets_share"]
 
     failed = []
     if rep["counts"]["residents_counted_elsewhere"] > 0:
