@@ -23,13 +23,21 @@ import numpy as np
 import pandas as pd
 import shapely
 
-__all__ = ["PartitionInputError", "VEHICLE_CLASSES", "check_population", "check_special", "split_streets",
+__all__ = ["PartitionInputError", "VEHICLE_CLASSES", "NON_VEHICLE_CLASSES", "check_population", "check_special", "split_streets",
            "BUILDING_SPREAD_M"]
 
 #: OSM ``highway`` classes that bound street blocks by default (vehicle streets).
 VEHICLE_CLASSES = frozenset({
     "motorway", "trunk", "primary", "secondary", "tertiary", "unclassified", "residential", "living_street",
     "motorway_link", "trunk_link", "primary_link", "secondary_link", "tertiary_link", "road",
+})
+
+#: OSM ``highway`` classes that never bound blocks by default (they may guide cuts inside a block).
+NON_VEHICLE_CLASSES = frozenset({
+    "footway", "path", "cycleway", "steps", "bridleway", "corridor", "sidewalk", "crossing", "pedestrian",
+    "service", "track", "elevator", "platform", "bus_stop", "proposed", "construction", "abandoned", "disused",
+    "razed", "raceway", "escape", "emergency_bay", "rest_area", "services", "via_ferrata", "no", "bus_guideway",
+    "busway", "estate_road",
 })
 
 #: Points sharing a building id farther apart than this (m) are not one building.
@@ -76,7 +84,8 @@ def _check_count(frame: pd.DataFrame, col: str, layer: str, required: bool) -> N
     nan = np.flatnonzero(~np.isfinite(v))
     if len(nan):
         k = int(nan[0])
-        raise PartitionInputError(f"{layer} {_row_name(frame, k)}: field {col!r} is {raw.iloc[k]!r} "
+        shown = repr(raw.iloc[k]) if isinstance(raw.iloc[k], str) else str(raw.iloc[k])
+        raise PartitionInputError(f"{layer} {_row_name(frame, k)}: field {col!r} is {shown} "
                                   f"({len(nan)} rows); expected a whole number >= 0")
     neg = np.flatnonzero(v < 0)
     if len(neg):
@@ -178,8 +187,11 @@ def split_streets(streets: Any, classes: Iterable[str] | None = None, column: st
     ----------
     streets : GeoDataFrame, GeoSeries or array of lines, or None
     classes : iterable of str, optional
-        Values of *column* that bound blocks (default :data:`VEHICLE_CLASSES`). Lines without a
-        class column all bound blocks.
+        Values of *column* that bound blocks. Default: the vehicle classes (:data:`VEHICLE_CLASSES`)
+        and any class that is not a known OSM non-vehicle class (:data:`NON_VEHICLE_CLASSES`), so
+        a dataset with its own class names (e.g. 主干道) still makes blocks. A list-valued class
+        (OSMnx writes ``"['residential', 'service']"``) bounds blocks when one of its values does.
+        Lines without a class column all bound blocks; lines with an empty class do not.
     column : str
         Class column (OSM ``highway``; ``klass`` is read when ``highway`` is absent).
 
@@ -196,9 +208,18 @@ def split_streets(streets: Any, classes: Iterable[str] | None = None, column: st
     col = column if column in streets.columns else ("klass" if "klass" in streets.columns else None)
     if col is None:
         return streets, None, None
-    wanted = set(VEHICLE_CLASSES if classes is None else (str(c).strip() for c in classes))
+    wanted = None if classes is None else {str(c).strip() for c in classes}
     cls = streets[col].astype(object)
-    keep = cls.notna().to_numpy() & cls.astype(str).isin(wanted).to_numpy()
+
+    def makes_blocks(v) -> bool:
+        if v is None or (isinstance(v, float) and v != v):
+            return False
+        vals = [x.strip(" '\"") for x in str(v).strip("[]").split(",")] if str(v).startswith("[") else [str(v)]
+        if wanted is not None:
+            return any(x in wanted for x in vals)
+        return any(x in VEHICLE_CLASSES or x not in NON_VEHICLE_CLASSES for x in vals)
+
+    keep = np.array([makes_blocks(v) for v in cls], dtype=bool)
     used = sorted(set(cls[keep].astype(str)))
     guide = streets[~keep & cls.notna().to_numpy()]
     return streets[keep], (guide if len(guide) else None), used

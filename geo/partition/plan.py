@@ -278,7 +278,7 @@ def partition(
     timings: dict[str, float] = {}
     out_crs = population.crs if population is not None else atoms.crs
     if out_crs is None:
-        raise ValueError("population has no CRS")
+        raise PartitionInputError("population has no CRS; expected a GeoDataFrame with a CRS (e.g. EPSG:4326)")
 
     report_progress("atoms", 0.0)
     if population is not None:
