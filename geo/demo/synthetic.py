@@ -1534,9 +1534,10 @@ def _entrances(b: _Builder, pts: pd.DataFrame) -> pd.DataFrame:
 
 
 def _population_layer(pts: pd.DataFrame) -> gpd.GeoDataFrame:
-    cols = ["building", "entrance", "address", "households", "people", "estate", "community", "kind",
+    cols = ["id", "building", "entrance", "address", "households", "people", "estate", "community", "kind",
             "subdistrict", "natural_village", "special_area"]
     df = pts.rename(columns={"special": "special_area"})
+    df["id"] = [f"{b}-{e}" for b, e in zip(df["building"], df["entrance"])]  # one id per address point
     recs = df[cols].astype(object).where(df[cols].notna(), None).to_dict("records")
     return _frame(recs, list(shapely.points(df["x"].to_numpy(), df["y"].to_numpy())), cols)
 
@@ -1653,7 +1654,8 @@ class SyntheticDistrict:
         Noded road edges: ``id``, ``road_id``, ``name``, ``klass`` (arterial, secondary, lane, estate_road,
         rural_road), ``highway`` (OSM equivalent), ``length_m``.
     population : GeoDataFrame
-        One point per entrance: ``building`` (shared by the entrances of a building), ``entrance`` (1..4),
+        One point per entrance: ``id`` (unique per point), ``building`` (shared by the entrances of a
+        building), ``entrance`` (1..4),
         ``address``, ``households``, ``people``, ``estate``,
         ``community``, ``kind`` (old_block, estate, village, special), ``subdistrict``, ``natural_village``,
         ``special_area``.
