@@ -228,17 +228,17 @@ def _lattice_blocks(jur, crs, cell: float) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame({"block": np.arange(len(clipped), dtype=np.int64)}, geometry=clipped, crs=crs)
 
 
-def _split(atoms, points, min_pop, max_pop, target, internal_roads, fine_units=None):
+def _split(atoms, points, min_pop, max_pop, target, internal_roads, fine_units=None, footprints=None):
     """Split oversized atoms (:func:`geo.partition.split.split_oversized`); returns (atoms, info, points)."""
     out, rep = split_oversized(atoms, points, min_pop=int(min_pop), max_pop=int(max_pop), target=target,
-                               internal_roads=internal_roads, fine_units=fine_units)
+                               internal_roads=internal_roads, fine_units=fine_units, footprints=footprints)
     info = rep.to_dict() if hasattr(rep, "to_dict") else {}
     info["method"] = "geo.partition.split.split_oversized"
     return out, info, (rep.points if points is not None else None)
 
 
 def _make_atoms(population, jurisdiction, streets, communities, special, crs, min_pop, max_pop, target,
-                internal_roads, lattice_cell, report):
+                internal_roads, lattice_cell, report, footprints=None):
     """Atoms (metric CRS) from whatever the caller gave."""
     types = set(population.geometry.geom_type.dropna().unique())
     is_points = types <= {"Point", "MultiPoint"}
@@ -279,7 +279,7 @@ def _make_atoms(population, jurisdiction, streets, communities, special, crs, mi
         atoms, points, joined = join_building_atoms(atoms, points)
         report["atoms"]["atoms_joined_by_buildings"] = joined
     fine = None if is_points else population  # polygon units share a cut block's people, not its area
-    atoms, split_info, points = _split(atoms, points, min_pop, max_pop, target, internal_roads, fine)
+    atoms, split_info, points = _split(atoms, points, min_pop, max_pop, target, internal_roads, fine, footprints)
     report["atoms"]["split"] = split_info
     atoms = _ensure_contract(atoms)
     if atoms.crs is None or not atoms.crs.equals(crs):
@@ -345,6 +345,42 @@ def join_building_atoms(atoms: gpd.GeoDataFrame, points: gpd.GeoDataFrame, build
         out["area_m2"] = shapely.area(merged)
     new_where = np.where(where >= 0, inv[where.clip(0)], -1)
     return _ensure_contract(out), pts.assign(atom=new_where), int(len(atoms) - len(uniq))
+
+
+def footprint_buildings(population: gpd.GeoDataFrame, footprints, building: str = "building"):
+    """Building ids from footprints: points inside a footprint are one building.
+
+    A point without a building id inside a footprint takes the footprint's id (``fp<k>``); a footprint
+    takes the most common building id of the points inside it (its own id when they have none).
+
+    Returns
+    -------
+    (population, footprints)
+        A copy of the population with *building* filled, and the footprints (population CRS) with
+        the *building* id of each.
+    """
+    fp = as_geoseries(footprints, population.crs).to_crs(population.crs)
+    fp = gpd.GeoDataFrame(geometry=fp.reset_index(drop=True), crs=population.crs)
+    pop = population.copy()
+    if building not in pop.columns:
+        pop[building] = pd.Series([None] * len(pop), dtype=object, index=pop.index)
+    pop[building] = pop[building].astype(object)
+    pg = np.asarray(pop.geometry.values, dtype=object)
+    is_pt = shapely.get_type_id(pg) == 0
+    pi, fi = shapely.STRtree(np.asarray(fp.geometry.values, dtype=object)).query(pg[is_pt], predicate="intersects")
+    rows = np.flatnonzero(is_pt)[pi]
+    own = pop[building].to_numpy(dtype=object)
+    key = np.array([f"fp{k}" for k in range(len(fp))], dtype=object)
+    df = pd.DataFrame({"f": fi, "b": [own[r] if pd.notna(own[r]) else None for r in rows]}).dropna()
+    if len(df):
+        top = df.groupby("f")["b"].agg(lambda s: s.value_counts().index[0])
+        key[top.index.to_numpy()] = top.to_numpy(dtype=object)
+    fill = np.array([pd.isna(own[r]) for r in rows], dtype=bool)
+    own = own.copy()
+    own[rows[fill]] = key[fi[fill]]
+    pop[building] = own
+    fp[building] = key
+    return pop, fp
 
 
 def _line_array(*sources: Any, crs: Any = None, assume: Any = None) -> np.ndarray:

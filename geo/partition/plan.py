@@ -34,7 +34,8 @@ import shapely
 
 from .adjacency import build_adjacency
 from .atoms import (ATOM_CONTRACT, REFINE_LEVELS, _as_gs, _ensure_contract, _line_array, _make_atoms, _split,  # noqa: F401
-                    atoms_from_polygons, join_building_atoms, refine_infeasible, split_atoms_by_area,
+                    atoms_from_polygons, footprint_buildings, join_building_atoms, refine_infeasible,
+                    split_atoms_by_area,
                     split_polygon_by_area)
 from .codes import DEFAULT_PREFIX
 from .grids import GRID_LEVEL, build_grids, buildings_across_grids, dissolve, fill_pinholes
@@ -294,8 +295,12 @@ def partition(
     # lines inside a block (estate roads, cul-de-sacs, spurs) guide cuts through it
     cut_roads = gpd.GeoSeries(street_lines, crs=crs) if street_lines is not None and len(street_lines) else None
     if atoms is None:
+        footprints = None
+        if buildings is not None and population is not None:
+            population, footprints = footprint_buildings(population, buildings)
         atoms, jur_gs, points = _make_atoms(population, jurisdiction, block_streets, communities, special, crs,
-                                            min_pop, max_pop, target, cut_roads, lattice_cell, report)
+                                            min_pop, max_pop, target, cut_roads, lattice_cell, report,
+                                            footprints=footprints)
         if block_streets is not None:
             report["atoms"]["street_classes"] = used_classes
     else:

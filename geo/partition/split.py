@@ -723,6 +723,26 @@ def _area_units(geom, subs, people, hh, n_strips, convexity_min=0.75, fine=None)
     return faces, largest_remainder(a, people), largest_remainder(a, hh), sub, a / max(float(a.sum()), 1e-12)
 
 
+def _carve_footprints(ug: np.ndarray, umembers: list, codes: np.ndarray, feet: tuple, geom) -> np.ndarray:
+    """Give every footprint inside *geom* wholly to the unit holding its building (cut out of the others)."""
+    fgeo, fkey, ftree = feet
+    holder = {str(codes[b]): u for u, m in enumerate(umembers) for b in np.asarray(m, dtype=np.int64)}
+    ug = np.asarray(ug, dtype=object).copy()
+    utree = shapely.STRtree(ug)
+    for f in np.sort(ftree.query(geom, predicate="intersects")):
+        u = holder.get(str(fkey[f]))
+        if u is None:
+            continue
+        part = _polygonal([shapely.intersection(fgeo[f], geom)])[0]
+        if shapely.is_empty(part):
+            continue
+        for v in utree.query(part, predicate="intersects"):
+            if v != u:
+                ug[v] = _polygonal([shapely.difference(ug[v], part)])[0]
+        ug[u] = _polygonal([shapely.union(ug[u], part)])[0]
+    return ug
+
+
 def _cut_summary(geom, pieces: np.ndarray, roads: np.ndarray, point_xy: np.ndarray | None,
                  road_tol: float = 2.0) -> dict:
     """How a block was cut: length of cuts along internal roads and between buildings, clearance to points.
@@ -764,6 +784,7 @@ def split_oversized(
     road_extend: float = 150.0,
     units: str = "slabs",
     fine_units: gpd.GeoDataFrame | None = None,
+    footprints: gpd.GeoDataFrame | None = None,
 ) -> tuple[gpd.GeoDataFrame, SplitReport]:
     """Split atoms above *max_pop* into contiguous pieces of legal population.
 
@@ -816,6 +837,9 @@ def split_oversized(
         Population polygons (census blocks, H3 cells) with *by*: the pieces of an atom without
         address points get its people in proportion to the people of the units inside each piece
         (areal weighting of the units), never by area alone when such units exist.
+    footprints : GeoDataFrame, optional
+        Building footprints with the *building* id of each: a building's unit takes its whole
+        footprint (cut out of the neighbouring units), so no cut crosses a footprint.
 
     Returns
     -------
@@ -882,6 +906,12 @@ def split_oversized(
         fp = pd.to_numeric(fu[by], errors="coerce").fillna(0).to_numpy(dtype=float)[ok] if by in fu.columns \
             else np.ones(int(ok.sum()))
         fine = (fg, fp, shapely.STRtree(fg))
+    feet = None
+    if footprints is not None and len(footprints) and building in footprints.columns:
+        ff = footprints.to_crs(crs) if footprints.crs is not None else footprints.set_crs(crs)
+        fgeo = np.asarray(ff.geometry.values, dtype=object)
+        feet = (fgeo, np.array([f"b:{v}" for v in ff[building].to_numpy(dtype=object)], dtype=object),
+                shapely.STRtree(fgeo))
 
     out_src: list[int] = []
     out_geom: list[Any] = []
@@ -940,6 +970,8 @@ def split_oversized(
         for make_units in makers:
             if make_units is not None:
                 ug, upeople, uhh, usub, umembers = make_units(subs, bxy, bpeople, bhh, pxy[pa], binv)
+                if feet is not None:
+                    ug = _carve_footprints(ug, umembers, codes, feet, g)
                 if make_units is _slab_units and not _points_in_own_unit(ug, umembers, pxy[pa], binv):
                     continue  # a slab would leave an entrance outside its building's unit
                 indivisible = np.array([len(m) > 0 for m in umembers])

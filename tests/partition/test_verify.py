@@ -246,3 +246,21 @@ def test_porto_alegre_with_every_highway_line_verified():
     for g in rep["range"]["grids"]:  # in range except the offshore islands, flagged
         assert set(g["reasons"]) <= {"island below min", "uninhabited island"}, g
     assert int(plan.grids["people"].sum()) == int(hexes["people"].sum())
+
+
+def test_footprints_given_with_buildings_are_never_crossed():
+    """--buildings: footprints (here 6 m around each estate building's entrances) are whole in one grid."""
+    from geo.demo.synthetic import generate_district
+
+    d = generate_district(seed=42, scale=0.15)
+    m = d.population.to_crs("EPSG:32650")
+    est = m[m["kind"] == "estate"]
+    fp = est.dissolve(by="building").geometry.convex_hull.buffer(6.0)
+    fp = gpd.GeoDataFrame({"building": fp.index}, geometry=fp.values, crs=m.crs)
+    plan = partition(jurisdiction=d.boundary, population=d.population, streets=d.streets,
+                     communities=d.communities, special=d.special_areas, buildings=fp[["geometry"]])
+    rep = plan.report
+    assert rep["buildings"]["n_footprints"] == len(fp)
+    assert rep["buildings"]["footprints_crossed"] == 0
+    assert rep["invariants"]["ok"], rep["invariants"]
+    assert plan.params["buildings"] is True
