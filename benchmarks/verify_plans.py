@@ -73,6 +73,10 @@ def row(name: str, inputs: dict) -> dict:
     r = plan.report
     c, b, p, rg = r["counts"], r["buildings"], r["pieces"], r["range"]
     claimed = r.get("engine", {}).get("claimed_in_range_share")
+    split = [x for x in r.get("atoms", {}).get("split", {}).get("split", []) if x.get("pieces", 1) > 1]
+    cut = sum(x["cut_m"] for x in split)
+    on_roads = sum(x["cut_on_roads_m"] for x in split)
+    clear = [x["min_clearance_m"] for x in split if x.get("min_clearance_m") is not None]
     return {
         "dataset": name, "grids": r["n_grids"], "people": int(c["measured_total"]),
         "counted_elsewhere": int(c["residents_counted_elsewhere"]), "max_diff": c["max_abs_difference"],
@@ -83,6 +87,8 @@ def row(name: str, inputs: dict) -> dict:
         "reasons": "; ".join(f"{k} {v}" for k, v in sorted(rg["reasons"].items())),
         "street_share_%": None if "streets" not in r else round(100 * r["streets"]["boundary_on_streets_share"], 1),
         "pp_mean": round(r["compactness"]["polsby_popper_mean"], 3),
+        "split_blocks": len(split), "cut_on_roads_%": round(100 * on_roads / cut, 1) if cut else None,
+        "min_clearance_m": min(clear) if clear else None,
         "invariants_ok": r["invariants"]["ok"], "runtime_s": round(dt, 1), "verify_s": round(r["verify_s"], 2),
     }
 

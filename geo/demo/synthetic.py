@@ -1487,18 +1487,25 @@ def _points_frame(b: _Builder) -> pd.DataFrame:
     return _entrances(b, pts)
 
 
+#: Entrances of one building keep at least this far (m) from the address points of other buildings.
+_ENTRANCE_CLEARANCE = 8.0
+
+
 def _entrances(b: _Builder, pts: pd.DataFrame) -> pd.DataFrame:
     """One address point per entrance (单元): estate and dormitory buildings get 2-4, old blocks' larger ones 2-3.
 
     The entrances of a building lie on a line through its location, 5-15 m apart, share its
     ``building`` id and split its people and households; the address gains ``N单元``. A building
-    whose entrances would leave its estate or block or cross a road keeps one point.
+    whose entrances would leave its estate or block, cross a road or come within
+    ``_ENTRANCE_CLEARANCE`` of another building's points keeps one point.
     """
     rng = b.entrance_rng
     tree = shapely.STRtree(b.edges)
     estate_poly = {e.name: e.poly for e in b.estates}
     rows = []
-    for rec in pts.to_dict("records"):
+    centre = pts[["x", "y"]].to_numpy(dtype=float)
+    placed = np.zeros((0, 2))  # entrances placed so far (other buildings keep this far from them)
+    for n_rec, rec in enumerate(pts.to_dict("records")):
         kind = rec["kind"]
         if kind in ("estate", "special"):
             k = int(rng.integers(2, 5))
@@ -1508,6 +1515,7 @@ def _entrances(b: _Builder, pts: pd.DataFrame) -> pd.DataFrame:
             k = 1
         if k == 1 or rec["people"] < k:
             rows.append(dict(rec, entrance=1))
+            placed = np.vstack([placed, centre[n_rec:n_rec + 1]])
             continue
         area = estate_poly.get(rec["estate"]) if rec["estate"] else None
         area = area if area is not None else b.blocks[rec["block"]].final
@@ -1518,13 +1526,18 @@ def _entrances(b: _Builder, pts: pd.DataFrame) -> pd.DataFrame:
             t = np.r_[0.0, np.cumsum(gaps)]
             t -= t.mean()
             cand = np.array([rec["x"], rec["y"]]) + t[:, None] * np.array([math.cos(theta), math.sin(theta)])
-            if all(area.contains(Point(p)) for p in cand) and \
+            others = np.concatenate([np.delete(centre[n_rec + 1:], [], axis=0), placed])
+            clear = others.size == 0 or np.min(np.hypot(*(cand[:, None, :] - others[None, :, :]).transpose(2, 0, 1))) \
+                >= _ENTRANCE_CLEARANCE
+            if clear and all(area.contains(Point(p)) for p in cand) and \
                     not len(tree.query(LineString(cand).buffer(3.0), predicate="intersects")):
                 xy = cand
                 break
         if xy is None:
             rows.append(dict(rec, entrance=1))
+            placed = np.vstack([placed, centre[n_rec:n_rec + 1]])
             continue
+        placed = np.vstack([placed, xy])
         people = _apportion(rng.uniform(0.7, 1.3, k), int(rec["people"]))
         hh = _apportion(people.astype(float) + 1e-9, int(rec["households"]))
         for j in range(k):

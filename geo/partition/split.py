@@ -14,14 +14,23 @@ Units
 
     * with address points: every sub-block is cut into slabs by straight
       lines across its long axis half-way between buildings (楼栋; points
-      sharing a ``building`` id), so that pieces meet along short straight
-      lines; when slabs cannot give legal pieces, every building gets the
-      Voronoi cell of its location inside its sub-block instead. A building
-      is one indivisible unit: it is never split.
+      sharing a ``building`` id, e.g. the 2–4 entrances of a tower), so that
+      pieces meet along short straight lines; when slabs cannot give legal
+      pieces, or would leave an entrance outside its building's slab, every
+      building gets the union of the Voronoi cells of its points inside the
+      sub-blocks instead, so each address point lies in the piece it is
+      counted in. A building is one indivisible unit: it is never split;
+      with footprints its unit takes the whole footprint.
     * polygons only: the atom is cut into thin equal-area strips across its
       long axis (``strips_per_piece`` strips per expected piece) and the
-      strips are cut by the sub-blocks; population is shared by area with
+      strips are cut by the sub-blocks; population is shared by the finer
+      population units inside each strip (areal weighting of the units,
+      ``fine_units``), by area only when there are none, with
       largest-remainder rounding.
+
+Each split block's report entry gives the length of its cuts along internal
+roads and between buildings, and the narrowest clearance from a cut to an
+address point.
 
 Grouping
     Units are grouped by recursive bisection: a set worth ``k`` pieces is cut
@@ -519,10 +528,17 @@ def extend_dangles(lines: np.ndarray, boundary: Any, max_ext: float) -> np.ndarr
     return np.array(out, dtype=object)
 
 
-def _sub_blocks(geom: Any, roads: np.ndarray, crs: Any, road_extend: float = 40.0) -> np.ndarray:
-    """Sub-blocks of *geom* cut by internal roads (dead ends extended), or the parts of *geom*."""
+def _sub_blocks(geom: Any, roads: np.ndarray, crs: Any, road_extend: float = 40.0, avoid: np.ndarray | None = None,
+                clearance: float = 5.0) -> np.ndarray:
+    """Sub-blocks of *geom* cut by internal roads (dead ends extended), or the parts of *geom*.
+
+    An extension of a dead end that would pass within *clearance* (m) of an address point in
+    *avoid* (coordinates) is dropped: it would run through a building.
+    """
     if len(roads):
         ext = extend_dangles(shapely.get_parts(roads), geom, road_extend)
+        if len(ext) and avoid is not None and len(avoid):
+            ext = ext[shapely.distance(ext, shapely.multipoints(avoid)) >= clearance]
         lines = np.concatenate([shapely.get_parts(roads), ext]) if len(ext) else roads
         sb = street_blocks(gpd.GeoSeries(lines, crs=crs), gpd.GeoSeries([geom], crs=crs), crs=crs,
                            snap_tol=0.5, min_area=300.0, sliver_width=8.0, class_column=None)
@@ -532,7 +548,7 @@ def _sub_blocks(geom: Any, roads: np.ndarray, crs: Any, road_extend: float = 40.
     return shapely.get_parts(subs)
 
 
-def _slab_units(subs, bxy, bpeople, bhh, point_xy=None, point_building=None, margin=0.5):
+def _slab_units(subs, bxy, bpeople, bhh, point_xy=None, point_building=None, margin=3.0):
     """Slabs of each sub-block, cut straight across its long axis in the gaps between buildings.
 
     A building is a set of address points, so any line that passes between
@@ -948,7 +964,7 @@ def split_oversized(
             inner = shapely.buffer(g, -1.0)
             probe = inner if not shapely.is_empty(inner) else g
             roads_here = road_geoms[np.sort(road_tree.query(probe, predicate="intersects"))]
-        subs = _sub_blocks(g, roads_here, crs, road_extend)
+        subs = _sub_blocks(g, roads_here, crs, road_extend, avoid=pxy[pa] if len(pa) else None)
         k_total = choose_k(people[a], min_pop, max_pop, target)
         if len(pa):
             # buildings
