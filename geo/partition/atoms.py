@@ -288,13 +288,16 @@ def _make_atoms(population, jurisdiction, streets, communities, special, crs, mi
     return atoms, jur_gs, points
 
 
-def join_building_atoms(atoms: gpd.GeoDataFrame, points: gpd.GeoDataFrame, building: str = "building"):
+def join_building_atoms(atoms: gpd.GeoDataFrame, points: gpd.GeoDataFrame, building: str = "building",
+                        max_gap: float = 1.0):
     """Join atoms that hold the address points of one building (a building across a street line).
 
     A building's entrances can be geocoded on both sides of a street centerline, so its points lie
     in two street blocks. Counting them all in one block would count people outside the polygon
-    that holds them; so the blocks (of one community, neither a special unit) are joined into one
-    atom, and a later split keeps the building whole. Points are re-located by geometry.
+    that holds them; so the blocks (of one community, neither a special unit, at most *max_gap* m
+    apart) are joined into one atom, and a later split keeps the building whole. Points are
+    re-located by geometry. Blocks that cannot be joined keep the building's count where the
+    population stage put it, and verify reports the building as split.
 
     Returns
     -------
@@ -326,7 +329,9 @@ def join_building_atoms(atoms: gpd.GeoDataFrame, points: gpd.GeoDataFrame, build
     for _, grp in multi.groupby("b")["a"]:
         a = grp.to_numpy()
         for x in a[1:]:
-            if comm[x] == comm[a[0]] and special[x] is None and special[a[0]] is None:
+            # only neighbouring blocks (across a street line): joining distant ones would make a grid in pieces
+            if comm[x] == comm[a[0]] and special[x] is None and special[a[0]] is None and \
+                    shapely.distance(geoms[int(x)], geoms[int(a[0])]) <= max_gap:
                 rx, r0 = find(int(x)), find(int(a[0]))
                 if rx != r0:
                     parent[max(rx, r0)] = min(rx, r0)
