@@ -169,7 +169,7 @@ from geo.io.readers import read_table
 from geo.io.checks import ColumnMap, validate
 
 raw = read_table(info["files"]["population"])
-clean, report = validate(raw, "population", ColumnMap(id="building", people="people", households="households",
+clean, report = validate(raw, "population", ColumnMap(id="id", people="people", households="households",
                                                       building="building"))
 print(report.message())
 print(f"{len(clean):,} buildings, {int(clean.people.sum()):,} people — CRS {clean.crs.to_epsg()}")

@@ -77,20 +77,49 @@ def test_small_totals(small):
     people = int(small.population["people"].sum())
     assert 25_000 <= people <= 35_000
     assert small.population["people"].gt(0).all() and small.population["households"].ge(1).all()
-    assert small.population["building"].is_unique
     assert small.population["address"].is_unique
+    assert (small.population.groupby("building")["entrance"].max()
+            == small.population.groupby("building").size()).all()
     assert set(small.population["kind"]) == {"old_block", "estate", "village", "special"}
 
 
 def test_building_sizes(small):
     pop = small.population
-    assert pop["people"].max() > 2000  # a super-tall tower or a factory dormitory
-    old = pop.loc[pop["kind"] == "old_block", "people"]
-    assert old.between(20, 200).all()
-    est = pop.loc[pop["kind"] == "estate", "people"]
-    assert (est.between(100, 800) | (est > 2000)).all()
-    vil = pop.loc[pop["kind"] == "village", "people"]
-    assert vil.between(3, 8).all()
+    per = pop.groupby(["kind", "building"])["people"].sum()
+    assert per.max() > 2000  # a super-tall tower or a factory dormitory
+    assert per.loc["old_block"].between(20, 200).all()
+    est = per.loc["estate"]
+    assert (est.between(100, 400) | (est > 2000)).all()  # towers of 100-400, one super-tall
+    assert per.loc["village"].between(3, 8).all()
+
+
+@pytest.mark.parametrize("seed", [7, 42, 2024])
+def test_multi_entrance_buildings(seed):
+    """Estate and dormitory buildings have 2-4 address points (entrances) 5-15 m apart sharing one id."""
+    d = generate_district(seed=seed, scale=0.1)
+    pts = to_metric(d.population)
+    n = pts.groupby("building").size()
+    assert n.max() <= 4 and (n >= 2).sum() >= 20
+    est = pts[pts["kind"] == "estate"].groupby("building").size()
+    assert (est >= 2).mean() > 0.7  # most estate towers have several entrances
+    xy = np.column_stack([pts.geometry.x, pts.geometry.y])
+    for b, idx in pts.groupby("building").indices.items():
+        if len(idx) < 2:
+            continue
+        order = idx[np.argsort(pts["entrance"].to_numpy()[idx])]
+        gaps = np.hypot(*np.diff(xy[order], axis=0).T)
+        assert ((gaps > 4.99) & (gaps < 15.01)).all(), (b, gaps)
+    # people and households of a building are split over its entrances, never lost
+    assert d.metadata["totals"]["people"] == int(pts["people"].sum())
+    assert d.metadata["totals"]["buildings"] == pts["building"].nunique()
+
+
+def test_population_cells_are_finer_than_blocks_and_keep_totals(small):
+    cells = syn.population_cells(small, cell=120.0)
+    assert int(cells["people"].sum()) == int(small.population["people"].sum())
+    m = to_metric(cells)
+    assert m.area.max() <= 120.0 * 120.0 + 1.0
+    assert (cells["people"] > 0).sum() > 50
 
 
 def _check_estates(estates_m, streets_m, pop) -> None:
@@ -220,10 +249,10 @@ def test_streets_are_noded(metric):
     # arterials are gently curved, not a perfect orthogonal grid
     art = st.loc[st["klass"] == "arterial"]
     assert (shapely.get_num_coordinates(art.geometry.values) > 2).any()
-    # every estate has internal roads inside it (a gate road from the street plus branches)
-    est_roads = st.loc[st["klass"] == "estate_road"].geometry.values
+    # estates have 0-3 internal roads (a gate road from the street, then branches)
+    est = st.loc[st["klass"] == "estate_road"]
     for poly in metric["estates"].geometry:
-        assert shapely.intersects(est_roads, poly).sum() >= 2
+        assert est.loc[shapely.intersects(est.geometry.values, poly), "road_id"].nunique() <= 3
 
 
 def test_street_blocks_cover_urban_area(metric):
@@ -312,7 +341,8 @@ def test_metadata(small):
     assert m["generator"] == "geo.demo.synthetic" and m["generator_version"] == syn.GENERATOR_VERSION
     assert m["seed"] == 7 and m["scale"] == 0.1
     assert m["totals"]["people"] == int(small.population["people"].sum())
-    assert m["totals"]["buildings"] == len(small.population)
+    assert m["totals"]["buildings"] == small.population["building"].nunique()
+    assert m["totals"]["address_points"] == len(small.population)
 
 
 @pytest.mark.parametrize("driver,ext", [("GPKG", "gpkg"), ("GeoJSON", "geojson")])
@@ -417,9 +447,11 @@ def test_no_building_split_between_grids(divided):
 
 
 def test_grid_boundaries_run_on_streets(divided):
-    """≥ 95 % of grid boundary length on streets, estate roads or the district boundary."""
+    """Grid boundaries follow the vehicle streets that made the blocks (estate roads only guide cuts):
+    the share is measured against those classes alone, and with the internal roads added it is higher."""
     _, plan = divided
     s = plan.report["streets"]
-    assert s["boundary_on_streets_share"] >= 0.95, s
-    assert s["off_street_m_by_cause"]["special unit edge"] == 0.0
-    assert s["off_street_m_by_cause"]["community boundary"] == 0.0
+    assert s["classes"] == ["primary", "residential", "tertiary", "unclassified"]
+    assert s["boundary_on_streets_share"] >= 0.8, s
+    assert s["boundary_on_streets_or_internal_roads_share"] >= s["boundary_on_streets_share"]
+    assert s["boundary_on_streets_or_internal_roads_share"] >= 0.85, s  # estates without roads are cut between buildings

@@ -213,7 +213,7 @@ def load_demo_files(files: dict[str, str]) -> None:
                   columns=ColumnMap(code="code", name="name", level="level", urban="urban", parent="parent_code"),
                   **common)
     _run_load("population", Path(files["population"]), dataset=DEMO_DATASET, replace=True,
-              columns=ColumnMap(id="building", people="people", households="households", building="building",
+              columns=ColumnMap(id="id", people="people", households="households", building="building",
                                 name="address"), **common)
     _run_load("streets", Path(files["streets"]), dataset=DEMO_DATASET, replace=True,
               columns=ColumnMap(id="id", name="name", klass="klass"), **common)

@@ -47,13 +47,30 @@ def partition_cmd(
     under: Optional[str] = typer.Option(None, help="With --all-streets: only those under this code."),
     workers: int = typer.Option(2, help="With --all-streets: Dask worker processes (local cluster)."),
     scheduler: Optional[str] = typer.Option(None, help="With --all-streets: address of a Dask scheduler."),
+    street_classes: Optional[str] = typer.Option(
+        None, "--street-classes",
+        help="Comma-separated street classes (OSM highway) that bound blocks; default the vehicle classes "
+             "motorway..living_street/unclassified and _link ramps. Other lines only guide cuts."),
+    buildings: Optional[Path] = typer.Option(
+        None, "--buildings", help="Building footprints (any vector file): no grid edge may cross one."),
 ) -> None:
-    """Divide a jurisdiction into grids and store the result as a draft plan."""
+    """Divide a jurisdiction into grids and store the result as a draft plan.
+
+    The plan's report is an independent check of its polygons against the input (counts by location,
+    buildings whole, grids in one piece); a plan that fails it is refused with the reason.
+    """
     from geo.db.partitioning import PartitionInputError, jurisdictions_to_partition
     from geo.db.session import get_engine
 
     opts = dict(min_pop=min_pop, max_pop=max_pop, by=by, seed=seed, population_dataset=population_dataset,
                 streets_dataset=streets_dataset, use_streets=not no_streets, stable=not from_scratch)
+    if street_classes is not None:
+        classes = [c.strip() for c in street_classes.split(",") if c.strip()]
+        if not classes:
+            _fail("--street-classes needs at least one class, e.g. primary,secondary,residential", 2)
+        opts["street_classes"] = classes
+    if buildings is not None:
+        opts["buildings"] = _read_buildings(buildings)
     if all_streets:
         if level not in ("street", "community", "district"):
             _fail("--level must be district, street or community", 2)
@@ -92,6 +109,11 @@ def partition_cmd(
                   f"[{min_pop}, {max_pop}] ({rng['out_of_range_unexplained']} out of range without a reason), "
                   f"Polsby-Popper mean {r['compactness']['polsby_popper_mean']:.3f}, coverage "
                   f"{100 * r['coverage']['covered_share']:.4f}%")
+    console.print(f"verified from the polygons: {r['counts']['residents_counted_elsewhere']:.0f} residents counted "
+                  f"elsewhere, {r['buildings']['split_between_grids']} buildings split, "
+                  f"{r['pieces']['grids_in_pieces']} grids in pieces ({r['pieces']['n_islands']} islands)"
+                  + (f", boundary on streets {100 * r['streets']['boundary_on_streets_share']:.1f}% "
+                     f"(classes: {', '.join(r['streets'].get('classes') or ['all'])})" if "streets" in r else ""))
     if report:
         report.write_text(json.dumps(r, ensure_ascii=False, indent=2, default=str))
     if out:
@@ -99,6 +121,24 @@ def partition_cmd(
         console.print(f"grids written to {out}")
     if publish:
         _publish(plan_id)
+
+
+def _read_buildings(path: Path):
+    """Footprints from a vector file (polygons, with a CRS), or exit with the reason."""
+    import geopandas as gpd
+
+    if not path.exists():
+        _fail(f"--buildings: {path} not found", 2)
+    try:
+        fp = gpd.read_file(path)
+    except Exception as exc:  # noqa: BLE001 — any reader error is the user's file
+        _fail(f"--buildings: cannot read {path}: {exc}", 2)
+    if fp.crs is None:
+        _fail(f"--buildings: {path} has no CRS; expected a file with one (e.g. EPSG:4326)", 2)
+    kinds = set(fp.geometry.geom_type.dropna())
+    if not kinds or not kinds <= {"Polygon", "MultiPolygon"}:
+        _fail(f"--buildings: {path} has {sorted(kinds) or 'no'} geometries; expected building polygons", 2)
+    return fp
 
 
 def _partition_many(codes: list[str], opts: dict, workers: int, scheduler: str | None) -> list[dict]:

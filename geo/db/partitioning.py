@@ -3,6 +3,12 @@
 ``io → partition → db``: the engine (:mod:`geo.partition`) knows nothing of the
 database; this module reads its inputs from PostGIS, calls it, and writes the
 plan (grids + quality report + parameters + author).
+
+The quality report stored with a plan is :func:`geo.partition.verify.verify`
+of its grids against the input. A plan that breaks an invariant (residents
+counted outside the grid whose polygon holds them, a building split between
+grids, a grid in pieces without an island reason, overlapping grids) is not
+stored: :class:`PlanRefusedError` says why.
 """
 
 from __future__ import annotations
@@ -15,10 +21,25 @@ import geopandas as gpd
 from sqlalchemy import Engine, text
 
 from geo.db import plans as db_plans
+from geo.partition.inputs import PartitionInputError as _EngineInputError
 
 
-class PartitionInputError(ValueError):
-    """The inputs in the database are missing or ambiguous for this jurisdiction."""
+class PartitionInputError(_EngineInputError):
+    """The inputs in the database are missing or ambiguous for this jurisdiction (or unusable by the engine)."""
+
+
+class PlanRefusedError(PartitionInputError):
+    """The engine's plan breaks an invariant checked by verify(); it is not stored.
+
+    Attributes
+    ----------
+    report : dict
+        The full verify report (``report["invariants"]["failed"]`` lists the reasons).
+    """
+
+    def __init__(self, message: str, report: dict):
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass
@@ -75,8 +96,10 @@ def read_inputs(engine: Engine, jurisdiction_code: str, *, population_dataset: s
         """), conn, geom_col="geom", params={"j": j.id, "d": pop_ds})
         streets = None
         if st_ds:
+            # the OSM highway tag: the class column when the file had only `highway`, else kept in props
             streets = gpd.read_postgis(text("""
-                SELECT s.name, s.klass, s.geom FROM streets s, jurisdictions j
+                SELECT s.name, s.klass, coalesce(s.props->>'highway', s.klass) AS highway, s.geom
+                FROM streets s, jurisdictions j
                 WHERE j.id = :j AND s.dataset = :d AND ST_Intersects(s.geom, j.geom) ORDER BY s.id
             """), conn, geom_col="geom", params={"j": j.id, "d": st_ds})
         comm = gpd.read_postgis(text("""
@@ -93,8 +116,6 @@ def read_inputs(engine: Engine, jurisdiction_code: str, *, population_dataset: s
     for g in (jur, pop, streets, comm, special):
         if g is not None:
             g.rename_geometry("geometry", inplace=True)
-    if streets is not None and "klass" in streets:
-        streets["highway"] = streets["klass"]  # OSM loads keep the highway tag in klass
     if pop["building"].isna().all():
         pop = pop.drop(columns=["building"])
     return Inputs(jurisdiction=jur, population=pop, streets=streets,
@@ -116,6 +137,8 @@ def run_partition(
     use_streets: bool = True,
     stable: bool = True,
     progress: Callable[[str, float], None] | None = None,
+    street_classes: list[str] | None = None,
+    buildings: gpd.GeoDataFrame | None = None,
 ) -> tuple[int, object]:
     """Partition a jurisdiction from its loaded inputs and store a draft plan.
 
@@ -123,10 +146,21 @@ def run_partition(
     ----------
     stable : bool
         With a published plan, re-draw from it (keep in-range grids, stable codes); otherwise from scratch.
+    street_classes : list of str, optional
+        Street classes (OSM ``highway``) that bound blocks; default the vehicle classes.
+    buildings : GeoDataFrame, optional
+        Building footprints no grid edge may cross.
 
     Returns
     -------
     (plan_id, Plan) : the stored draft's id and the engine's result.
+
+    Raises
+    ------
+    PartitionInputError
+        Inputs missing, ambiguous or unusable (the engine's message names row and field).
+    PlanRefusedError
+        The plan breaks an invariant of verify(); nothing is stored.
     """
     from geo.partition import partition
 
@@ -135,14 +169,25 @@ def run_partition(
                       streets_dataset=streets_dataset, use_streets=use_streets)
     if progress:
         progress("inputs read", 0.05)
-    plan = partition(
-        jurisdiction=inp.jurisdiction, population=inp.population, streets=inp.streets,
-        communities=inp.communities, special=inp.special, min_pop=min_pop, max_pop=max_pop, by=by,
-        previous=inp.previous if stable else None, seed=seed, progress=progress,
-    )
+    try:
+        plan = partition(
+            jurisdiction=inp.jurisdiction, population=inp.population, streets=inp.streets,
+            communities=inp.communities, special=inp.special, min_pop=min_pop, max_pop=max_pop, by=by,
+            previous=inp.previous if stable else None, seed=seed, progress=progress,
+            street_classes=street_classes, buildings=buildings,
+        )
+    except _EngineInputError as exc:
+        if isinstance(exc, PartitionInputError):
+            raise
+        raise PartitionInputError(f"{jurisdiction_code}: {exc}") from exc
+    inv = plan.report.get("invariants", {})
+    if not inv.get("ok", True):
+        reasons = "; ".join(f["reason"] for f in inv.get("failed", []))
+        raise PlanRefusedError(f"plan for {jurisdiction_code} not stored: {reasons}", plan.report)
     params = {"min_pop": min_pop, "max_pop": max_pop, "by": by, "seed": seed,
               "population_dataset": inp.population_dataset, "streets_dataset": inp.streets_dataset,
               "previous_plan_id": inp.previous_plan_id if stable else None,
+              "street_classes": plan.params.get("street_classes"), "buildings": buildings is not None,
               "seconds": round(time.perf_counter() - t0, 2)}
     plan_id = db_plans.write_plan(engine, jurisdiction_code, plan.grids, actor=actor, params=params,
                                   quality=plan.report)

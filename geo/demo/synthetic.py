@@ -19,10 +19,15 @@ What it contains (all layers in EPSG:4326)
   rural roads in the fringe (spurs to the hamlets, field roads between
   them). ``highway`` gives the OSM-style equivalent (``service`` for estate
   roads).
-* ``population`` — one address point per building (楼栋) with households
-  and people: dense old blocks (20–200 people each), gated estates
-  (小区, 3,000–20,000 people in one street block, high-rises of 100–800,
-  one super-tall tower of more than 2,000), dormitories, village houses.
+* ``population`` — address points with households and people, one per
+  entrance (单元): estate high-rises and dormitories have 2–4 entrances
+  5–15 m apart sharing one ``building`` id (楼栋), larger old-block
+  buildings 2–3, village houses one. Dense old blocks (20–200 people per
+  building), gated estates (小区, 3,000–20,000 people in one street block
+  with 0–3 internal estate roads, towers of 100–400, one super-tall tower
+  of more than 2,000), dormitories, village houses.
+* :func:`population_cells` — polygon population units finer than street
+  blocks (square cells summing the address points), for the polygon route.
 * ``special_areas`` — university, hospital, middle and primary school,
   market, industrial park (exclusive grids, 专属网格).
 * ``villages`` — 行政村 and their 自然村 (natural villages) which tile them.
@@ -71,6 +76,7 @@ __all__ = [
     "METRIC_CRS",
     "SyntheticDistrict",
     "generate_district",
+    "population_cells",
     "write_demo",
 ]
 
@@ -479,6 +485,10 @@ class _Builder:
         self.seed = int(seed)
         self.scale = float(scale)
         self.rng = np.random.default_rng(np.random.SeedSequence([self.seed, 20_240_601]))
+        # separate streams for the internal-road count of estates and the entrances of buildings, so
+        # that these choices do not shift every other draw of the district
+        self.road_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 77]))
+        self.entrance_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 78]))
         self.namer = _Namer(self.rng)
         self.roads: list[_Road] = []
         self.cells: list[_Cell] = []
@@ -794,7 +804,9 @@ class _Builder:
                   key=lambda q: float(np.hypot(*(q - a))))
         spine = LineString([a, end])
         n = 1
-        self.add_road(spine, "estate_road", name=self.namer.reserve(f"{name}{n}号路"))
+        n_roads = int(self.road_rng.integers(0, 4))  # 0-3 internal roads: some estates have none
+        if n_roads >= 1:
+            self.add_road(spine, "estate_road", name=self.namer.reserve(f"{name}{n}号路"))
         t_lo, t_hi = sorted([float(a[1] if vertical else a[0]), float(end[1] if vertical else end[0])])
         t = t_lo + 45 + rng.uniform(0, 20)
         while t < t_hi - 15:
@@ -803,7 +815,8 @@ class _Builder:
             branch = _clip(cross, poly)
             if branch is not None and branch.intersects(spine):
                 n += 1
-                self.add_road(branch, "estate_road", name=self.namer.reserve(f"{name}{n}号路"))
+                if n <= n_roads:
+                    self.add_road(branch, "estate_road", name=self.namer.reserve(f"{name}{n}号路"))
             t += rng.uniform(60, 90)
         self.estates.append(_Estate(blk.id, name, poly, Point(a), blk.people))
 
@@ -1200,13 +1213,13 @@ class _Builder:
         poly = e.poly.buffer(-8.0)
         total = e.people
         tall = int(rng.integers(2050, 2600)) if tower else 0
-        n = _count_for(total - tall, rng.uniform(280, 480), 100, 800) + (1 if tower else 0)
+        n = _count_for(total - tall, rng.uniform(180, 320), 100, 400) + (1 if tower else 0)
         spacing = float(np.clip(math.sqrt(poly.area / (n * 1.5)), 18, 60))
         x, y = _place(poly, n, spacing, rng, self.tree, 10.0)
         n = len(x)
         if n < (2 if tower else 1):
             raise RuntimeError(f"no room for the buildings of estate {e.name}")
-        rest = _split_total(rng, total - tall, n - (1 if tower else 0), 100, 800, shape=5.0)
+        rest = _split_total(rng, total - tall, n - (1 if tower else 0), 100, 400, shape=5.0)
         people = np.concatenate([[tall], rest]) if tower else rest
         order = np.lexsort((x, -y))  # number buildings row by row from the north
         x, y = x[order], y[order]
@@ -1471,13 +1484,73 @@ def _points_frame(b: _Builder) -> pd.DataFrame:
         if sa["dorm"]:
             gates[sa["id"]] = (sa["name"], sa["dorm"], sa["geom"].representative_point())
     pts["address"] = _addresses(b, pts, gates)
-    return pts
+    return _entrances(b, pts)
+
+
+#: Entrances of one building keep at least this far (m) from the address points of other buildings.
+_ENTRANCE_CLEARANCE = 8.0
+
+
+def _entrances(b: _Builder, pts: pd.DataFrame) -> pd.DataFrame:
+    """One address point per entrance (单元): estate and dormitory buildings get 2-4, old blocks' larger ones 2-3.
+
+    The entrances of a building lie on a line through its location, 5-15 m apart, share its
+    ``building`` id and split its people and households; the address gains ``N单元``. A building
+    whose entrances would leave its estate or block, cross a road or come within
+    ``_ENTRANCE_CLEARANCE`` of another building's points keeps one point.
+    """
+    rng = b.entrance_rng
+    tree = shapely.STRtree(b.edges)
+    estate_poly = {e.name: e.poly for e in b.estates}
+    rows = []
+    centre = pts[["x", "y"]].to_numpy(dtype=float)
+    placed = np.zeros((0, 2))  # entrances placed so far (other buildings keep this far from them)
+    for n_rec, rec in enumerate(pts.to_dict("records")):
+        kind = rec["kind"]
+        if kind in ("estate", "special"):
+            k = int(rng.integers(2, 5))
+        elif kind == "old_block" and rec["people"] >= 80:
+            k = int(rng.integers(2, 4))
+        else:
+            k = 1
+        if k == 1 or rec["people"] < k:
+            rows.append(dict(rec, entrance=1))
+            placed = np.vstack([placed, centre[n_rec:n_rec + 1]])
+            continue
+        area = estate_poly.get(rec["estate"]) if rec["estate"] else None
+        area = area if area is not None else b.blocks[rec["block"]].final
+        xy = None
+        for attempt in range(10):  # turn the row of entrances (and close it up) until it fits
+            gaps = rng.uniform(5.0, 15.0 if attempt < 5 else 7.0, k - 1)
+            theta = rng.uniform(0, math.pi)
+            t = np.r_[0.0, np.cumsum(gaps)]
+            t -= t.mean()
+            cand = np.array([rec["x"], rec["y"]]) + t[:, None] * np.array([math.cos(theta), math.sin(theta)])
+            others = np.concatenate([np.delete(centre[n_rec + 1:], [], axis=0), placed])
+            clear = others.size == 0 or np.min(np.hypot(*(cand[:, None, :] - others[None, :, :]).transpose(2, 0, 1))) \
+                >= _ENTRANCE_CLEARANCE
+            if clear and all(area.contains(Point(p)) for p in cand) and \
+                    not len(tree.query(LineString(cand).buffer(3.0), predicate="intersects")):
+                xy = cand
+                break
+        if xy is None:
+            rows.append(dict(rec, entrance=1))
+            placed = np.vstack([placed, centre[n_rec:n_rec + 1]])
+            continue
+        placed = np.vstack([placed, xy])
+        people = _apportion(rng.uniform(0.7, 1.3, k), int(rec["people"]))
+        hh = _apportion(people.astype(float) + 1e-9, int(rec["households"]))
+        for j in range(k):
+            rows.append(dict(rec, x=float(xy[j, 0]), y=float(xy[j, 1]), people=int(people[j]),
+                             households=int(hh[j]), address=f"{rec['address']}{j + 1}单元", entrance=j + 1))
+    return pd.DataFrame.from_records(rows)
 
 
 def _population_layer(pts: pd.DataFrame) -> gpd.GeoDataFrame:
-    cols = ["building", "address", "households", "people", "estate", "community", "kind", "subdistrict",
-            "natural_village", "special_area"]
+    cols = ["id", "building", "entrance", "address", "households", "people", "estate", "community", "kind",
+            "subdistrict", "natural_village", "special_area"]
     df = pts.rename(columns={"special": "special_area"})
+    df["id"] = [f"{b}-{e}" for b, e in zip(df["building"], df["entrance"])]  # one id per address point
     recs = df[cols].astype(object).where(df[cols].notna(), None).to_dict("records")
     return _frame(recs, list(shapely.points(df["x"].to_numpy(), df["y"].to_numpy())), cols)
 
@@ -1568,7 +1641,7 @@ def _estates_layer(b: _Builder, pts: pd.DataFrame) -> gpd.GeoDataFrame:
         recs.append({"id": f"E{n:03d}", "name": e.name,
                      "community": b.communities[b.blocks[e.block].community]["code"],
                      "people": int(pts.loc[sel, "people"].sum()), "households": int(pts.loc[sel, "households"].sum()),
-                     "buildings": int(sel.sum())})
+                     "buildings": int(pts.loc[sel, "building"].nunique())})
     return _frame(recs, [e.poly for e in b.estates], ["id", "name", "community", "people", "households", "buildings"])
 
 
@@ -1594,7 +1667,9 @@ class SyntheticDistrict:
         Noded road edges: ``id``, ``road_id``, ``name``, ``klass`` (arterial, secondary, lane, estate_road,
         rural_road), ``highway`` (OSM equivalent), ``length_m``.
     population : GeoDataFrame
-        One point per building: ``building``, ``address``, ``households``, ``people``, ``estate``,
+        One point per entrance: ``id`` (unique per point), ``building`` (shared by the entrances of a
+        building), ``entrance`` (1..4),
+        ``address``, ``households``, ``people``, ``estate``,
         ``community``, ``kind`` (old_block, estate, village, special), ``subdistrict``, ``natural_village``,
         ``special_area``.
     special_areas : GeoDataFrame
@@ -1680,8 +1755,9 @@ def _metadata(b: _Builder, layers: dict[str, gpd.GeoDataFrame]) -> dict:
         "totals": {
             "people": int(pop["people"].sum()),
             "households": int(pop["households"].sum()),
-            "buildings": len(pop),
-            "max_building_people": int(pop["people"].max()),
+            "buildings": int(pop["building"].nunique()),
+            "address_points": len(pop),
+            "max_building_people": int(pop.groupby("building")["people"].sum().max()),
             "area_km2": round(float(b.district.area) / 1e6, 3),
             "subdistricts": len(layers["subdistricts"]),
             "communities": len(com),
@@ -1763,3 +1839,39 @@ def write_demo(directory: str | Path, seed: int = 42, scale: float = 1.0, driver
     paths = district.write(directory, driver=driver)
     return {"directory": str(Path(directory)), "files": {k: str(p) for k, p in paths.items()},
             "totals": district.metadata["totals"], "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def population_cells(district: SyntheticDistrict, cell: float = 120.0) -> gpd.GeoDataFrame:
+    """Polygon population units finer than street blocks: square cells summing the address points.
+
+    Parameters
+    ----------
+    district : SyntheticDistrict
+    cell : float
+        Cell size (m) in the district's metric CRS; cells are clipped to the district.
+
+    Returns
+    -------
+    GeoDataFrame
+        ``id``, ``people``, ``households`` and the cell polygon (EPSG:4326); cells without
+        address points have 0 people. Cells cross streets, as census cells often do.
+    """
+    pts = district.population.to_crs(METRIC_CRS)
+    jur = shapely.union_all(np.asarray(district.boundary.to_crs(METRIC_CRS).geometry.values))
+    minx, miny, maxx, maxy = jur.bounds
+    xs = np.arange(minx, maxx + cell, cell)
+    ys = np.arange(miny, maxy + cell, cell)
+    gx, gy = np.meshgrid(xs[:-1], ys[:-1])
+    boxes = shapely.intersection(shapely.box(gx.ravel(), gy.ravel(), gx.ravel() + cell, gy.ravel() + cell), jur)
+    boxes = boxes[~shapely.is_empty(boxes) & (shapely.area(boxes) > 1.0)]
+    xy = shapely.get_coordinates(np.asarray(pts.geometry.values, dtype=object))
+    tree = shapely.STRtree(boxes)
+    pi, ci = tree.query(shapely.points(xy), predicate="intersects")
+    first = np.r_[True, pi[1:] != pi[:-1]] if len(pi) else np.zeros(0, bool)
+    pi, ci = pi[first], ci[first]
+    people = np.bincount(ci, weights=pts["people"].to_numpy(dtype=float)[pi], minlength=len(boxes))
+    hh = np.bincount(ci, weights=pts["households"].to_numpy(dtype=float)[pi], minlength=len(boxes))
+    out = gpd.GeoDataFrame({"id": [f"C{k:05d}" for k in range(len(boxes))],
+                            "people": np.rint(people).astype(np.int64), "households": np.rint(hh).astype(np.int64)},
+                           geometry=boxes, crs=METRIC_CRS)
+    return out.to_crs("EPSG:4326")

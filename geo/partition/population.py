@@ -17,7 +17,10 @@ Atoms contract (consumed by the regionalization)::
     special_name:str|None  block:int  building_split:bool  geometry
     (metric CRS, RangeIndex 0..n-1, tiling the jurisdiction)
 
-plus two informative columns, ``special_kind`` (str|None) and ``area_m2``.
+plus informative columns ``special_kind`` (str|None), ``area_m2`` and
+``people_exact`` (float: the people before rounding, areal shares of polygon
+units unrounded, so grid sums can be compared with an areal weighting of the
+final grids without the rounding of every piece).
 Missing values are ``None`` in object columns (not NaN).
 """
 
@@ -47,7 +50,7 @@ __all__ = [
 
 #: Columns of an atoms frame, in order (``geometry`` last).
 ATOM_COLUMNS = ["people", "households", "community", "special", "special_name", "special_kind",
-                "block", "building_split", "area_m2", "geometry"]
+                "block", "building_split", "area_m2", "people_exact", "geometry"]
 
 
 # --------------------------------------------------------------------------- rounding
@@ -538,6 +541,7 @@ def assign_population(
     n_atoms = len(pieces)
     people = np.zeros(n_atoms, dtype=np.int64)
     hh = np.zeros(n_atoms, dtype=np.int64)
+    exact = np.zeros(n_atoms, dtype=float)
 
     # -- population
     if population is not None and len(population):
@@ -564,6 +568,7 @@ def assign_population(
                 idx, report.points_moved_to_their_building = one_atom_per_building(idx, pts[building], pp)
             inside = idx >= 0
             people += np.bincount(idx[inside], weights=pp[inside], minlength=n_atoms).astype(np.int64)
+            exact += np.bincount(idx[inside], weights=pp[inside], minlength=n_atoms)
             hh += np.bincount(idx[inside], weights=ph[inside], minlength=n_atoms).astype(np.int64)
             report.n_points = int(len(pts))
             report.points_on_edge = int(on_edge.sum())
@@ -585,6 +590,8 @@ def assign_population(
             alloc = largest_remainder_grouped(inter, qi, pp)
             alloc_h = largest_remainder_grouped(inter, qi, ph)
             people += np.bincount(ai, weights=alloc, minlength=n_atoms).astype(np.int64)
+            # the unrounded areal share: grid counts are compared with verify's before rounding
+            exact += np.bincount(ai, weights=pp[qi] * inter / np.maximum(covered[qi], 1e-12), minlength=n_atoms)
             hh += np.bincount(ai, weights=alloc_h, minlength=n_atoms).astype(np.int64)
             report.n_polygons = int(len(polys))
             report.polygons_outside = int(outside.sum())
@@ -615,6 +622,7 @@ def assign_population(
             "block": pieces["block"].to_numpy(dtype=np.int64),
             "building_split": np.zeros(n_atoms, dtype=bool),
             "area_m2": shapely.area(atom_geoms),
+            "people_exact": exact,
         },
         geometry=atom_geoms,
         crs=crs,

@@ -290,17 +290,16 @@ def quality_report(
 
 
 def coverage_union(geoms):
-    """Union of polygons that tile without overlap (fast coverage union); falls back to a full union when
-    they do not form a clean coverage. An empty input gives an empty polygon."""
+    """Union of polygons that tile without overlap; an empty input gives an empty polygon.
+
+    The engine's one dissolve (:func:`geo.partition.blocks.dissolve_groups`) with every polygon in
+    one group.
+    """
     if len(geoms) == 0:
         return shapely.Polygon()
-    try:
-        u = shapely.coverage_union_all(geoms)
-    except shapely.errors.GEOSException:
-        return shapely.union_all(geoms)
-    if not shapely.is_valid(u):
-        u = shapely.union_all(geoms)
-    return u
+    from .blocks import dissolve_groups
+
+    return dissolve_groups(np.asarray(geoms, dtype=object), np.zeros(len(geoms), dtype=np.int64))[1][0]
 
 
 def _enclosed(geoms, codes, flags=None) -> list[dict]:

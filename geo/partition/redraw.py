@@ -31,9 +31,12 @@ import numpy as np
 import shapely
 
 from .adjacency import Adjacency, build_adjacency
+from .atoms import _ensure_contract
 from .codes import DEFAULT_PREFIX
+from .grids import build_grids
 from .quality import residents_moved
-from .regions import EXEMPT_FLAGS
+from .regions import EXEMPT_FLAGS, RegionBuilder
+from .verify import metric_crs
 
 __all__ = ["redraw", "RedrawResult", "previous_labels"]
 
@@ -150,9 +153,6 @@ def redraw(
     -------
     RedrawResult
     """
-    from .plan import _ensure_contract, build_grids, metric_crs
-    from .regions import RegionBuilder
-
     t0 = time.perf_counter()
     crs = metric_crs(atoms)
     atoms = _ensure_contract(atoms.to_crs(crs))

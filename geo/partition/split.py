@@ -14,14 +14,23 @@ Units
 
     * with address points: every sub-block is cut into slabs by straight
       lines across its long axis half-way between buildings (楼栋; points
-      sharing a ``building`` id), so that pieces meet along short straight
-      lines; when slabs cannot give legal pieces, every building gets the
-      Voronoi cell of its location inside its sub-block instead. A building
-      is one indivisible unit: it is never split.
+      sharing a ``building`` id, e.g. the 2–4 entrances of a tower), so that
+      pieces meet along short straight lines; when slabs cannot give legal
+      pieces, or would leave an entrance outside its building's slab, every
+      building gets the union of the Voronoi cells of its points inside the
+      sub-blocks instead, so each address point lies in the piece it is
+      counted in. A building is one indivisible unit: it is never split;
+      with footprints its unit takes the whole footprint.
     * polygons only: the atom is cut into thin equal-area strips across its
       long axis (``strips_per_piece`` strips per expected piece) and the
-      strips are cut by the sub-blocks; population is shared by area with
+      strips are cut by the sub-blocks; population is shared by the finer
+      population units inside each strip (areal weighting of the units,
+      ``fine_units``), by area only when there are none, with
       largest-remainder rounding.
+
+Each split block's report entry gives the length of its cuts along internal
+roads and between buildings, and the narrowest clearance from a cut to an
+address point.
 
 Grouping
     Units are grouped by recursive bisection: a set worth ``k`` pieces is cut
@@ -519,10 +528,17 @@ def extend_dangles(lines: np.ndarray, boundary: Any, max_ext: float) -> np.ndarr
     return np.array(out, dtype=object)
 
 
-def _sub_blocks(geom: Any, roads: np.ndarray, crs: Any, road_extend: float = 40.0) -> np.ndarray:
-    """Sub-blocks of *geom* cut by internal roads (dead ends extended), or the parts of *geom*."""
+def _sub_blocks(geom: Any, roads: np.ndarray, crs: Any, road_extend: float = 40.0, avoid: np.ndarray | None = None,
+                clearance: float = 5.0) -> np.ndarray:
+    """Sub-blocks of *geom* cut by internal roads (dead ends extended), or the parts of *geom*.
+
+    An extension of a dead end that would pass within *clearance* (m) of an address point in
+    *avoid* (coordinates) is dropped: it would run through a building.
+    """
     if len(roads):
         ext = extend_dangles(shapely.get_parts(roads), geom, road_extend)
+        if len(ext) and avoid is not None and len(avoid):
+            ext = ext[shapely.distance(ext, shapely.multipoints(avoid)) >= clearance]
         lines = np.concatenate([shapely.get_parts(roads), ext]) if len(ext) else roads
         sb = street_blocks(gpd.GeoSeries(lines, crs=crs), gpd.GeoSeries([geom], crs=crs), crs=crs,
                            snap_tol=0.5, min_area=300.0, sliver_width=8.0, class_column=None)
@@ -532,7 +548,7 @@ def _sub_blocks(geom: Any, roads: np.ndarray, crs: Any, road_extend: float = 40.
     return shapely.get_parts(subs)
 
 
-def _slab_units(subs, bxy, bpeople, bhh, point_xy=None, point_building=None, margin=0.5):
+def _slab_units(subs, bxy, bpeople, bhh, point_xy=None, point_building=None, margin=3.0):
     """Slabs of each sub-block, cut straight across its long axis in the gaps between buildings.
 
     A building is a set of address points, so any line that passes between
@@ -591,68 +607,107 @@ def _slab_units(subs, bxy, bpeople, bhh, point_xy=None, point_building=None, mar
             np.array(sub, dtype=np.int64), members)
 
 
-def _building_units(subs, bxy, bpeople, bhh):
-    """Voronoi cells of building locations inside each sub-block.
+def _building_units(subs, bxy, bpeople, bhh, point_xy=None, point_building=None):
+    """Cells of the buildings inside each sub-block: the union of the Voronoi cells of a building's points.
 
-    Returns unit geometries, people, households, sub-block, and for every unit
-    the building positions it holds (list of arrays; empty for filler units).
+    Every address point gets the Voronoi cell of its location inside the sub-block it lies in, and
+    a building's unit is the union of the cells of all its points (its entrances), so every point
+    lies inside the unit of its own building whatever the shape of the building's row of entrances.
+
+    Parameters
+    ----------
+    point_xy, point_building : arrays, optional
+        Coordinates of the address points and the building (position in *bxy*) of each; default one
+        point per building at *bxy*.
+
+    Returns unit geometries, people, households, sub-block, and for every unit the building
+    positions it holds (list of arrays; empty for filler units).
     """
-    bpts = shapely.points(bxy)
-    loc, _, _ = locate_points(bpts, subs, snap_distance=np.inf)
-    geoms, people, hh, sub, members = [], [], [], [], []
+    if point_xy is None:
+        point_xy, point_building = bxy, np.arange(len(bxy))
+    point_building = np.asarray(point_building, dtype=np.int64)
+    nb = len(bxy)
+    ploc, _, _ = locate_points(shapely.points(point_xy), subs, snap_distance=np.inf)
+    cells_of: list[list] = [[] for _ in range(nb)]
+    sub_of = np.full(nb, -1, dtype=np.int64)
+    fillers = []
     for s, sg in enumerate(subs):
-        bs = np.flatnonzero(loc == s)
-        if len(bs) == 0:
-            geoms.append(sg); people.append(0); hh.append(0); sub.append(s); members.append(np.zeros(0, np.int64))
+        ps = np.flatnonzero(ploc == s)
+        if len(ps) == 0:
+            fillers.append(s)
             continue
-        # buildings at the same location share a cell (they are not split either way)
-        key = np.round(bxy[bs], 3)
-        uniq, inv = np.unique(key, axis=0, return_inverse=True)
-        inv = np.asarray(inv).ravel()
+        key = np.round(point_xy[ps], 3)
+        uniq, first = np.unique(key, axis=0, return_index=True)
+        owner = point_building[ps[first]]  # points at one location: the first point's building
         if len(uniq) == 1:
             cells = np.array([sg], dtype=object)
         else:
             vor = shapely.voronoi_polygons(shapely.multipoints(uniq), extend_to=sg, ordered=True)
             cells = _polygonal(shapely.intersection(shapely.get_parts(vor), sg))
-        gen = shapely.points(uniq)
-        for g in range(len(uniq)):
-            held = bs[inv == g]
-            parts = shapely.get_parts(cells[g])
-            parts = parts[shapely.area(parts) > 0] if len(parts) else parts
-            if len(parts) == 0:
-                # empty cell (numerical): building goes to the unit of the nearest other cell
-                geoms.append(shapely.Polygon()); people.append(int(bpeople[held].sum()))
-                hh.append(int(bhh[held].sum())); sub.append(s); members.append(held)
-                continue
-            main = int(np.argmin(shapely.distance(parts, gen[g])))
-            for p, part in enumerate(parts):
-                geoms.append(part)
-                sub.append(s)
-                if p == main:
-                    people.append(int(bpeople[held].sum())); hh.append(int(bhh[held].sum())); members.append(held)
-                else:
-                    people.append(0); hh.append(0); members.append(np.zeros(0, np.int64))
+        for c, b in zip(cells, owner):
+            if not shapely.is_empty(c):
+                cells_of[b].append(c)
+                if sub_of[b] < 0:
+                    sub_of[b] = s
+    geoms, people, hh, sub, members = [], [], [], [], []
+    for b in range(nb):
+        if not cells_of[b]:
+            continue
+        geoms.append(shapely.union_all(cells_of[b]) if len(cells_of[b]) > 1 else cells_of[b][0])
+        people.append(int(bpeople[b])); hh.append(int(bhh[b])); sub.append(int(sub_of[b]))
+        members.append(np.array([b], dtype=np.int64))
+    # buildings left without a cell (all their points share a location with another building's)
+    lost = [b for b in range(nb) if not cells_of[b]]
+    for s in fillers:
+        geoms.append(subs[s]); people.append(0); hh.append(0); sub.append(s); members.append(np.zeros(0, np.int64))
     geoms = np.array(geoms, dtype=object)
     people = np.array(people, dtype=np.int64)
     hh = np.array(hh, dtype=np.int64)
     sub = np.array(sub, dtype=np.int64)
-    # fold empty-cell buildings into the nearest non-empty unit
-    empty = np.flatnonzero(shapely.is_empty(geoms))
-    if len(empty):
-        full = np.flatnonzero(~shapely.is_empty(geoms))
-        tree = shapely.STRtree(geoms[full])
-        for e in empty:
-            t = full[tree.query_nearest(shapely.points(bxy[members[e][0]]))[0]]
-            people[t] += people[e]; hh[t] += hh[e]
-            members[t] = np.concatenate([members[t], members[e]])
-        keep = np.setdiff1d(np.arange(len(geoms)), empty)
-        geoms, people, hh, sub = geoms[keep], people[keep], hh[keep], sub[keep]
-        members = [members[k] for k in keep]
+    if lost and len(geoms):
+        tree = shapely.STRtree(geoms)
+        for b in lost:
+            t = int(tree.query_nearest(shapely.points(bxy[b]))[0])
+            people[t] += bpeople[b]; hh[t] += bhh[b]
+            members[t] = np.concatenate([members[t], [b]])
     return geoms, people, hh, sub, members
 
 
-def _area_units(geom, subs, people, hh, n_strips, convexity_min=0.75):
-    """Area units of an atom without points; population shared by area.
+def _points_in_own_unit(ug: np.ndarray, umembers: list, point_xy: np.ndarray, point_building: np.ndarray) -> bool:
+    """Whether every address point lies inside the unit that holds (counts) its building."""
+    holder = np.full(int(point_building.max()) + 1 if len(point_building) else 0, -1, dtype=np.int64)
+    for u, m in enumerate(umembers):
+        holder[np.asarray(m, dtype=np.int64)] = u
+    h = holder[point_building]
+    if (h < 0).any():
+        return False
+    return bool(shapely.intersects(ug[h], shapely.points(point_xy)).all())
+
+
+def _fine_weights(faces: np.ndarray, fine: tuple[np.ndarray, np.ndarray, Any] | None) -> np.ndarray:
+    """People of the finer polygon units inside each face (areal weighting); face area without them.
+
+    *fine* is ``(polygons, people, tree)`` of the population units (metric CRS). A face gets, of every
+    unit it overlaps, the unit's people times the share of the unit's area inside the face; faces
+    overlapping no unit with people fall back to their area (scaled so that area alone never
+    outweighs the units).
+    """
+    area = shapely.area(faces)
+    if fine is None or len(fine[0]) == 0:
+        return area
+    polys, people, tree = fine
+    fi, ui = tree.query(faces, predicate="intersects")
+    if len(fi) == 0:
+        return area
+    a = shapely.area(shapely.intersection(faces[fi], polys[ui]))
+    w = np.bincount(fi, weights=people[ui] * a / np.maximum(shapely.area(polys[ui]), 1e-9), minlength=len(faces))
+    if w.sum() <= 0:
+        return area
+    return w
+
+
+def _area_units(geom, subs, people, hh, n_strips, convexity_min=0.75, fine=None):
+    """Area units of an atom without points; population shared by the finer units inside, else by area.
 
     Strips across the atom's long axis (``n_strips`` of equal area), cut by
     the sub-blocks. An irregular atom (area below ``convexity_min`` of its
@@ -680,8 +735,50 @@ def _area_units(geom, subs, people, hh, n_strips, convexity_min=0.75):
         lines.append(shapely.boundary(subs))
     faces = _faces(geom, np.concatenate(lines)) if lines else shapely.get_parts(np.array([geom], dtype=object))
     sub, _, _ = locate_points(shapely.point_on_surface(faces), subs, snap_distance=np.inf)
-    a = shapely.area(faces)
-    return faces, largest_remainder(a, people), largest_remainder(a, hh), sub
+    a = _fine_weights(faces, fine)
+    return faces, largest_remainder(a, people), largest_remainder(a, hh), sub, a / max(float(a.sum()), 1e-12)
+
+
+def _carve_footprints(ug: np.ndarray, umembers: list, codes: np.ndarray, feet: tuple, geom) -> np.ndarray:
+    """Give every footprint inside *geom* wholly to the unit holding its building (cut out of the others)."""
+    fgeo, fkey, ftree = feet
+    holder = {str(codes[b]): u for u, m in enumerate(umembers) for b in np.asarray(m, dtype=np.int64)}
+    ug = np.asarray(ug, dtype=object).copy()
+    utree = shapely.STRtree(ug)
+    for f in np.sort(ftree.query(geom, predicate="intersects")):
+        u = holder.get(str(fkey[f]))
+        if u is None:
+            continue
+        part = _polygonal([shapely.intersection(fgeo[f], geom)])[0]
+        if shapely.is_empty(part):
+            continue
+        for v in utree.query(part, predicate="intersects"):
+            if v != u:
+                ug[v] = _polygonal([shapely.difference(ug[v], part)])[0]
+        ug[u] = _polygonal([shapely.union(ug[u], part)])[0]
+    return ug
+
+
+def _cut_summary(geom, pieces: np.ndarray, roads: np.ndarray, point_xy: np.ndarray | None,
+                 road_tol: float = 2.0) -> dict:
+    """How a block was cut: length of cuts along internal roads and between buildings, clearance to points.
+
+    Returns ``cut_m``, ``cut_on_roads_m``, ``cut_between_buildings_m`` and ``min_clearance_m`` (the
+    narrowest distance from a cut to an address point of the block; None without points or cuts).
+    """
+    if len(pieces) <= 1:
+        return {"cut_m": 0.0, "cut_on_roads_m": 0.0, "cut_between_buildings_m": 0.0, "min_clearance_m": None}
+    inner = shapely.union_all(shapely.boundary(pieces))
+    cut = shapely.difference(inner, shapely.buffer(shapely.boundary(geom), 0.01, quad_segs=1))
+    total = float(shapely.length(cut))
+    on = 0.0
+    if len(roads):
+        on = float(shapely.length(shapely.intersection(cut, shapely.buffer(shapely.union_all(roads), road_tol))))
+    clear = None
+    if point_xy is not None and len(point_xy) and total > 0:
+        clear = round(float(shapely.distance(cut, shapely.multipoints(point_xy))), 2)
+    return {"cut_m": round(total, 1), "cut_on_roads_m": round(on, 1), "cut_between_buildings_m": round(total - on, 1),
+            "min_clearance_m": clear}
 
 
 # --------------------------------------------------------------------------- main
@@ -702,6 +799,8 @@ def split_oversized(
     road_penalty: float = 2.0,
     road_extend: float = 150.0,
     units: str = "slabs",
+    fine_units: gpd.GeoDataFrame | None = None,
+    footprints: gpd.GeoDataFrame | None = None,
 ) -> tuple[gpd.GeoDataFrame, SplitReport]:
     """Split atoms above *max_pop* into contiguous pieces of legal population.
 
@@ -750,6 +849,13 @@ def split_oversized(
         edges), with Voronoi cells of the buildings as the fallback when
         slabs cannot give legal pieces (buildings standing in rows);
         ``"voronoi"``: Voronoi cells only.
+    fine_units : GeoDataFrame, optional
+        Population polygons (census blocks, H3 cells) with *by*: the pieces of an atom without
+        address points get its people in proportion to the people of the units inside each piece
+        (areal weighting of the units), never by area alone when such units exist.
+    footprints : GeoDataFrame, optional
+        Building footprints with the *building* id of each: a building's unit takes its whole
+        footprint (cut out of the neighbouring units), so no cut crosses a footprint.
 
     Returns
     -------
@@ -772,6 +878,8 @@ def split_oversized(
     special = atoms["special"].to_numpy(dtype=object) if "special" in atoms.columns else np.full(n, None, object)
     bsplit = atoms["building_split"].to_numpy(dtype=bool) if "building_split" in atoms.columns else np.zeros(n, bool)
     block = atoms["block"].to_numpy() if "block" in atoms.columns else np.arange(n)
+    exact = atoms["people_exact"].to_numpy(dtype=float) if "people_exact" in atoms.columns \
+        else people.astype(float)
 
     # points → atoms
     pts = None
@@ -805,12 +913,28 @@ def split_oversized(
         else:
             road_geoms = np.asarray(rr, dtype=object)
     road_tree = shapely.STRtree(road_geoms) if len(road_geoms) else None
+    fine = None
+    if fine_units is not None and len(fine_units):
+        fu = fine_units.to_crs(crs) if fine_units.crs is not None else fine_units.set_crs(crs)
+        fg = np.asarray(fu.geometry.values, dtype=object)
+        ok = np.isin(shapely.get_type_id(fg), (3, 6))
+        fg = shapely.make_valid(fg[ok])
+        fp = pd.to_numeric(fu[by], errors="coerce").fillna(0).to_numpy(dtype=float)[ok] if by in fu.columns \
+            else np.ones(int(ok.sum()))
+        fine = (fg, fp, shapely.STRtree(fg))
+    feet = None
+    if footprints is not None and len(footprints) and building in footprints.columns:
+        ff = footprints.to_crs(crs) if footprints.crs is not None else footprints.set_crs(crs)
+        fgeo = np.asarray(ff.geometry.values, dtype=object)
+        feet = (fgeo, np.array([f"b:{v}" for v in ff[building].to_numpy(dtype=object)], dtype=object),
+                shapely.STRtree(fgeo))
 
     out_src: list[int] = []
     out_geom: list[Any] = []
     out_people: list[int] = []
     out_hh: list[int] = []
     out_bsplit: list[bool] = []
+    out_exact: list[float] = []
     from_split: list[bool] = []
     point_targets: list[tuple[np.ndarray, int]] = []  # (point positions, output position)
 
@@ -830,6 +954,7 @@ def split_oversized(
             point_targets.append((pa, len(out_src)))
             out_src.append(a); out_geom.append(geoms[a]); out_people.append(int(people[a]))
             out_hh.append(int(hh[a])); out_bsplit.append(bool(bsplit[a])); from_split.append(False)
+            out_exact.append(float(exact[a]))
             continue
 
         g = geoms[a]
@@ -839,7 +964,7 @@ def split_oversized(
             inner = shapely.buffer(g, -1.0)
             probe = inner if not shapely.is_empty(inner) else g
             roads_here = road_geoms[np.sort(road_tree.query(probe, predicate="intersects"))]
-        subs = _sub_blocks(g, roads_here, crs, road_extend)
+        subs = _sub_blocks(g, roads_here, crs, road_extend, avoid=pxy[pa] if len(pa) else None)
         k_total = choose_k(people[a], min_pop, max_pop, target)
         if len(pa):
             # buildings
@@ -860,15 +985,18 @@ def split_oversized(
             binv = None
         for make_units in makers:
             if make_units is not None:
-                extra = (pxy[pa], binv) if make_units is _slab_units else ()
-                ug, upeople, uhh, usub, umembers = make_units(subs, bxy, bpeople, bhh, *extra)
+                ug, upeople, uhh, usub, umembers = make_units(subs, bxy, bpeople, bhh, pxy[pa], binv)
+                if feet is not None:
+                    ug = _carve_footprints(ug, umembers, codes, feet, g)
+                if make_units is _slab_units and not _points_in_own_unit(ug, umembers, pxy[pa], binv):
+                    continue  # a slab would leave an entrance outside its building's unit
                 indivisible = np.array([len(m) > 0 for m in umembers])
                 if make_units is _slab_units and any(len(m) > 1 and upeople[k] > max_pop
                                                      for k, m in enumerate(umembers)):
                     continue  # a tower shares its slab with other buildings: only Voronoi cells part them
             else:
-                ug, upeople, uhh, usub = _area_units(g, subs, int(people[a]), int(hh[a]),
-                                                     max(1, strips_per_piece * k_total))
+                ug, upeople, uhh, usub, ushare = _area_units(g, subs, int(people[a]), int(hh[a]),
+                                                             max(1, strips_per_piece * k_total), fine=fine)
                 umembers = [np.zeros(0, np.int64)] * len(ug)
                 indivisible = np.zeros(len(ug), dtype=bool)
             groups, badness = _group_units(ug, upeople, usub, indivisible, min_pop=min_pop, max_pop=max_pop,
@@ -888,6 +1016,7 @@ def split_oversized(
             piece_people.append(pp)
             out_src.append(a); out_geom.append(merged[gi]); out_people.append(pp)
             out_hh.append(int(uhh[members].sum())); out_bsplit.append(bool(is_b)); from_split.append(not is_b)
+            out_exact.append(float(exact[a] * ushare[members].sum()) if binv is None else float(pp))
             if is_b:
                 bpos = umembers[members[0]]
                 report.building_split.append({"atom": a, "block": int(block[a]),
@@ -897,7 +1026,8 @@ def split_oversized(
                 held = np.concatenate([umembers[m] for m in members]) if len(members) else np.zeros(0, np.int64)
                 point_targets.append((pa[np.isin(binv, held)], len(out_src) - 1))
         ok = all(min_pop <= p <= max_pop for p, (_, is_b) in zip(piece_people, groups) if not is_b)
-        report.split.append({
+        cuts = _cut_summary(g, np.asarray(merged, dtype=object), roads_here, pxy[pa] if len(pa) else None)
+        report.split.append({**cuts, 
             "atom": a, "block": int(block[a]), "people": int(people[a]), "pieces": len(groups),
             "piece_people": piece_people, "method": method, "roads": int(len(subs)) if len(roads_here) else 0,
             "building_split": int(sum(1 for _, is_b in groups if is_b)), "ok": bool(ok and not failed),
@@ -909,6 +1039,7 @@ def split_oversized(
     out["people"] = np.array(out_people, dtype=np.int64)
     out["households"] = np.array(out_hh, dtype=np.int64)
     out["building_split"] = np.array(out_bsplit, dtype=bool)
+    out["people_exact"] = np.array(out_exact, dtype=float)
     if "area_m2" in out.columns:
         out["area_m2"] = shapely.area(np.asarray(out.geometry.values, dtype=object))
     for k in np.flatnonzero(np.array(from_split)):
