@@ -2,15 +2,53 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 CRS = Literal["wgs84", "gcj02", "cgcs2000"]
 SOURCES = Literal["worker_app", "hotline_12345", "patrol", "sensor", "resident"]
 PRIORITIES = Literal["urgent", "normal", "routine"]
 STATES = Literal["reported", "accepted", "dispatched", "in_progress", "resolved", "closed", "returned", "rejected"]
+
+
+#: Dates accepted anywhere in the API: [EARLIEST, LATEST).
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+#: How far in the future a device clock may be for a GPS fix.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+
+
+def _iso_only(v):
+    """Only ISO 8601 text (pydantic would also take numbers such as ``0.5`` as Unix times)."""
+    if isinstance(v, datetime):
+        return v
+    if not isinstance(v, str) or not _ISO.match(v.strip()):
+        raise ValueError("expected an ISO 8601 date-time such as 2026-11-26T08:00:00Z")
+    return v.strip()
+
+
+def _bounded(v: datetime) -> datetime:
+    """Aware (UTC when no offset is given) and between 2000 and 2100."""
+    v = v if v.tzinfo else v.replace(tzinfo=timezone.utc)
+    if not (EARLIEST <= v < LATEST):
+        raise ValueError(f"must be between {EARLIEST.date()} and {LATEST.date()}")
+    return v
+
+
+def _not_future(v: datetime) -> datetime:
+    if v > datetime.now(timezone.utc) + MAX_CLOCK_SKEW:
+        raise ValueError(f"is in the future (more than {int(MAX_CLOCK_SKEW.total_seconds())} s ahead of the server)")
+    return v
+
+
+#: A date-time parameter or field: ISO 8601 only, between 2000 and 2100.
+Moment = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_bounded)]
+#: A measured moment (a GPS fix): a :data:`Moment` not in the future beyond :data:`MAX_CLOCK_SKEW`.
+PastMoment = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_bounded), AfterValidator(_not_future)]
 
 
 class EventIn(BaseModel):
@@ -65,7 +103,7 @@ class WorkerPatch(BaseModel):
 class Fix(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ts: datetime
+    ts: PastMoment = Field(..., description="When the fix was taken (ISO 8601; 2000 … now + 5 min)")
     lon: float = Field(..., ge=-180, le=180)
     lat: float = Field(..., ge=-90, le=90)
     accuracy_m: float | None = Field(None, ge=0, le=100000)
