@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 CRS = Literal["wgs84", "gcj02", "cgcs2000"]
 SOURCES = Literal["worker_app", "hotline_12345", "patrol", "sensor", "resident"]
@@ -51,8 +51,32 @@ Moment = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_bounded
 PastMoment = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_bounded), AfterValidator(_not_future)]
 
 
-class EventIn(BaseModel):
+def _text_ok(v):
+    """Refuse text that cannot be stored or sent back as UTF-8 (lone surrogates such as ``\\ud800``)."""
+    if isinstance(v, str):
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"contains an unpaired surrogate (\\u{ord(v[exc.start]):04x}) at character {exc.start}; "
+                             "send valid UTF-8 text") from None
+    elif isinstance(v, list):
+        for x in v:
+            _text_ok(x)
+    return v
+
+
+class Input(BaseModel):
+    """Base of request bodies: unknown fields refused, every text field valid UTF-8."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _utf8(cls, v):
+        return _text_ok(v)
+
+
+class EventIn(Input):
 
     category: str = Field(..., description="Catalogue category: person 人 / house 房 / enterprise 企 / component 部件 / incident 事件",
                           max_length=40)
@@ -69,8 +93,7 @@ class EventIn(BaseModel):
     priority: PRIORITIES | None = Field(None, description="Override the sub-type's default priority (SLA)")
 
 
-class TransitionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TransitionIn(Input):
 
     to: STATES
     note: str | None = Field(None, max_length=2000)
@@ -80,8 +103,7 @@ class TransitionIn(BaseModel):
     satisfaction: int | None = Field(None, ge=1, le=5, description="Resident's rating when closing")
 
 
-class WorkerIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WorkerIn(Input):
 
     name: str = Field(..., min_length=1, max_length=100)
     phone: str | None = Field(None, max_length=40)
@@ -92,16 +114,14 @@ class WorkerIn(BaseModel):
     username: str | None = Field(None, description="Link to a login (users.username)")
 
 
-class WorkerPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WorkerPatch(Input):
 
     on_duty: bool | None = None
     phone: str | None = Field(None, max_length=40)
     grid_codes: list[str] | None = None
 
 
-class Fix(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Fix(Input):
 
     ts: PastMoment = Field(..., description="When the fix was taken (ISO 8601; 2000 … now + 5 min)")
     lon: float = Field(..., ge=-180, le=180)
@@ -109,8 +129,7 @@ class Fix(BaseModel):
     accuracy_m: float | None = Field(None, ge=0, le=100000)
 
 
-class FixesIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FixesIn(Input):
 
     crs: CRS = "wgs84"
     fixes: list[Fix] = Field(..., min_length=1, max_length=10000)

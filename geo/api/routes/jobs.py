@@ -13,21 +13,21 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from sqlalchemy import text
 
 from geo.access import audit
 from geo.api.core.security import Principal
 from geo.api.deps import authorize, get_state, require
 from geo.api.errors import APIError
+from geo.api.schemas import Input
 
 router = APIRouter(prefix="/v1", tags=["plans"])
 log = logging.getLogger("geo.api.jobs")
 _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="geo-partition")
 
 
-class PartitionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PartitionIn(Input):
 
     min_pop: int = Field(1000, ge=1, le=100_000)
     max_pop: int = Field(2000, ge=1, le=200_000)

@@ -345,6 +345,8 @@ async def lookup_batch(
 
 def _batch(idx: GridIndex, content_type: str, raw: bytes, crs: str, max_points: int):
     x, y, errors = _parse_points(content_type, raw, max_points)
+    # writable copies: Arrow and pandas may hand out read-only views, and the CRS shift writes in place
+    x, y = np.array(x, dtype=float), np.array(y, dtype=float)
     ok = np.isfinite(x) & np.isfinite(y) & (np.abs(x) <= 180) & (np.abs(y) <= 90)
     bad_range = np.flatnonzero(np.isfinite(x) & np.isfinite(y) & ~ok)
     for i in bad_range:
