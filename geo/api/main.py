@@ -112,8 +112,10 @@ def custom_openapi(app: FastAPI) -> dict:
                 op = schema["paths"].get(route.path_format, {}).get(method.lower())
                 if op is not None:
                     op["security"] = [{"OAuth2Password": []}, {"APIKey": []}]
-    app.openapi_schema = schema
-    return schema
+    from geo.api.response_models import document
+
+    app.openapi_schema = document(schema)
+    return app.openapi_schema
 
 
 def create_app(settings: Settings | None = None, *, listen: bool = True) -> FastAPI:
