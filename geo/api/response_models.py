@@ -391,7 +391,8 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
                     js = _ref(schema, model)
                 responses[ok]["content"] = {"application/json": {"schema": js}}
                 if path == "/v1/events" and method == "post":  # an idempotent replay answers 200 with the same body
-                    responses["200"] = {"description": "Idempotent replay", "content": {"application/json": {"schema": js}}}
+                    responses["200"] = {"description": "Idempotent replay",
+                                        "content": {"application/json": {"schema": js}}}
             if media and ok:
                 fmt = {"type": "string", "format": "binary"} if "vector-tile" in media else {"type": "object"}
                 responses[ok]["content"] = {media: {"schema": fmt}}

@@ -45,7 +45,8 @@ class BodyLimit:
                 try:
                     declared = int(v)
                 except ValueError:
-                    return await self._refuse(scope, receive, send, 400, "bad_request", "Content-Length is not a number")
+                    return await self._refuse(scope, receive, send, 400, "bad_request",
+                                              "Content-Length is not a number")
                 if declared > limit:
                     return await self._refuse(scope, receive, send, 413, "too_large",
                                               f"request body of {declared} bytes exceeds the limit of {limit} bytes "
@@ -85,4 +86,5 @@ class BodyLimit:
 
     @staticmethod
     async def _refuse(scope, receive, send, status: int, code: str, message: str):
-        await JSON(errors.body(code, message), status_code=status, headers={"Connection": "close"})(scope, receive, send)
+        response = JSON(errors.body(code, message), status_code=status, headers={"Connection": "close"})
+        await response(scope, receive, send)
