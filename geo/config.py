@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     login_rate_per_minute: int = Field(default=10, alias="GEO_LOGIN_RATE_PER_MINUTE",
                                        description="Failed logins allowed per username and client per minute.")
     batch_max_points: int = Field(default=1_000_000, alias="GEO_BATCH_MAX_POINTS")
+    max_body_bytes: int = Field(default=1_000_000, alias="GEO_MAX_BODY_BYTES", ge=1,
+                                description="Largest request body of an ordinary route (413 beyond, before reading).")
+    max_batch_body_bytes: int = Field(default=50_000_000, alias="GEO_MAX_BATCH_BODY_BYTES", ge=1,
+                                      description="Largest request body of a batch route (GEO_BATCH_BODY_PATHS).")
+    batch_body_paths: str = Field(
+        default="/v1/lookup/batch,/v1/workers/*/positions,/v1/plans/import*,/v1/jurisdictions/*/plans/import*",
+        alias="GEO_BATCH_BODY_PATHS",
+        description="Comma-separated fnmatch patterns of routes that take GEO_MAX_BATCH_BODY_BYTES.")
     access_log: str = Field(default="default", alias="GEO_ACCESS_LOG", pattern="^(all|default|off)$",
                             description="all | default (writes, errors, slow requests) | off")
     timezone: str = Field(default="Asia/Shanghai", alias="GEO_TZ",

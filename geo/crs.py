@@ -81,6 +81,74 @@ def parse_crs(crs: Any) -> CRS | str:
         ) from exc
 
 
+def crs_name(crs: Any) -> str:
+    """A short label: ``EPSG:3857 (WGS 84 / Pseudo-Mercator)``, or ``gcj02``."""
+    if crs == "gcj02":
+        return "gcj02"
+    epsg = crs.to_epsg() if hasattr(crs, "to_epsg") else None
+    return f"EPSG:{epsg} ({crs.name})" if epsg else getattr(crs, "name", str(crs))
+
+
+def check_fits(crs: Any, geoms: np.ndarray, source: str, sample: int = 2000) -> None:
+    """Refuse a declared CRS that the coordinates cannot be in.
+
+    * a projected CRS (metres) whose coordinates all lie within ±180 / ±90 — degrees declared as metres
+      (e.g. lon/lat labelled EPSG:3857 would land a few hundred metres off Africa's coast);
+    * coordinates that, converted to WGS84, fall outside the CRS's area of use (more than 1° beyond it) for
+      most of the data — the wrong zone, the wrong CRS, or metres declared as degrees.
+
+    A few stray rows are left to the row checks; this is about the declaration.
+
+    Parameters
+    ----------
+    crs : pyproj.CRS or "gcj02"
+    geoms : array of shapely geometries
+        The usable rows, in *crs*.
+    source : str
+        File name for the message.
+
+    Raises
+    ------
+    CRSError
+        Naming the CRS and a sample coordinate.
+    """
+    if crs == "gcj02" or len(geoms) == 0:
+        return
+    xy = shapely.get_coordinates(np.asarray(geoms, dtype=object))
+    xy = xy[np.isfinite(xy).all(axis=1)]
+    if len(xy) == 0:
+        return
+    if len(xy) > sample:
+        xy = xy[np.linspace(0, len(xy) - 1, sample).astype(int)]
+    x0, y0 = xy[0]
+    first = f"({x0:.6g}, {y0:.6g})"
+    if not crs.is_geographic and (np.abs(xy[:, 0]) <= 180).all() and (np.abs(xy[:, 1]) <= 90).all():
+        raise CRSError(f"{source}: the declared CRS {crs_name(crs)} is projected (metres), but the coordinates look "
+                       f"like degrees, e.g. {first}; declare the CRS they are in (EPSG:4326, EPSG:4490 or gcj02)")
+    aou = crs.area_of_use
+    if aou is None:
+        return
+    if crs.is_geographic:
+        lon, lat = xy[:, 0], xy[:, 1]
+    else:
+        from pyproj import Transformer
+
+        lon, lat = Transformer.from_crs(crs, WGS84, always_xy=True).transform(xy[:, 0], xy[:, 1])
+        lon, lat = np.asarray(lon), np.asarray(lat)
+    m = 1.0
+    west, east = aou.west, aou.east
+    lon_in = (lon >= west - m) & (lon <= east + m) if west <= east else (lon >= west - m) | (lon <= east + m)
+    inside = np.isfinite(lon) & np.isfinite(lat) & lon_in & (lat >= aou.south - m) & (lat <= aou.north + m)
+    if inside.mean() < 0.5:
+        k = int(np.flatnonzero(~inside)[0])
+        where = f"({lon[k]:.4f}, {lat[k]:.4f}) in WGS84" if np.isfinite(lon[k]) else "nowhere valid"
+        raise CRSError(f"{source}: coordinates such as ({xy[k, 0]:.6g}, {xy[k, 1]:.6g}) are outside the area of use "
+                       f"of the declared CRS {crs_name(crs)} ({aou.name}: lon {aou.west:g}..{aou.east:g}, "
+                       f"lat {aou.south:g}..{aou.north:g}) — they would land at {where}; "
+                       f"{int((~inside).sum())} of {len(inside)} sampled points are outside. Declare the CRS the "
+                       f"coordinates are really in (--crs)")
+
+
 # --------------------------------------------------------------------------- GCJ-02
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, text
 from geo.api.core.config import Catalogue
 from geo.api.core.security import Principal, decode_token, hash_api_key
 from geo.api.errors import APIError
-from geo.api.services import audit
+from geo.access import audit, policy
 from geo.api.services.lookup_index import IndexHolder
 from geo.config import Settings
 
@@ -135,14 +135,15 @@ async def current_principal(request: Request) -> Principal:
 
 
 def require(action: str):
-    """Dependency: an authenticated caller whose role allows *action*; a refusal is audited.
+    """Dependency: an authenticated caller whose role allows *action* (:mod:`geo.access.policy`); a refusal
+    is audited.
 
     The OpenAPI security requirement of routes using it is added by :func:`geo.api.main.custom_openapi`.
     """
 
     async def dep(request: Request) -> Principal:
         p = await current_principal(request)
-        if not p.can(action):
+        if not policy.may(p, action):
             state = get_state(request)
             await run_in_threadpool(audit.record_denied, state.engine, p, action, request.url.path,
                                     reason=f"role {p.role}")
@@ -153,14 +154,50 @@ def require(action: str):
     return dep
 
 
-def check_scope(state: AppState, p: Principal, path: str | None, action: str, entity: str, entity_id=None,
-                jurisdiction_id: int | None = None) -> None:
-    """Refuse (403, audited) when *path* lies outside the caller's jurisdiction subtree."""
-    if not p.covers(path):
-        audit.record_denied(state.engine, p, action, entity, entity_id, jurisdiction_id=jurisdiction_id,
-                            reason="outside the caller's jurisdiction")
-        raise APIError(403, "out_of_scope",
-                       f"{entity} {entity_id if entity_id is not None else ''} is outside your jurisdiction".strip())
+def authorize(state: AppState, p: Principal, kind: str, path: str | None, *, entity_id=None,
+              jurisdiction_id: int | None = None, write: bool = False, worker_id: int | None = None,
+              action: str | None = None, must_see: bool = True) -> None:
+    """Apply the policy to one object named in the URL; refusals are audited.
+
+    Parameters
+    ----------
+    kind : str
+        A key of :data:`geo.access.policy.RULES`.
+    path : str or None
+        The object's jurisdiction path.
+    write : bool
+        Also check the caller may change it (the rule's write action, subtree, own-worker rule).
+    worker_id : int, optional
+        The worker the object belongs to (for the rule's ``self_only`` roles).
+    must_see : bool
+        False for objects whose existence is public anyway (creating an event at a grid's location).
+
+    Raises
+    ------
+    APIError
+        404 when the caller may not see the object (no existence leak), 403 when it may see but not change it.
+    """
+    label = f"{kind.replace('_', ' ')} {entity_id if entity_id is not None else ''}".strip()
+    act = action or (policy.RULES[kind].write if write else "read") or "read"
+    if must_see and not policy.can_read(p, kind, path):
+        audit.record_denied(state.engine, p, act, kind, entity_id, jurisdiction_id=jurisdiction_id,
+                            reason="not visible: outside the caller's jurisdiction")
+        raise APIError(404, "not_found", f"{label} not found")
+    if write:
+        why = policy.write_refusal(p, kind, path, worker_id=worker_id)
+        if why:
+            audit.record_denied(state.engine, p, act, kind, entity_id, jurisdiction_id=jurisdiction_id, reason=why)
+            raise APIError(403, "forbidden", f"{label}: {why}")
+
+
+def refuse_reference(state: AppState, p: Principal, field: str, value, kind: str, action: str,
+                     jurisdiction_id: int | None = None) -> None:
+    """A request body names an object the caller may not use (unknown, or outside its subtree — the two
+    are answered alike): audit it and raise 422 naming the field."""
+    audit.record_denied(state.engine, p, action, kind, value, jurisdiction_id=jurisdiction_id,
+                        reason=f"{field}={value!r} unknown or outside the caller's jurisdiction")
+    raise APIError(422, "validation_error", f"{field}: {value!r} not found in your jurisdiction",
+                   details=[{"field": field, "message": "unknown or outside your jurisdiction", "input": str(value)}])
 
 
 def jurisdiction_path(engine: Engine, jid: int) -> str | None:

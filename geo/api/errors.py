@@ -52,6 +52,11 @@ def _loc(loc) -> str:
     return ".".join(parts) or ".".join(str(p) for p in loc)
 
 
+def _printable(s: str) -> str:
+    """*s* as valid UTF-8: lone surrogates (which cannot be sent back) become ``\\udXXX`` escapes."""
+    return s.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError):
@@ -65,7 +70,8 @@ def install(app: FastAPI) -> None:
             d = {"field": _loc(loc), "in": loc[0] if loc else None, "message": e.get("msg")}
             v = e.get("input")
             if isinstance(v, (str, int, float, bool)):
-                d["input"] = v[:200] if isinstance(v, str) else (str(v) if isinstance(v, int) and abs(v) > 2**53 else v)
+                d["input"] = _printable(v[:200]) if isinstance(v, str) else (
+                    str(v) if isinstance(v, int) and abs(v) > 2**53 else v)
             details.append(d)
         where = ", ".join(d["field"] for d in details[:5])
         return JSON(body("validation_error", f"invalid request: {where}", details), status_code=422)

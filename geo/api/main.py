@@ -15,6 +15,7 @@ import geo
 from geo.api import errors
 from geo.api.core.config import DEMO_SECRET, get_catalogue
 from geo.api.core.context import request_id
+from geo.api.core.limits import BodyLimit
 from geo.api.deps import AppState
 from geo.api.routes import auth, events, health, jobs, lookup, open311, plans, stats, workers
 from geo.api.services.lookup_index import IndexHolder
@@ -111,8 +112,10 @@ def custom_openapi(app: FastAPI) -> dict:
                 op = schema["paths"].get(route.path_format, {}).get(method.lower())
                 if op is not None:
                     op["security"] = [{"OAuth2Password": []}, {"APIKey": []}]
-    app.openapi_schema = schema
-    return schema
+    from geo.api.response_models import document
+
+    app.openapi_schema = document(schema)
+    return app.openapi_schema
 
 
 def create_app(settings: Settings | None = None, *, listen: bool = True) -> FastAPI:
@@ -161,6 +164,8 @@ def create_app(settings: Settings | None = None, *, listen: bool = True) -> Fast
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PATCH"],
                            allow_headers=["Authorization", "Content-Type", "X-API-Key", "Idempotency-Key"])
 
+    app.add_middleware(BodyLimit, default=settings.max_body_bytes, batch=settings.max_batch_body_bytes,
+                       batch_paths=tuple(x.strip() for x in settings.batch_body_paths.split(",") if x.strip()))
     app.add_middleware(RequestContext, mode=settings.access_log)
 
     app.openapi = lambda: custom_openapi(app)

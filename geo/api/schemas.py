@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 CRS = Literal["wgs84", "gcj02", "cgcs2000"]
 SOURCES = Literal["worker_app", "hotline_12345", "patrol", "sensor", "resident"]
@@ -13,8 +14,69 @@ PRIORITIES = Literal["urgent", "normal", "routine"]
 STATES = Literal["reported", "accepted", "dispatched", "in_progress", "resolved", "closed", "returned", "rejected"]
 
 
-class EventIn(BaseModel):
+#: Dates accepted anywhere in the API: [EARLIEST, LATEST).
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+#: How far in the future a device clock may be for a GPS fix.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+
+
+def _iso_only(v):
+    """Only ISO 8601 text (pydantic would also take numbers such as ``0.5`` as Unix times)."""
+    if isinstance(v, datetime):
+        return v
+    if not isinstance(v, str) or not _ISO.match(v.strip()):
+        raise ValueError("expected an ISO 8601 date-time such as 2026-11-26T08:00:00Z")
+    return v.strip()
+
+
+def _bounded(v: datetime) -> datetime:
+    """Aware (UTC when no offset is given) and between 2000 and 2100."""
+    v = v if v.tzinfo else v.replace(tzinfo=timezone.utc)
+    if not (EARLIEST <= v < LATEST):
+        raise ValueError(f"must be between {EARLIEST.date()} and {LATEST.date()}")
+    return v
+
+
+def _not_future(v: datetime) -> datetime:
+    if v > datetime.now(timezone.utc) + MAX_CLOCK_SKEW:
+        raise ValueError(f"is in the future (more than {int(MAX_CLOCK_SKEW.total_seconds())} s ahead of the server)")
+    return v
+
+
+#: A date-time parameter or field: ISO 8601 only, between 2000 and 2100.
+Moment = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_bounded)]
+#: A measured moment (a GPS fix): a :data:`Moment` not in the future beyond :data:`MAX_CLOCK_SKEW`.
+PastMoment = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_bounded), AfterValidator(_not_future)]
+
+
+def _text_ok(v):
+    """Refuse text that cannot be stored or sent back as UTF-8 (lone surrogates such as ``\\ud800``)."""
+    if isinstance(v, str):
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"contains an unpaired surrogate (\\u{ord(v[exc.start]):04x}) at character {exc.start}; "
+                             "send valid UTF-8 text") from None
+    elif isinstance(v, list):
+        for x in v:
+            _text_ok(x)
+    return v
+
+
+class Input(BaseModel):
+    """Base of request bodies: unknown fields refused, every text field valid UTF-8."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _utf8(cls, v):
+        return _text_ok(v)
+
+
+class EventIn(Input):
 
     category: str = Field(..., description="Catalogue category: person 人 / house 房 / enterprise 企 / component 部件 / incident 事件",
                           max_length=40)
@@ -31,8 +93,7 @@ class EventIn(BaseModel):
     priority: PRIORITIES | None = Field(None, description="Override the sub-type's default priority (SLA)")
 
 
-class TransitionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TransitionIn(Input):
 
     to: STATES
     note: str | None = Field(None, max_length=2000)
@@ -42,8 +103,7 @@ class TransitionIn(BaseModel):
     satisfaction: int | None = Field(None, ge=1, le=5, description="Resident's rating when closing")
 
 
-class WorkerIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WorkerIn(Input):
 
     name: str = Field(..., min_length=1, max_length=100)
     phone: str | None = Field(None, max_length=40)
@@ -54,25 +114,22 @@ class WorkerIn(BaseModel):
     username: str | None = Field(None, description="Link to a login (users.username)")
 
 
-class WorkerPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WorkerPatch(Input):
 
     on_duty: bool | None = None
     phone: str | None = Field(None, max_length=40)
     grid_codes: list[str] | None = None
 
 
-class Fix(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Fix(Input):
 
-    ts: datetime
+    ts: PastMoment = Field(..., description="When the fix was taken (ISO 8601; 2000 … now + 5 min)")
     lon: float = Field(..., ge=-180, le=180)
     lat: float = Field(..., ge=-90, le=90)
     accuracy_m: float | None = Field(None, ge=0, le=100000)
 
 
-class FixesIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FixesIn(Input):
 
     crs: CRS = "wgs84"
     fixes: list[Fix] = Field(..., min_length=1, max_length=10000)

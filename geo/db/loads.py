@@ -16,6 +16,8 @@ import numpy as np
 import shapely
 from sqlalchemy import Engine, text
 
+from geo.access import audit
+
 from geo.io.checks import LoadReport, parent_code_of
 
 TABLES = {"population": "population_units", "streets": "streets", "special-areas": "special_areas"}
@@ -127,13 +129,8 @@ def write_load(
                     copy.write_row(row)
                     if progress and (i % CHUNK == 0 or i == n):
                         progress(i, n)
-        conn.execute(
-            text("INSERT INTO audit_log (actor, action, entity, entity_id, detail) "
-                 "VALUES (:a, 'load', :e, :id, CAST(:d AS jsonb))"),
-            {"a": actor, "e": table, "id": str(load_id),
-             "d": json.dumps({"dataset": dataset, "rows": len(clean), "source": source, "replace": replace},
-                             ensure_ascii=False)},
-        )
+        audit.record(conn, actor, "load", table, load_id,
+                     detail={"dataset": dataset, "rows": len(clean), "source": source, "replace": replace})
     return LoadResult(load_id=load_id, kind=kind, dataset=dataset, rows_loaded=len(clean), report=report)
 
 
@@ -213,13 +210,8 @@ def write_boundaries(
                 (c.level = 'district' AND p.code = substr(c.code, 1, 4) || '00000000'))
         """), {"codes": codes})
         rebuild_paths(conn)
-        conn.execute(
-            text("INSERT INTO audit_log (actor, action, entity, entity_id, detail) "
-                 "VALUES (:a, 'load', 'jurisdictions', :id, CAST(:d AS jsonb))"),
-            {"a": actor, "id": str(load_id),
-             "d": json.dumps({"codes": codes[:50], "rows": len(clean), "source": source, "replace": replace},
-                             ensure_ascii=False)},
-        )
+        audit.record(conn, actor, "load", "jurisdictions", load_id,
+                     detail={"codes": codes[:50], "rows": len(clean), "source": source, "replace": replace})
     return LoadResult(load_id=load_id, kind="boundaries", dataset=dataset, rows_loaded=len(clean), report=report)
 
 

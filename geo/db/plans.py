@@ -15,17 +15,15 @@ import numpy as np
 import shapely
 from sqlalchemy import Connection, Engine, text
 
+from geo.access import audit
+
 
 class PlanError(RuntimeError):
     """A plan operation that cannot be done (unknown plan, wrong state …)."""
 
 
 def _audit(conn: Connection, actor: str, action: str, entity: str, entity_id, jid=None, detail=None) -> None:
-    conn.execute(text("""
-        INSERT INTO audit_log (actor, action, entity, entity_id, jurisdiction_id, detail)
-        VALUES (:a, :act, :e, :id, :j, CAST(:d AS jsonb))
-    """), {"a": actor, "act": action, "e": entity, "id": str(entity_id), "j": jid,
-           "d": json.dumps(detail or {}, ensure_ascii=False, default=str)})
+    audit.record(conn, actor, action, entity, entity_id, jurisdiction_id=jid, detail=detail)
 
 
 def write_plan(

@@ -7,12 +7,13 @@ plausible delays. Use it on the demo district or on benchmark databases only.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 
 import h3
 import numpy as np
 from sqlalchemy import Engine, text
+
+from geo.access import audit
 
 SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤")
 GIVEN = list("伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华玉萍红娥玲芬燕彬斌宇浩凯鹏辉晨欣怡婷雪琳晶")
@@ -78,9 +79,8 @@ def seed_workers(engine: Engine, plan_ids: list[int], *, seed: int = 0, per_grid
                 INSERT INTO worker_positions (worker_id, ts, geom) VALUES (:w, :ts, ST_SetSRID(ST_MakePoint(:x, :y), 4326))
             """), fixes)
             _classify_positions(conn, plan_ids)
-        conn.execute(text("""
-            INSERT INTO audit_log (actor, action, entity, detail) VALUES (:a, 'seed.workers', 'workers', CAST(:d AS jsonb))
-        """), {"a": actor, "d": json.dumps({"plans": list(plan_ids), "workers": len(ids), "synthetic": True})})
+        audit.record(conn, actor, "seed.workers", "workers",
+                     detail={"plans": list(plan_ids), "workers": len(ids), "synthetic": True})
     return len(ids)
 
 
@@ -191,7 +191,6 @@ def seed_events(engine: Engine, plan_ids: list[int], catalogue, *, n: int = 5000
                 SELECT id, '{frm}', '{to}', created_by, {col}, 'synthetic' FROM events WHERE synthetic AND {col} IS NOT NULL
             """))
         count = conn.execute(text("SELECT count(*) FROM events WHERE synthetic")).scalar_one()
-        conn.execute(text("""
-            INSERT INTO audit_log (actor, action, entity, detail) VALUES (:a, 'seed.events', 'events', CAST(:d AS jsonb))
-        """), {"a": actor, "d": json.dumps({"plans": list(plan_ids), "events": count, "synthetic": True})})
+        audit.record(conn, actor, "seed.events", "events",
+                     detail={"plans": list(plan_ids), "events": count, "synthetic": True})
     return count

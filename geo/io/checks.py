@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.crs import WGS84, to_wgs84
+from geo.crs import WGS84, check_fits, to_wgs84
 from geo.io.readers import InputError, RawTable
 
 KINDS = ("population", "streets", "special-areas", "boundaries")
@@ -171,6 +171,11 @@ def _require(frame: pd.DataFrame, col: str | None, what: str, source: str) -> No
         )
 
 
+#: Largest count (people, households) one row may carry: more than any one unit has, well below the database's
+#: integer range, so an overflowing value is a rejected row and never a crash.
+MAX_COUNT = 10_000_000
+
+
 def _numbers(report: LoadReport, frame: pd.DataFrame, col: str, *, required: bool) -> np.ndarray:
     """Validate a count column: whole numbers ≥ 0. Returns float array (NaN where missing)."""
     raw = frame[col]
@@ -183,7 +188,10 @@ def _numbers(report: LoadReport, frame: pd.DataFrame, col: str, *, required: boo
         report.add("missing_value", np.flatnonzero(~present), col, "missing (empty/NaN); expected a whole number >= 0")
     neg = np.isfinite(num) & (num < 0)
     report.add("negative_value", np.flatnonzero(neg), col, lambda i: f"{num[i]:g} is negative; expected >= 0")
-    frac = np.isfinite(num) & (num >= 0) & (np.abs(num - np.round(num)) > 1e-9)
+    huge = np.isfinite(num) & (num > MAX_COUNT)
+    report.add("value_too_large", np.flatnonzero(huge), col,
+               lambda i: f"{num[i]:.0f} exceeds {MAX_COUNT:,}; expected the count of one unit")
+    frac = np.isfinite(num) & (num >= 0) & (num <= MAX_COUNT) & (np.abs(num - np.round(num)) > 1e-9)
     report.add("rounded_value", np.flatnonzero(frac), col, lambda i: f"{num[i]:g} is not whole; rounded to {round(num[i])}")
     return np.round(num)
 
@@ -364,6 +372,7 @@ def validate(
     usable = np.ones(len(frame), dtype=bool)
     usable[list(report.rejected_rows)] = False
 
+    check_fits(raw.crs, geoms[usable], raw.source)  # the declared CRS must fit the coordinates
     # CRS conversion of the usable rows (GCJ-02 handled by geo.crs)
     wgs = np.full(len(frame), None, dtype=object)
     if usable.any():

@@ -9,6 +9,7 @@ wrong EPSG:4326 label).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,26 @@ import numpy as np
 import pandas as pd
 
 from geo.crs import CRSError, parse_crs
+
+_GEOJSON_CRS = re.compile(rb'"crs"\s*:\s*\{.*?"name"\s*:\s*"([^"]+)"', re.S)
+
+
+def declared_geojson_crs(path: Path) -> str | None:
+    """The CRS a GeoJSON file names in its (pre-RFC 7946) ``crs`` member, or None.
+
+    GDAL silently reads a GeoJSON whose ``crs`` it does not know as WGS84; reading the member ourselves lets
+    an unknown code be an error instead.
+    """
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    m = _GEOJSON_CRS.search(head)
+    return m.group(1).decode("utf-8", "replace") if m else None
+
+
+def _geojson_crs(name: str):
+    """The CRS of a GeoJSON ``crs`` name such as ``urn:ogc:def:crs:EPSG::3857`` (CRSError when unknown)."""
+    m = re.search(r"EPSG:+(\d+)$", name)
+    return parse_crs(f"EPSG:{m.group(1)}" if m else name)
 
 VECTOR_SUFFIXES = {".geojson", ".json", ".gpkg", ".shp", ".zip", ".fgb", ".kml", ".gml"}
 PARQUET_SUFFIXES = {".parquet", ".geoparquet"}
@@ -136,6 +157,8 @@ def read_table(
         raise InputError(f"{p}: file not found")
     suffix = p.suffix.lower()
     source = str(p) + (f" (layer {layer})" if layer else "")
+    if p.is_file() and p.stat().st_size == 0:
+        raise InputError(f"{source}: the file is empty (0 bytes); nothing to load")
     xy = None
     try:
         if suffix in CSV_SUFFIXES:
@@ -158,8 +181,17 @@ def read_table(
     except Exception as exc:  # pyogrio/arrow errors carry the useful detail
         raise InputError(f"{source}: cannot read: {exc}") from exc
 
+    if len(frame) == 0:
+        raise InputError(f"{source}: the file has no rows (features); nothing to load")
+    declared = declared_geojson_crs(p) if suffix in (".geojson", ".json") else None
     if crs is not None:
         real = parse_crs(crs)
+    elif declared is not None:
+        try:
+            real = _geojson_crs(declared)
+        except CRSError:
+            raise CRSError(f"{source}: the file declares the CRS {declared!r}, which is unknown; it is not read "
+                           f"as WGS84 — fix the file's \"crs\" member or pass --crs") from None
     elif frame.crs is not None:
         real = frame.crs
     else:

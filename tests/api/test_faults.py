@@ -90,7 +90,9 @@ def test_postgres_restart_mid_run(api, world, pg_env, engine):
     stop.set()
     for t in ts:
         t.join()
-    assert statuses[500] == 0 and statuses["transport"] == 0, statuses
+    # every answer is counted: success, or 503 while the database is down — nothing else, no transport error
+    unexpected = {k: v for k, v in statuses.items() if k not in (200, 201, 503)}
+    assert unexpected == {}, statuses
     assert statuses[503] > 0, statuses  # it really was down while clients were asking
     assert len(acked_events) > down_at > 0  # …and it recovered by itself
     with engine.connect() as c:
@@ -115,6 +117,7 @@ def test_publish_mid_run_switches_lookups_atomically(api, world, engine):
     expected = {world["plan"]: {i: f"{COMM_A}{i + 1:03d}" for i in range(16)},
                 new_id: {i: f"{COMM_A}{16 - i:03d}" for i in range(16)}}
     answers: list[tuple[float, int, int, str, float]] = []
+    refused: Counter = Counter()  # every non-200 answer, counted (not dropped, not raised inside the thread)
     stop = threading.Event()
 
     def ask(k):
@@ -124,8 +127,14 @@ def test_publish_mid_run_switches_lookups_atomically(api, world, engine):
                 i = (n + k) % 16
                 n += 1
                 sent = time.monotonic()
-                r = c.get(f"{api}/v1/lookup", params=dict(zip(("lon", "lat"), probes[i])), headers=h)
-                assert r.status_code == 200, r.text
+                try:
+                    r = c.get(f"{api}/v1/lookup", params=dict(zip(("lon", "lat"), probes[i])), headers=h)
+                except httpx.HTTPError as exc:
+                    refused[type(exc).__name__] += 1
+                    continue
+                if r.status_code != 200:
+                    refused[r.status_code] += 1
+                    continue
                 b = r.json()
                 answers.append((sent, i, b["plan"]["id"], b["code"], time.monotonic()))
 
@@ -138,6 +147,7 @@ def test_publish_mid_run_switches_lookups_atomically(api, world, engine):
     stop.set()
     for t in ts:
         t.join()
+    assert refused == Counter(), refused
     plan_ids = {a[2] for a in answers}
     assert plan_ids == {world["plan"], new_id}
     mixed = [a for a in answers if expected[a[2]][a[1]] != a[3]]

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -100,6 +101,7 @@ def test_killed_process_loses_no_acknowledged_event(two_apis, engine):
     lon, lat = centre(COMM_A, 3)
     acked: list[int] = []
     errors: list[str] = []
+    answers: Counter = Counter()  # every HTTP answer by status: none may be anything but 201
     stop = threading.Event()
 
     def submit(k):
@@ -111,6 +113,7 @@ def test_killed_process_loses_no_acknowledged_event(two_apis, engine):
                     r = c.post(f"{victim_base}/v1/events", headers=h | {"Idempotency-Key": f"w{k}-{i}"},
                                json={"category": "incident", "subtype": "garbage", "source": "worker_app",
                                      "lon": lon, "lat": lat, "description": f"{k}-{i}"})
+                    answers[r.status_code] += 1
                     if r.status_code == 201:
                         acked.append(r.json()["id"])
                 except httpx.HTTPError as exc:
@@ -127,6 +130,7 @@ def test_killed_process_loses_no_acknowledged_event(two_apis, engine):
     for t in threads:
         t.join()
     assert len(acked) > 50 and errors  # it was busy and it really died mid-stream
+    assert set(answers) == {201}, answers  # up to the kill, every answer was an acknowledgement
     with engine.connect() as c:
         stored = set(c.execute(text("SELECT id FROM events WHERE id = ANY(:ids)"), {"ids": acked}).scalars())
     assert stored == set(acked)

@@ -1,5 +1,6 @@
-"""Per-request context (request id) shared by logging, errors and the audit log."""
+"""Per-request context (request id) shared by logging, errors and the audit log.
 
-from contextvars import ContextVar
+The variable itself lives beside the audit writer (:mod:`geo.access.audit`), which sits below the API.
+"""
 
-request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+from geo.access.audit import request_id  # noqa: F401  (re-exported)

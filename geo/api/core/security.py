@@ -22,18 +22,11 @@ from geo.db.users import hash_api_key, hash_password, verify_password  # noqa: F
 
 ALGORITHM = "HS256"
 
-#: action → roles allowed to do it
-PERMISSIONS: dict[str, frozenset[str]] = {
-    "read": frozenset({"admin", "planner", "dispatcher", "worker", "leader"}),
-    "plan.write": frozenset({"admin", "planner"}),
-    "event.create": frozenset({"admin", "dispatcher", "worker"}),
-    "event.transition": frozenset({"admin", "dispatcher", "worker"}),
-    "worker.write": frozenset({"admin", "dispatcher"}),
-    "position.write": frozenset({"admin", "dispatcher", "worker"}),
-    "user.write": frozenset({"admin"}),
-}
-#: roles that see reporters' names and phone numbers unmasked
-PII_ROLES = frozenset({"admin", "dispatcher"})
+#: action → roles, and the roles that see reporters' personal data: the one copy is geo.access.policy
+from geo.access.policy import ACTIONS as PERMISSIONS  # noqa: E402
+from geo.access.policy import MASKS, mask_name, mask_phone  # noqa: E402,F401  (re-exported)
+
+PII_ROLES = MASKS["reporter"]
 
 
 def create_token(secret: str, *, subject: str, role: str, jurisdiction_id: int, ttl_minutes: int) -> str:
@@ -74,19 +67,3 @@ class Principal:
     @property
     def sees_pii(self) -> bool:
         return self.role in PII_ROLES
-
-
-def mask_name(name: str | None) -> str | None:
-    if not name:
-        return name
-    return name[0] + "*" * max(1, len(name) - 1)
-
-
-def mask_phone(phone: str | None) -> str | None:
-    if not phone:
-        return phone
-    digits = phone.strip()
-    if len(digits) <= 4:
-        return "*" * len(digits)
-    keep_head = 3 if len(digits) >= 11 else 1
-    return digits[:keep_head] + "*" * (len(digits) - keep_head - 4) + digits[-4:]

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from geo.api.core.responses import JSON
 from sqlalchemy import text
 
+from geo.access import audit, policy
 from geo.api.core.security import Principal
-from geo.api.deps import AppState, check_scope, get_state, require
+from geo.api.deps import AppState, authorize, get_state, require
 from geo.api.errors import APIError
-from geo.api.schemas import EventIn, TransitionIn
+from geo.api.schemas import EventIn, Moment, TransitionIn
 from geo.api.services import events as svc
 from geo.crs import point_to_wgs84
 
@@ -56,7 +55,9 @@ def _create(state: AppState, p: Principal, body: EventIn, key: str | None, synth
                        details=[{"field": "subtype", "message": f"expected one of {known[:30]}"}])
     lon, lat = point_to_wgs84(body.lon, body.lat, body.crs)
     grid = owning_grid(state, lon, lat)
-    check_scope(state, p, grid["jurisdiction_path"], "event.create", "grid", grid["code"], grid["jurisdiction_id"])
+    # the grid is public (anyone may know where it is), so a location outside the subtree is a 403, not a 404
+    authorize(state, p, "event", grid["jurisdiction_path"], entity_id=f"at grid {grid['code']}",
+              jurisdiction_id=grid["jurisdiction_id"], write=True, must_see=False)
     payload = body.model_dump(exclude={"lon", "lat", "crs"})
     with state.engine.begin() as conn:
         ev, created = svc.create_event(conn, p, state.catalogue, payload=payload, lon=lon, lat=lat, grid=grid,
@@ -88,8 +89,8 @@ def list_events(
     category: str | None = None,
     grid: str | None = Query(None, pattern=r"^\d{15}$"),
     overdue: bool | None = None,
-    from_: datetime | None = Query(None, alias="from"),
-    to: datetime | None = None,
+    from_: Moment | None = Query(None, alias="from"),
+    to: Moment | None = None,
     limit: int = Query(100, ge=1, le=5000),
     offset: int = Query(0, ge=0, le=10_000_000),
     p: Principal = Depends(require("read")),
@@ -133,15 +134,20 @@ def get_event(request: Request, event_id: int, p: Principal = Depends(require("r
     st = get_state(request)
     with st.engine.connect() as conn:
         ev = svc.get_event(conn, event_id, p)
-    check_scope(st, p, ev["jurisdiction_path"], "read", "event", event_id, ev["jurisdiction_id"])
+    authorize(st, p, "event", ev["jurisdiction_path"], entity_id=event_id, jurisdiction_id=ev["jurisdiction_id"])
     with st.engine.connect() as conn:
         out = svc.event_json(ev, p)
         out["transitions"] = svc.transitions(conn, event_id)
         out["allowed_transitions"] = svc.allowed_from(ev["state"])
         if ev["duplicate_of"]:
-            dups = conn.execute(text("SELECT id, state, description, created_at FROM events WHERE id = ANY(:ids)"),
+            dups = conn.execute(text("SELECT id, state, description, created_at, jurisdiction_path FROM events "
+                                     "WHERE id = ANY(:ids) ORDER BY id"),
                                 {"ids": list(ev["duplicate_of"])}).mappings().all()
-            out["possible_duplicates"] = [{**dict(d), "created_at": d["created_at"].isoformat()} for d in dups]
+            # a suggestion from another street is not shown at all (its description is that street's business)
+            out["possible_duplicates"] = [
+                {"id": d["id"], "state": d["state"], "description": d["description"],
+                 "created_at": d["created_at"].isoformat()}
+                for d in dups if policy.can_read(p, "duplicate", d["jurisdiction_path"])]
     return out
 
 
@@ -150,17 +156,16 @@ def move_event(request: Request, event_id: int, body: TransitionIn, p: Principal
     st = get_state(request)
     with st.engine.connect() as conn:
         ev = svc.get_event(conn, event_id, p)
-    check_scope(st, p, ev["jurisdiction_path"], f"event.{body.to}", "event", event_id, ev["jurisdiction_id"])
+    authorize(st, p, "event", ev["jurisdiction_path"], entity_id=event_id, jurisdiction_id=ev["jurisdiction_id"],
+              action=f"event.{body.to}")
     try:
         with st.engine.begin() as conn:
             out = svc.transition(conn, p, event_id, to=body.to, note=body.note, reason=body.reason,
                                  assignee_worker_id=body.assignee_worker_id, department=body.department,
                                  satisfaction=body.satisfaction)
     except APIError as exc:
-        if exc.status == 403:
-            from geo.api.services.audit import record_denied
-
-            record_denied(st.engine, p, f"event.{body.to}", "events", event_id,
-                          jurisdiction_id=ev["jurisdiction_id"], reason=exc.message)
+        if exc.status == 403 or exc.code == "unknown_reference":
+            audit.record_denied(st.engine, p, f"event.{body.to}", "events", event_id,
+                                jurisdiction_id=ev["jurisdiction_id"], reason=exc.message)
         raise
     return svc.event_json(out, p)

@@ -13,21 +13,21 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from sqlalchemy import text
 
+from geo.access import audit
 from geo.api.core.security import Principal
-from geo.api.deps import check_scope, get_state, require
+from geo.api.deps import authorize, get_state, require
 from geo.api.errors import APIError
-from geo.api.services import audit
+from geo.api.schemas import Input
 
 router = APIRouter(prefix="/v1", tags=["plans"])
 log = logging.getLogger("geo.api.jobs")
 _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="geo-partition")
 
 
-class PartitionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PartitionIn(Input):
 
     min_pop: int = Field(1000, ge=1, le=100_000)
     max_pop: int = Field(2000, ge=1, le=200_000)
@@ -85,7 +85,7 @@ def start_partition(request: Request, code: str, body: PartitionIn, p: Principal
         j = conn.execute(text("SELECT id, path FROM jurisdictions WHERE code = :c"), {"c": code}).first()
     if j is None:
         raise APIError(404, "not_found", f"jurisdiction {code!r} not found")
-    check_scope(st, p, j.path, "plan.partition", "jurisdiction", code, j.id)
+    authorize(st, p, "jurisdiction", j.path, entity_id=code, jurisdiction_id=j.id, write=True, action="plan.partition")
     params = body.model_dump()
     with st.engine.begin() as conn:
         job_id = conn.execute(text("""
@@ -107,5 +107,5 @@ def get_job(request: Request, job_id: int, p: Principal = Depends(require("read"
         """), {"id": job_id}).mappings().first()
     if r is None:
         raise APIError(404, "not_found", f"job {job_id} not found")
-    check_scope(st, p, r["path"], "read", "job", job_id, r["jurisdiction_id"])
+    authorize(st, p, "job", r["path"], entity_id=job_id, jurisdiction_id=r["jurisdiction_id"])
     return _job_json(r)

@@ -17,8 +17,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sqlalchemy import text
 
-from geo.api.core.security import Principal
+from geo.access import policy
 from geo.api.core.responses import JSON
+from geo.api.core.security import Principal
 from geo.api.deps import current_principal, get_state, require
 from geo.api.errors import APIError, api_error_response
 from geo.api.services.lookup_index import SQL_LOOKUP, GridIndex
@@ -28,16 +29,17 @@ router = APIRouter(prefix="/v1/lookup", tags=["lookup"])
 CRS = Literal["wgs84", "gcj02", "cgcs2000"]
 
 
-def _staff_payload(staff, p: Principal, in_scope: bool):
-    def one(s):
-        d = {"id": s.id, "name": s.name, "role": s.role, "on_duty": s.on_duty}
-        if in_scope:
-            d["phone"] = s.phone
-        return d
+def staff_dict(s) -> dict:
+    """One worker of a grid as the lookup shows it (before the policy masks it)."""
+    return {"id": s.id, "name": s.name, "role": s.role, "on_duty": s.on_duty, "phone": s.phone}
 
-    chief = next((one(s) for s in staff if s.role == "chief"), None)
-    on_duty = [one(s) for s in staff if s.on_duty]
-    return chief, on_duty
+
+def staff_payload(staff: list[dict] | None) -> dict:
+    """``chief`` and ``workers_on_duty`` from a grid's staff as the caller may see them (None: not at all)."""
+    if staff is None:
+        return {"chief": None, "workers_on_duty": None}
+    return {"chief": next((s for s in staff if s["role"] == "chief"), None),
+            "workers_on_duty": [s for s in staff if s["on_duty"]]}
 
 
 def grid_payload(idx: GridIndex, i: int) -> dict:
@@ -110,11 +112,15 @@ async def answer(state, q, p: Principal) -> Response:
     i = idx.lookup(x, y)
     if i < 0:
         return _not_found(idx, x, y)
-    body = idx.bodies.get(i)
-    if body is None:  # the answer for a grid is the same for every caller: serialise it once per index
+    # the answer for a grid depends on the caller only through what the policy lets it see of the staff:
+    # serialise it once per (grid, view) and index generation
+    path = idx.info[i].path
+    view = (policy.can_read(p, "grid_staff", path), policy.sees(p, "staff_phone"))
+    body = idx.bodies.get((i, view))
+    if body is None:
         d = grid_payload(idx, i)
-        d["chief"], d["workers_on_duty"] = _staff_payload(staff.get(idx.codes[i], []), p, in_scope=True)
-        body = idx.bodies[i] = orjson.dumps(d)
+        d.update(staff_payload(policy.staff_view(p, path, [staff_dict(s) for s in staff.get(idx.codes[i], [])])))
+        body = idx.bodies[(i, view)] = orjson.dumps(d)
     return Response(body[:-1] + b',"point":' + orjson.dumps({"lon": x, "lat": y, "crs": "wgs84"}) + b"}",
                     media_type="application/json")
 
@@ -138,7 +144,7 @@ class LookupFastPath:
             return await self.app(scope, receive, send)
         try:
             p = await current_principal(request)
-            if not p.can("read"):
+            if not policy.may(p, "read"):
                 return await self.app(scope, receive, send)
             response = await answer(get_state(request), request.query_params, p)
         except APIError as exc:
@@ -339,6 +345,8 @@ async def lookup_batch(
 
 def _batch(idx: GridIndex, content_type: str, raw: bytes, crs: str, max_points: int):
     x, y, errors = _parse_points(content_type, raw, max_points)
+    # writable copies: Arrow and pandas may hand out read-only views, and the CRS shift writes in place
+    x, y = np.array(x, dtype=float), np.array(y, dtype=float)
     ok = np.isfinite(x) & np.isfinite(y) & (np.abs(x) <= 180) & (np.abs(y) <= 90)
     bad_range = np.flatnonzero(np.isfinite(x) & np.isfinite(y) & ~ok)
     for i in bad_range:

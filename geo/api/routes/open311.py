@@ -16,6 +16,7 @@ from geo.api.core.responses import JSON
 from pydantic import ValidationError
 from sqlalchemy import text
 
+from geo.access import policy
 from geo.api.core.security import Principal
 from geo.api.deps import get_state, resolve_principal
 from geo.api.errors import APIError
@@ -69,7 +70,7 @@ async def submit(request: Request):
         p = await _principal(request, form)
     except APIError as exc:
         return _err(403, exc.message)
-    if p is None or not p.can("event.create"):
+    if p is None or not policy.may(p, "event.create"):
         return _err(403, "api_key missing or not allowed to submit requests")
     code = form.get("service_code") or ""
     if "." not in code:

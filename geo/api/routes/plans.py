@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import text
 
+from geo.access import policy
 from geo.api.core.security import Principal
-from geo.api.deps import check_scope, get_state, require
+from geo.api.deps import authorize, get_state, require
 from geo.api.errors import APIError
 from geo.db import plans as db_plans
 
@@ -49,7 +50,7 @@ def get_jurisdiction(request: Request, code: str, p: Principal = Depends(require
     state = get_state(request)
     with state.engine.connect() as conn:
         j = _jurisdiction(conn, code)
-    check_scope(state, p, j["path"], "read", "jurisdiction", code, j["id"])
+    authorize(state, p, "jurisdiction", j["path"], entity_id=code, jurisdiction_id=j["id"])
     with state.engine.connect() as conn:
         children = conn.execute(text("SELECT code, name, level, urban FROM jurisdictions WHERE parent_id = :i ORDER BY code"),
                                 {"i": j["id"]}).mappings().all()
@@ -85,7 +86,7 @@ def list_plans(request: Request, code: str, p: Principal = Depends(require("read
     state = get_state(request)
     with state.engine.connect() as conn:
         j = _jurisdiction(conn, code)
-    check_scope(state, p, j["path"], "read", "jurisdiction", code, j["id"])
+    authorize(state, p, "plan", j["path"], entity_id=f"of {code}", jurisdiction_id=j["id"])
     with state.engine.connect() as conn:
         ids = conn.execute(text("SELECT id FROM grid_plans WHERE jurisdiction_id = :j ORDER BY version DESC"),
                            {"j": j["id"]}).scalars().all()
@@ -97,7 +98,7 @@ def get_plan(request: Request, plan_id: int, p: Principal = Depends(require("rea
     state = get_state(request)
     with state.engine.connect() as conn:
         r = _plan_row(conn, plan_id)
-    check_scope(state, p, r["path"], "read", "plan", plan_id, r["jurisdiction_id"])
+    authorize(state, p, "plan", r["path"], entity_id=plan_id, jurisdiction_id=r["jurisdiction_id"])
     return _plan_json(r)
 
 
@@ -107,7 +108,7 @@ def diff_plans(request: Request, a: int, b: int, p: Principal = Depends(require(
     with state.engine.connect() as conn:
         rows = [_plan_row(conn, pid) for pid in (a, b)]
     for pid, r in zip((a, b), rows):
-        check_scope(state, p, r["path"], "read", "plan", pid, r["jurisdiction_id"])
+        authorize(state, p, "plan", r["path"], entity_id=pid, jurisdiction_id=r["jurisdiction_id"])
     return db_plans.diff(state.engine, a, b).as_dict()
 
 
@@ -116,7 +117,8 @@ def publish_plan(request: Request, plan_id: int, p: Principal = Depends(require(
     state = get_state(request)
     with state.engine.connect() as conn:
         r = _plan_row(conn, plan_id)
-    check_scope(state, p, r["path"], "plan.publish", "plan", plan_id, r["jurisdiction_id"])
+    authorize(state, p, "plan", r["path"], entity_id=plan_id, jurisdiction_id=r["jurisdiction_id"], write=True,
+              action="plan.publish")
     try:
         out = db_plans.publish(state.engine, plan_id, p.actor, switch_in=state.settings.publish_switch_seconds)
     except db_plans.PlanError as exc:
@@ -186,7 +188,7 @@ def plan_grids(request: Request, plan_id: int, bbox: str | None = Query(None, de
     state = get_state(request)
     with state.engine.connect() as conn:
         r = _plan_row(conn, plan_id)
-    check_scope(state, p, r["path"], "read", "plan", plan_id, r["jurisdiction_id"])
+    authorize(state, p, "plan", r["path"], entity_id=plan_id, jurisdiction_id=r["jurisdiction_id"])
     return Response(grids_geojson(state.engine, [plan_id], _bbox(bbox), zoom, p.jurisdiction_path),
                     media_type="application/geo+json")
 
@@ -207,13 +209,12 @@ def get_grid(request: Request, code: str = Path(..., pattern=r"^\d{15}$"), p: Pr
     i = idx.by_code.get(code)
     if i is None:
         raise APIError(404, "not_found", f"grid {code} is not in a published plan")
-    from geo.api.routes.lookup import _staff_payload, grid_payload
+    from geo.api.routes.lookup import grid_payload, staff_dict, staff_payload
 
     body = grid_payload(idx, i)
-    staff = state.holder.staff.get(code, [])
-    chief, on_duty = _staff_payload(staff, p, in_scope=True)
-    body.update(chief=chief, workers_on_duty=on_duty,
-                workers=[{"id": s.id, "name": s.name, "role": s.role, "on_duty": s.on_duty} for s in staff])
+    staff = policy.staff_view(p, idx.info[i].path, [staff_dict(s) for s in state.holder.staff.get(code, [])])
+    body.update(staff_payload(staff))
+    body["workers"] = None if staff is None else [{k: s[k] for k in ("id", "name", "role", "on_duty")} for s in staff]
     return body
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import text
 from geo.api.core.security import Principal
 from geo.api.deps import get_state, require
 from geo.api.errors import APIError
+from geo.api.schemas import Moment
 from geo.api.services.events import cell_hex
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"])
@@ -78,7 +79,7 @@ def _kpi(r, grids_total: int | None) -> dict:
 
 @router.get("/kpis", summary="KPIs for the caller's jurisdiction, or grouped per grid/community/street/district")
 def kpis(request: Request, by: Literal["all", "grid", "community", "street", "district"] = "all",
-         from_: datetime | None = Query(None, alias="from"), to: datetime | None = None,
+         from_: Moment | None = Query(None, alias="from"), to: Moment | None = None,
          p: Principal = Depends(require("read"))):
     st = get_state(request)
     f, t = _window(from_, to)
@@ -116,8 +117,8 @@ def kpis(request: Request, by: Literal["all", "grid", "community", "street", "di
 
 
 @router.get("/heatmap", summary="Event counts per H3 cell (resolution 7–10), aggregated in SQL")
-def heatmap(request: Request, res: int = Query(9, ge=7, le=10), from_: datetime | None = Query(None, alias="from"),
-            to: datetime | None = None, category: str | None = None, p: Principal = Depends(require("read"))):
+def heatmap(request: Request, res: int = Query(9, ge=7, le=10), from_: Moment | None = Query(None, alias="from"),
+            to: Moment | None = None, category: str | None = None, p: Principal = Depends(require("read"))):
     st = get_state(request)
     f, t = _window(from_, to, default_days=7)
     where = "e.jurisdiction_path LIKE :path || '%' AND e.created_at >= :f AND e.created_at < :t"
@@ -158,8 +159,8 @@ def trend(request: Request, days: int = Query(30, ge=1, le=366), category: str |
 
 
 @router.get("/top-grids", summary="Grids with the most events (and open events) in a window")
-def top_grids(request: Request, n: int = Query(10, ge=1, le=100), from_: datetime | None = Query(None, alias="from"),
-              to: datetime | None = None, p: Principal = Depends(require("read"))):
+def top_grids(request: Request, n: int = Query(10, ge=1, le=100), from_: Moment | None = Query(None, alias="from"),
+              to: Moment | None = None, p: Principal = Depends(require("read"))):
     st = get_state(request)
     f, t = _window(from_, to, default_days=7)
     idx = st.holder.index

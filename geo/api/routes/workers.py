@@ -8,11 +8,11 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import text
 
+from geo.access import audit, policy
 from geo.api.core.security import Principal
-from geo.api.deps import check_scope, get_state, require
+from geo.api.deps import authorize, get_state, refuse_reference, require
 from geo.api.errors import APIError
 from geo.api.schemas import FixesIn, WorkerIn, WorkerPatch
-from geo.api.services import audit
 from geo.crs import gcj02_to_wgs84
 
 router = APIRouter(prefix="/v1", tags=["workers"])
@@ -31,16 +31,33 @@ def _worker(conn, wid: int):
 
 
 def _worker_json(r, p: Principal) -> dict:
-    return {"id": r["id"], "name": r["name"], "role": r["role"], "on_duty": r["on_duty"],
-            "phone": r["phone"], "jurisdiction_code": r["jurisdiction_code"], "grid_codes": list(r["grid_codes"]),
-            "synthetic": r["synthetic"]}
+    return policy.mask_fields(p, "worker", {
+        "id": r["id"], "name": r["name"], "role": r["role"], "on_duty": r["on_duty"], "phone": r["phone"],
+        "jurisdiction_code": r["jurisdiction_code"], "grid_codes": list(r["grid_codes"]), "synthetic": r["synthetic"]})
 
 
-def _check_grids(state, codes: list[str]) -> None:
-    unknown = [c for c in codes if c not in state.holder.index.by_code]
-    if unknown:
-        raise APIError(422, "validation_error", f"grid codes not in a published plan: {unknown[:5]}",
-                       details=[{"field": "grid_codes", "message": "unknown grid", "input": unknown[0]}])
+def _check_grids(state, p: Principal, codes: list[str], action: str) -> None:
+    """Every grid code once, published, and inside the caller's subtree (else 422 naming the code)."""
+    seen = set()
+    for k, c in enumerate(codes):
+        if c in seen:
+            raise APIError(422, "validation_error", f"grid_codes: {c} is given twice",
+                           details=[{"field": f"grid_codes.{k}", "message": "repeated grid code", "input": c}])
+        seen.add(c)
+    idx = state.holder.index
+    for c in codes:
+        i = idx.by_code.get(c)
+        if i is None or not policy.covers(p, idx.info[i].path):
+            refuse_reference(state, p, "grid_codes", c, "grid", action)
+
+
+def _check_user(state, p: Principal, conn, username: str, action: str) -> int:
+    """The id of a login the caller may link a worker to (in its subtree), else 422."""
+    u = conn.execute(text("SELECT u.id, j.path, j.id AS jid FROM users u JOIN jurisdictions j ON j.id = u.jurisdiction_id "
+                          "WHERE u.username = :u"), {"u": username}).first()
+    if u is None or not policy.covers(p, u.path):
+        refuse_reference(state, p, "username", username, "user", action)
+    return u.id
 
 
 @router.get("/workers", summary="Workers in the caller's jurisdiction")
@@ -63,20 +80,13 @@ def list_workers(request: Request, grid: str | None = Query(None, pattern=r"^\d{
 @router.post("/workers", status_code=201, summary="Register a worker and the grids they serve")
 def create_worker(request: Request, body: WorkerIn, p: Principal = Depends(require("worker.write"))):
     st = get_state(request)
-    _check_grids(st, body.grid_codes)
     with st.engine.connect() as conn:
         j = conn.execute(text("SELECT id, path FROM jurisdictions WHERE code = :c"), {"c": body.jurisdiction_code}).first()
-    if j is None:
-        raise APIError(422, "validation_error", f"jurisdiction {body.jurisdiction_code} not found",
-                       details=[{"field": "jurisdiction_code", "message": "unknown"}])
-    check_scope(st, p, j.path, "worker.create", "jurisdiction", body.jurisdiction_code, j.id)
+    if j is None or not policy.covers(p, j.path):
+        refuse_reference(st, p, "jurisdiction_code", body.jurisdiction_code, "jurisdiction", "worker.create")
+    _check_grids(st, p, body.grid_codes, "worker.create")
     with st.engine.begin() as conn:
-        uid = None
-        if body.username:
-            uid = conn.execute(text("SELECT id FROM users WHERE username = :u"), {"u": body.username}).scalar()
-            if uid is None:
-                raise APIError(422, "validation_error", f"user {body.username!r} not found",
-                               details=[{"field": "username", "message": "unknown user"}])
+        uid = _check_user(st, p, conn, body.username, "worker.create") if body.username else None
         wid = conn.execute(text("""
             INSERT INTO workers (name, phone, role, jurisdiction_id, user_id, on_duty, duty_changed_at, created_by)
             VALUES (:n, :ph, :r, :j, :u, :d, now(), :a) RETURNING id
@@ -94,14 +104,11 @@ def patch_worker(request: Request, worker_id: int, body: WorkerPatch, p: Princip
     st = get_state(request)
     with st.engine.connect() as conn:
         w = _worker(conn, worker_id)
-    self_duty_only = p.role == "worker" and p.worker_id == worker_id and body.grid_codes is None and body.phone is None
-    if not (p.can("worker.write") or self_duty_only):
-        audit.record_denied(st.engine, p, "worker.update", "workers", worker_id, jurisdiction_id=w["jurisdiction_id"],
-                            reason=f"role {p.role}")
-        raise APIError(403, "forbidden", f"role '{p.role}' may not change worker {worker_id}")
-    check_scope(st, p, w["path"], "worker.update", "worker", worker_id, w["jurisdiction_id"])
+    duty_only = body.grid_codes is None and body.phone is None
+    authorize(st, p, "worker_duty" if duty_only else "worker", w["path"], entity_id=worker_id,
+              jurisdiction_id=w["jurisdiction_id"], write=True, worker_id=worker_id, action="worker.update")
     if body.grid_codes is not None:
-        _check_grids(st, body.grid_codes)
+        _check_grids(st, p, body.grid_codes, "worker.update")
     with st.engine.begin() as conn:
         if body.on_duty is not None:
             conn.execute(text("UPDATE workers SET on_duty = :d, duty_changed_at = now() WHERE id = :w"),
@@ -125,11 +132,8 @@ def post_positions(request: Request, worker_id: int, body: FixesIn, p: Principal
     st = get_state(request)
     with st.engine.connect() as conn:
         w = _worker(conn, worker_id)
-    if p.kind == "user" and p.role == "worker" and p.worker_id != worker_id:
-        audit.record_denied(st.engine, p, "position.write", "workers", worker_id, jurisdiction_id=w["jurisdiction_id"],
-                            reason="not this worker")
-        raise APIError(403, "forbidden", f"you may only send your own positions (worker {p.worker_id})")
-    check_scope(st, p, w["path"], "position.write", "worker", worker_id, w["jurisdiction_id"])
+    authorize(st, p, "position", w["path"], entity_id=worker_id, jurisdiction_id=w["jurisdiction_id"], write=True,
+              worker_id=worker_id)
     lon = np.array([f.lon for f in body.fixes])
     lat = np.array([f.lat for f in body.fixes])
     if body.crs == "gcj02":
@@ -177,12 +181,14 @@ def latest_positions(request: Request, since_hours: float = Query(24, gt=0, le=2
 
 
 @router.get("/workers/{worker_id}/track", summary="A worker's fixes on one day, in time order")
-def track(request: Request, worker_id: int, day: date = Query(..., description="YYYY-MM-DD (UTC)"),
+def track(request: Request, worker_id: int,
+          day: date = Query(..., description="YYYY-MM-DD (UTC), from 2000-01-01 to 2100-12-31",
+                            ge=date(2000, 1, 1), le=date(2100, 12, 31)),
           p: Principal = Depends(require("read"))):
     st = get_state(request)
     with st.engine.connect() as conn:
         w = _worker(conn, worker_id)
-    check_scope(st, p, w["path"], "read", "worker", worker_id, w["jurisdiction_id"])
+    authorize(st, p, "track", w["path"], entity_id=worker_id, jurisdiction_id=w["jurisdiction_id"])
     with st.engine.connect() as conn:
         start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
         rows = conn.execute(text("""
@@ -213,5 +219,6 @@ def grid_workers(request: Request, code: str, lon: float | None = Query(None, ge
             WHERE wg.grid_code = :code AND j.path LIKE :path || '%'
             ORDER BY w.on_duty DESC, distance_m NULLS LAST, w.id
         """), {"code": code, "lon": lon, "lat": lat, "path": p.jurisdiction_path}).mappings().all()
-    return [{**dict(r), "ts": r["ts"].isoformat() if r["ts"] else None,
-             "distance_m": round(r["distance_m"], 1) if r["distance_m"] is not None else None} for r in rows]
+    return [policy.mask_fields(p, "grid_staff", {
+        **dict(r), "ts": r["ts"].isoformat() if r["ts"] else None,
+        "distance_m": round(r["distance_m"], 1) if r["distance_m"] is not None else None}) for r in rows]

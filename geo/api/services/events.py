@@ -34,9 +34,9 @@ import h3
 from sqlalchemy import Connection, text
 
 from geo.api.core.config import Catalogue
-from geo.api.core.security import Principal, mask_name, mask_phone
+from geo.access import audit, policy
+from geo.api.core.security import Principal
 from geo.api.errors import APIError
-from geo.api.services import audit
 
 OPEN_STATES = ("reported", "accepted", "dispatched", "in_progress", "returned")
 TERMINAL = ("closed", "rejected")
@@ -180,11 +180,8 @@ def event_json(r, p: Principal) -> dict:
     d = dict(r)
     for k in ("created_at", "updated_at", "accepted_at", "dispatched_at", "resolved_at", "closed_at", "due_at"):
         d[k] = d[k].isoformat() if d[k] else None
-    if not p.sees_pii:
-        d["reporter_name"] = mask_name(d["reporter_name"])
-        d["reporter_phone"] = mask_phone(d["reporter_phone"])
     d.pop("jurisdiction_path", None)
-    return d
+    return policy.mask_fields(p, "event", d)
 
 
 def get_event(conn: Connection, eid: int, p: Principal, *, lock: bool = False):
@@ -214,8 +211,9 @@ def transition(conn: Connection, p: Principal, eid: int, *, to: str, note: str |
     roles, needs_reason = rule
     if p.role not in roles:
         raise APIError(403, "forbidden", f"role '{p.role}' may not move an event from '{frm}' to '{to}'")
-    if p.role == "worker" and p.kind == "user" and ev["assignee_worker_id"] != p.worker_id:
-        raise APIError(403, "forbidden", f"event {eid} is not assigned to you")
+    why = policy.write_refusal(p, "event_transition", ev["jurisdiction_path"], worker_id=ev["assignee_worker_id"])
+    if why:
+        raise APIError(403, "forbidden", f"event {eid}: {why}; it is not assigned to this credential")
     if needs_reason and not (reason or "").strip():
         raise APIError(422, "validation_error", f"moving to '{to}' needs a reason",
                        details=[{"field": "reason", "message": "required for this transition"}])
@@ -230,11 +228,11 @@ def transition(conn: Connection, p: Principal, eid: int, *, to: str, note: str |
         if assignee_worker_id is not None:
             w = conn.execute(text("SELECT w.id, j.path FROM workers w JOIN jurisdictions j ON j.id = w.jurisdiction_id "
                                   "WHERE w.id = :w"), {"w": assignee_worker_id}).first()
-            if w is None:
-                raise APIError(422, "validation_error", f"worker {assignee_worker_id} not found",
-                               details=[{"field": "assignee_worker_id", "message": "unknown worker"}])
-            if not p.covers(w.path):
-                raise APIError(403, "out_of_scope", f"worker {assignee_worker_id} is outside your jurisdiction")
+            if w is None or not policy.covers(p, w.path):  # unknown and out of scope answer alike
+                raise APIError(422, "unknown_reference",
+                               f"assignee_worker_id: worker {assignee_worker_id} not found in your jurisdiction",
+                               details=[{"field": "assignee_worker_id", "message": "unknown or outside your jurisdiction",
+                                         "input": str(assignee_worker_id)}])
             sets.append("assignee_worker_id = :w")
             params["w"] = assignee_worker_id
         if department:

@@ -57,6 +57,7 @@ class GridInfo:
     community: dict | None
     street: dict | None
     district: dict | None
+    path: str | None = None  # jurisdiction path of the grid's community (else its plan's): who may see its staff
 
 
 @dataclass
@@ -203,7 +204,8 @@ def load_index(engine: Engine, plan_ids: list[int] | None = None) -> GridIndex:
         rows = conn.execute(text("""
             SELECT g.code, g.name, g.kind, g.level, g.population, p.id AS plan_id, p.version, pj.code AS jcode,
                    c.code AS c_code, c.name AS c_name, s.code AS s_code, s.name AS s_name,
-                   d.code AS d_code, d.name AS d_name, ST_AsBinary(g.geom) AS wkb
+                   d.code AS d_code, d.name AS d_name, coalesce(c.path, pj.path) AS jpath,
+                   ST_AsBinary(g.geom) AS wkb
             FROM grids g
             JOIN grid_plans p ON p.id = g.plan_id
             JOIN jurisdictions pj ON pj.id = p.jurisdiction_id
@@ -221,7 +223,7 @@ def load_index(engine: Engine, plan_ids: list[int] | None = None) -> GridIndex:
 
     info = [GridInfo(r["code"], r["name"], r["kind"], r["level"], r["population"], r["plan_id"], r["version"],
                      r["jcode"], _j(r["c_code"], r["c_name"]), _j(r["s_code"], r["s_name"]),
-                     _j(r["d_code"], r["d_name"])) for r in rows]
+                     _j(r["d_code"], r["d_name"]), r["jpath"]) for r in rows]
     return GridIndex(codes=codes, geoms=geoms, info=info, plan_ids=tuple(plan_ids))
 
 

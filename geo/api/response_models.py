@@ -1,0 +1,404 @@
+"""Response schemas for the OpenAPI, so clients and schemathesis can check every answer.
+
+The error body is the same for every route (:mod:`geo.api.errors`); Open311 routes use GeoReport's list of
+``{code, description}``. :func:`document` adds both, and the non-JSON media types, to a generated schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    field: str | None = Field(None, description="The field, parameter or column at fault")
+    message: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx of the API (extra keys such as ``nearest``, ``state`` or ``allowed`` may follow)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(..., description="Machine code, e.g. validation_error, not_found, too_large")
+    message: str = Field(..., description="What was wrong and where")
+    request_id: str | None = None
+    details: list[ErrorDetail] | None = None
+
+
+class Open311Error(BaseModel):
+    code: int
+    description: str
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Named(_Out):
+    code: str
+    name: str | None = None
+
+
+class PlanRef(_Out):
+    id: int
+    version: int
+    jurisdiction: str
+
+
+class Staff(_Out):
+    id: int
+    name: str
+    role: str
+    on_duty: bool
+    phone: str | None = Field(None, description="Masked for roles that do not see staff phones")
+
+
+class GridAnswer(_Out):
+    """A grid's public face, plus its staff when the caller's jurisdiction covers the grid (else null)."""
+
+    code: str
+    name: str | None
+    kind: str | None
+    level: int | None
+    population: int | None
+    community: Named | None
+    street: Named | None = None
+    district: Named | None = None
+    plan: PlanRef
+    chief: Staff | None = None
+    workers_on_duty: list[Staff] | None = None
+    point: dict | None = None
+
+
+class GridDetail(GridAnswer):
+    workers: list[Staff] | None = None
+
+
+class BatchAnswer(_Out):
+    count: int
+    codes: list[str | None]
+    errors: list[dict]
+    plan_ids: list[int]
+
+
+class Me(_Out):
+    kind: str
+    name: str
+    role: str
+    jurisdiction_id: int
+    worker_id: int | None
+    sees_personal_data: bool
+
+
+class Token(_Out):
+    access_token: str
+    token_type: str
+    role: str
+    jurisdiction: dict
+    expires_in: int
+
+
+class JurisdictionItem(_Out):
+    id: int
+    code: str
+    name: str
+    level: str
+    urban: bool | None
+    parent_code: str | None
+    plans: int
+    published_plan_id: int | None
+    bbox: list[float | None]
+
+
+class JurisdictionDetail(_Out):
+    code: str
+    name: str
+    level: str
+    urban: bool | None
+    children: list[dict]
+    geometry: dict | None
+
+
+class Plan(_Out):
+    id: int
+    version: int
+    status: str
+    name: str | None
+    jurisdiction_code: str
+    jurisdiction_name: str | None
+    grids: int
+    created_by: str | None
+    published_by: str | None
+    created_at: str | None
+    published_at: str | None
+    retired_at: str | None
+    params: dict | None
+    quality: dict | None = None
+
+
+class Job(_Out):
+    id: int
+    state: str
+    progress: float | None
+    stage: str | None
+    plan_id: int | None
+    error: str | None
+    params: dict | None
+    created_by: str | None
+    created_at: str
+    finished_at: str | None
+
+
+class JobStarted(_Out):
+    job_id: int
+    state: str
+
+
+class Event(_Out):
+    id: int
+    category: str
+    subtype: str
+    priority: str
+    source: str
+    state: str
+    description: str | None
+    address: str | None
+    reporter_name: str | None = Field(None, description="Masked for roles that do not see reporters' data")
+    reporter_phone: str | None = Field(None, description="Masked for roles that do not see reporters' data")
+    anonymous: bool
+    grid_code: str | None
+    plan_id: int | None
+    jurisdiction_id: int | None
+    department: str | None
+    assignee_worker_id: int | None
+    duplicate_of: list[int] | None
+    created_at: str | None
+    due_at: str | None
+    overdue: bool | None
+    lon: float
+    lat: float
+
+
+class EventDetail(Event):
+    transitions: list[dict]
+    allowed_transitions: list[str]
+    possible_duplicates: list[dict] | None = Field(None, description="Only events inside the caller's subtree")
+
+
+class EventList(_Out):
+    total: int
+    limit: int
+    offset: int
+    items: list[Event]
+
+
+class Worker(_Out):
+    id: int
+    name: str
+    role: str
+    on_duty: bool
+    phone: str | None = Field(None, description="Masked for roles that do not see staff phones")
+    jurisdiction_code: str
+    grid_codes: list[str]
+    synthetic: bool | None
+
+
+class PositionsAnswer(_Out):
+    received: int
+    inserted: int
+    duplicates: int
+    outside_own_grids: int
+    latest: dict
+
+
+class LatestPosition(_Out):
+    id: int
+    name: str
+    role: str
+    on_duty: bool
+    ts: str
+    grid_code: str | None
+    outside_own_grids: bool | None
+    lon: float
+    lat: float
+
+
+class Track(_Out):
+    worker_id: int
+    day: str
+    fixes: list[dict]
+    geometry: dict
+
+
+class GridWorker(_Out):
+    id: int
+    name: str
+    role: str
+    on_duty: bool
+    phone: str | None
+    ts: str | None
+    lon: float | None
+    lat: float | None
+    distance_m: float | None
+
+
+class Kpis(_Out):
+    from_: str = Field(..., alias="from")
+    to: str
+
+
+class Heatmap(_Out):
+    res: int
+    total: int
+    cells: list[dict]
+
+
+class TrendDay(_Out):
+    day: str
+    created: int
+    resolved: int
+
+
+class TopGrid(_Out):
+    grid_code: str | None
+    name: str | None
+    events: int
+    open: int
+
+
+class Catalogue(_Out):
+    sla_hours: dict
+    sources: dict
+    categories: list[dict]
+
+
+class Open311Service(_Out):
+    service_code: str
+    service_name: str
+
+
+class Open311Request(_Out):
+    service_request_id: str
+    status: str
+
+
+class Open311Submitted(_Out):
+    service_request_id: str
+    service_notice: str
+
+
+class Status(_Out):
+    status: str | None = None
+
+
+#: (method, path) → the model of its JSON success body (a list of it when given as [Model])
+SUCCESS: dict[tuple[str, str], Any] = {
+    ("get", "/healthz"): Status,
+    ("get", "/readyz"): _Out,
+    ("post", "/v1/auth/token"): Token,
+    ("get", "/v1/auth/me"): Me,
+    ("get", "/v1/lookup"): GridAnswer,
+    ("post", "/v1/lookup/batch"): BatchAnswer,
+    ("get", "/v1/jurisdictions"): [JurisdictionItem],
+    ("get", "/v1/jurisdictions/{code}"): JurisdictionDetail,
+    ("get", "/v1/jurisdictions/{code}/plans"): [Plan],
+    ("get", "/v1/plans/{plan_id}"): Plan,
+    ("get", "/v1/plans/{a}/diff/{b}"): _Out,
+    ("post", "/v1/plans/{plan_id}/publish"): _Out,
+    ("get", "/v1/grids/{code}"): GridDetail,
+    ("post", "/v1/jurisdictions/{code}/partition"): JobStarted,
+    ("get", "/v1/jobs/{job_id}"): Job,
+    ("get", "/v1/catalogue"): Catalogue,
+    ("post", "/v1/events"): Event,
+    ("get", "/v1/events"): EventList,
+    ("get", "/v1/events/{event_id}"): EventDetail,
+    ("post", "/v1/events/{event_id}/transitions"): Event,
+    ("get", "/v1/workers"): [Worker],
+    ("post", "/v1/workers"): Worker,
+    ("patch", "/v1/workers/{worker_id}"): Worker,
+    ("post", "/v1/workers/{worker_id}/positions"): PositionsAnswer,
+    ("get", "/v1/workers/positions/latest"): [LatestPosition],
+    ("get", "/v1/workers/{worker_id}/track"): Track,
+    ("get", "/v1/grids/{code}/workers"): [GridWorker],
+    ("get", "/v1/stats/kpis"): Kpis,
+    ("get", "/v1/stats/heatmap"): Heatmap,
+    ("get", "/v1/stats/trend"): [TrendDay],
+    ("get", "/v1/stats/top-grids"): [TopGrid],
+    ("get", "/v1/stats/open-by-grid"): {"type": "object", "additionalProperties": {"type": "integer"}},
+    ("get", "/open311/v2/services.json"): [Open311Service],
+    ("get", "/open311/v2/requests.json"): [Open311Request],
+    ("post", "/open311/v2/requests.json"): [Open311Submitted],
+    ("get", "/open311/v2/requests/{request_id}.json"): [Open311Request],
+}
+
+
+#: statuses any route may answer with the error body
+ERROR_STATUSES = {
+    "400": "Malformed request (body not parseable)",
+    "401": "Not authenticated (Bearer token or X-API-Key)",
+    "403": "Authenticated, but the role or jurisdiction does not allow it",
+    "404": "Not found — or outside the caller's jurisdiction (no existence leak)",
+    "405": "Method not allowed",
+    "409": "Conflicts with the object's state",
+    "413": "Request body over the route's size limit",
+    "415": "Unsupported Content-Type",
+    "422": "Invalid input; details name each field",
+    "429": "Too many attempts",
+    "503": "Database unavailable or busy; retry after Retry-After",
+}
+
+#: non-JSON success bodies: path → media type
+MEDIA = {
+    "/v1/grids": "application/geo+json",
+    "/v1/plans/{plan_id}/grids": "application/geo+json",
+    "/v1/tiles/{z}/{x}/{y}.mvt": "application/vnd.mapbox-vector-tile",
+}
+
+
+def _ref(schema: dict, model: type[BaseModel]) -> dict:
+    """Add *model* (and its sub-models) to the components; return a $ref to it."""
+    js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    comps = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, sub in js.pop("$defs", {}).items():
+        comps[name] = sub
+    comps[model.__name__] = js
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def document(schema: dict[str, Any]) -> dict[str, Any]:
+    """Describe every error status and non-JSON media type on every operation of *schema* (in place)."""
+    err = _ref(schema, ErrorBody)
+    o311 = {"type": "array", "items": _ref(schema, Open311Error)}
+    for path, ops in schema.get("paths", {}).items():
+        for method, op in ops.items():
+            responses = op.setdefault("responses", {})
+            body = o311 if path.startswith("/open311/") else err
+            for status, desc in ERROR_STATUSES.items():
+                responses[status] = {"description": desc, "content": {"application/json": {"schema": body}}}
+            media = MEDIA.get(path)
+            ok = next((s for s in responses if s.startswith("2")), None)
+            model = SUCCESS.get((method, path))
+            if model is not None and ok:
+                if isinstance(model, dict):
+                    js = model
+                elif isinstance(model, list):
+                    js = {"type": "array", "items": _ref(schema, model[0])}
+                else:
+                    js = _ref(schema, model)
+                responses[ok]["content"] = {"application/json": {"schema": js}}
+                if path == "/v1/events" and method == "post":  # an idempotent replay answers 200 with the same body
+                    responses["200"] = {"description": "Idempotent replay",
+                                        "content": {"application/json": {"schema": js}}}
+            if media and ok:
+                fmt = {"type": "string", "format": "binary"} if "vector-tile" in media else {"type": "object"}
+                responses[ok]["content"] = {media: {"schema": fmt}}
+            if path == "/v1/lookup/batch" and ok:
+                responses[ok].setdefault("content", {})["text/csv"] = {"schema": {"type": "string"}}
+    comps = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        comps.pop(name, None)
+    return schema
