@@ -5,9 +5,6 @@ Revises: 0004
 Create Date: 2026-12-02
 """
 
-import json
-from pathlib import Path
-
 import sqlalchemy as sa
 from alembic import op
 from geoalchemy2 import Geometry
@@ -17,9 +14,6 @@ revision = "0007"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
-
-CALENDAR = Path(__file__).resolve().parents[3] / "data" / "calendar_cn.json"
-
 
 def upgrade() -> None:
     op.add_column("population_units", sa.Column("address", sa.Text()))
@@ -73,7 +67,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_event_supervisions_event", "event_supervisions", ["event_id"])
 
-    cal = op.create_table(
+    op.create_table(
         "work_calendar",
         sa.Column("day", sa.Date(), primary_key=True),
         sa.Column("workday", sa.Boolean(), nullable=False),
@@ -83,12 +77,9 @@ def upgrade() -> None:
         sa.Column("updated_by", sa.Text(), nullable=False),
         sa.CheckConstraint("kind IN ('holiday', 'makeup_workday', 'workday', 'weekend')", name="ck_work_calendar_kind"),
     )
-    from datetime import date
+    from geo.db.workcal import seed
 
-    doc = json.loads(CALENDAR.read_text(encoding="utf-8"))
-    op.bulk_insert(cal, [{"day": date.fromisoformat(d["date"]), "workday": d["workday"], "kind": d["kind"],
-                          "name": d["name"], "updated_by": "migration 0007 (chinese_calendar 1.11.0)"}
-                         for d in doc["days"]])
+    seed(op.get_bind(), "migration 0007 (chinese_calendar 1.11.0)")
 
     op.create_table(
         "emergency_modes",

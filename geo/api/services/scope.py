@@ -1,0 +1,35 @@
+"""Scope rule of the dispatch routes: an object outside the caller's jurisdiction subtree is *not found*.
+
+Answering 404 (not 403) keeps a sibling street from learning which ids, order numbers or grid codes exist
+elsewhere; the refusal is still audited.
+"""
+
+from __future__ import annotations
+
+from geo.api.core.security import Principal
+from geo.api.errors import APIError
+from geo.api.services import audit
+
+
+def hide_outside(engine, p: Principal, path: str | None, action: str, entity: str, entity_id, label: str,
+                 jurisdiction_id: int | None = None) -> None:
+    """Raise 404 (audited as denied) unless *path* lies inside the caller's subtree.
+
+    Parameters
+    ----------
+    path : str or None
+        The object's jurisdiction path ('/1/5/23/').
+    label : str
+        The object's name for the message, in Chinese (e.g. '工单').
+    """
+    if not p.covers(path):
+        audit.record_denied(engine, p, action, entity, entity_id, jurisdiction_id=jurisdiction_id,
+                            reason="outside the caller's jurisdiction (answered 404)")
+        raise APIError(404, "not_found", f"{label} {entity_id} 不存在（或不在您的辖区内）")
+
+
+def field_error(field: str, label: str, message: str, status: int = 422, code: str = "validation_error",
+                **extra) -> APIError:
+    """A 4xx naming the field and its Chinese label, e.g. ``field_error('address', '地址', '找不到该地址')``."""
+    return APIError(status, code, f"{label}：{message}", details=[{"field": field, "label": label,
+                                                                    "message": message}], extra=extra or None)
