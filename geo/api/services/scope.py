@@ -33,3 +33,19 @@ def field_error(field: str, label: str, message: str, status: int = 422, code: s
     """A 4xx naming the field and its Chinese label, e.g. ``field_error('address', '地址', '找不到该地址')``."""
     return APIError(status, code, f"{label}：{message}", details=[{"field": field, "label": label,
                                                                     "message": message}], extra=extra or None)
+
+
+def grid_scope(state, code: str) -> tuple[str | None, int | None]:
+    """(jurisdiction path, id) of a published grid — its community's, else its plan's jurisdiction's — or
+    (None, None) when the code is not in a published plan."""
+    from sqlalchemy import text
+
+    idx = state.holder.index
+    i = idx.by_code.get(code)
+    if i is None:
+        return None, None
+    g = idx.info[i]
+    jcode = (g.community or {}).get("code") or g.jurisdiction_code
+    with state.engine.connect() as conn:
+        r = conn.execute(text("SELECT path, id FROM jurisdictions WHERE code = :c"), {"c": jcode}).first()
+    return (r.path, r.id) if r else (None, None)
