@@ -301,14 +301,14 @@ def _map(sc: dict, data: dict, layers: tuple[str, ...]) -> str | None:
     m = maps.base_map(bbox, bm, background=basemap.STYLE["bg"], width_px=1400, height_px=800,
                       own_basemap=None if bm.url else own_basemap(ui.token()), fill_frame=True, fit=True)
     fgs = []
+    heat = (data.get("heat") or {}).get("cells", []) if "heat" in layers else []
+    if "heat" in layers:  # below the grids: a click on the map is a click on a grid (its panel opens)
+        fgs.append(maps.heat_layer(heat, bm, name="heat", tooltip_alias=t("legend_heat")))
     if "grids" in data and "grids" in layers:
         fgs.append(maps.grids_layer(data["grids"], bm, name="grids", open_counts=data["open"], fill_opacity=0.10,
                                     highlight={st.session_state.get("bs_grid")} - {None},
                                     tooltip_fields=(("code", t("grid_code")), ("name", t("grid_name")),
                                                     ("open", t("legend_open")))))
-    heat = (data.get("heat") or {}).get("cells", []) if "heat" in layers else []
-    if "heat" in layers:
-        fgs.append(maps.heat_layer(heat, bm, name="heat", tooltip_alias=t("legend_heat")))
     pos = data.get("positions") or []
     if "workers" in layers:
         fgs.append(maps.workers_layer(pos, bm, name="workers", radius=6,
