@@ -247,3 +247,17 @@ def test_kiosk_token_is_read_only_and_revocable(client, world, engine):
     assert client.delete(f"/v1/kiosk-tokens/{tid}", headers=hlb).status_code == 404
     assert client.delete(f"/v1/kiosk-tokens/{tid}", headers=hl).status_code == 200
     assert client.get("/v1/stats/kpis", headers=kh).status_code == 401
+
+
+def test_grid_outlines_simplified_as_one_coverage_have_no_gaps_or_overlaps(client, world):
+    ha = token(client, "admin")
+    for zoom in (8, 11, 14, None):
+        params = {"zoom": zoom} if zoom is not None else {}
+        fc = client.get("/v1/grids", params=params, headers=ha).json()
+        geoms = [shapely.geometry.shape(f["geometry"]) for f in fc["features"]]
+        assert len(geoms) == 32
+        union = shapely.union_all(geoms)
+        assert sum(g.area for g in geoms) == pytest.approx(union.area, rel=1e-9)  # no overlaps
+        assert union.area == pytest.approx(shapely.box(X0, Y0, X0 + 0.2, Y0 + 0.2).area, rel=1e-6)  # no gaps
+    one = client.get("/v1/grids", params={"zoom": 12, "bbox": f"{X0},{Y0},{X0 + 0.01},{Y0 + 0.01}"}, headers=ha).json()
+    assert [f["id"] for f in one["features"]] == [f"{COMM_A}001"]

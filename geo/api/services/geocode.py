@@ -32,7 +32,7 @@ from sqlalchemy import Engine, text
 
 CHECK_SECONDS = 10.0
 COMMON_SHARE = 0.05  # bigrams in more than this share of addresses are skipped when rarer ones exist
-RERANK = 200
+RERANK = 60  # candidates re-ranked by edit similarity
 
 _CN_DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _CN_NUM = re.compile(r"[〇零一二两三四五六七八九十百]+(?=[栋幢座号楼单元室层组])")
@@ -128,41 +128,49 @@ class GeocodeIndex:
         return m
 
     def search_rows(self, q: str, path: str, limit: int = 10) -> list[Candidate]:
-        """Best rows for query *q* among rows whose path starts with *path*, best first (score 0–1)."""
+        """Best rows for query *q* among rows whose path starts with *path*, best first (score 0–1).
+
+        Score = 0.75 · (IDF weight of the query's tokens found in the row / weight of all query tokens)
+        + 0.25 · edit-similarity ratio of the normalised texts; ties go to the shorter address.
+        """
         nq = normalise(q)
-        toks = [self.vocab[t] for t in tokens(nq) if t in self.vocab]
-        if not toks or not self.n:
-            return []
-        toks = np.asarray(toks, dtype=np.int64)
-        lens = self.offsets[toks + 1] - self.offsets[toks]
-        rare = lens <= COMMON_SHARE * self.n
-        use = toks[rare] if rare.any() else toks
         all_q = tokens(nq)
-        q_weight = float(sum(self.idf[self.vocab[t]] if t in self.vocab else np.log(self.n + 1) for t in all_q))
+        known = np.asarray([self.vocab[t] for t in all_q if t in self.vocab], dtype=np.int64)
+        if not len(known) or not self.n:
+            return []
+        missing = len(all_q) - len(known)
+        q_weight = float(self.idf[known].sum()) + missing * float(np.log(self.n + 1))
+        lens = self.offsets[known + 1] - self.offsets[known]
+        rare = lens <= COMMON_SHARE * self.n
+        use, common = (known[rare], known[~rare]) if rare.any() else (known, known[:0])
         parts = [self.postings[self.offsets[t]:self.offsets[t + 1]] for t in use]
         docs = np.concatenate(parts)
         w = np.repeat(self.idf[use], self.offsets[use + 1] - self.offsets[use])
-        uniq, inv = np.unique(docs, return_inverse=True)
-        score = np.bincount(inv, weights=w).astype(np.float64)
+        if len(docs) * 8 < self.n:
+            uniq, inv = np.unique(docs, return_inverse=True)
+            score = np.bincount(inv, weights=w)
+        else:
+            full = np.bincount(docs, weights=w, minlength=self.n)
+            uniq = np.flatnonzero(full)
+            score = full[uniq]
         keep = self._mask(path)[uniq]
         uniq, score = uniq[keep], score[keep]
         if not len(uniq):
             return []
         k = min(RERANK, len(uniq))
         top = np.argpartition(-score, k - 1)[:k]
+        cand, cscore = uniq[top], score[top]
+        for t in common:  # the very common tokens, looked up for the candidates only (postings are sorted)
+            post = self.postings[self.offsets[t]:self.offsets[t + 1]]
+            pos = np.searchsorted(post, cand)
+            hit = (pos < len(post)) & (post[np.minimum(pos, len(post) - 1)] == cand)
+            cscore = cscore + hit * float(self.idf[t])
         out = []
-        for j in top:
-            row = int(uniq[j])
-            # rare-token overlap added back for skipped common tokens: exact with the common ones too
-            cov = self._overlap(all_q, row) / q_weight if q_weight else 0.0
+        for row, sc in zip(cand.tolist(), cscore.tolist()):
             ratio = difflib.SequenceMatcher(None, nq, self.search[row], autojunk=False).ratio()
-            out.append(Candidate(row, round(0.75 * min(cov, 1.0) + 0.25 * ratio, 4)))
+            out.append(Candidate(row, round(0.75 * min(sc / q_weight, 1.0) + 0.25 * ratio, 4)))
         out.sort(key=lambda c: (-c.score, len(self.search[c.row]), c.row))
         return out[:limit]
-
-    def _overlap(self, q_tokens: set[str], row: int) -> float:
-        doc = tokens(self.search[row])
-        return float(sum(self.idf[self.vocab[t]] for t in q_tokens & doc))
 
     def candidate_json(self, c: Candidate, grid_of) -> dict:
         """One answer; *grid_of(lon, lat)* gives ``(code, name)`` of the published grid or ``(None, None)``."""
