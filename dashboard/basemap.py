@@ -60,12 +60,12 @@ class OwnBasemap(folium.MacroElement):
                     },
                     streets: function (p, z) {
                         var major = MAJOR.indexOf(p.klass) >= 0;
-                        return counted({weight: (major ? 2.6 : 1.3) * (z >= 15 ? 1.5 : 1),
+                        return counted({weight: (major ? 2.6 : 1.3) * (z >= 15 ? 1.5 : 1) * (window.innerWidth >= 1700 ? 2 : 1),
                                         color: major ? S.street_major : S.street, opacity: .95});
                     },
                     labels: function (p, z) {
                         if (!p.name || z < 12) { return []; }
-                        return counted({icon: labelIcon(p.name, z >= 15 ? 15 : 13)});
+                        return counted({icon: labelIcon(p.name, (z >= 15 ? 15 : 13) * (window.innerWidth >= 1700 ? 2 : 1))});
                     }
                 }
             });

@@ -214,11 +214,9 @@ def base_map(bbox, bm: Basemap, *, background: str = "#0b1626", width_px: int = 
         m.default_js = [*LEAFLET_JS, VECTORGRID_JS]
         OwnBasemap(*own_basemap).add_to(m)
     frame_css = ""
-    if fill_frame:  # and on a 4K wall, controls, tooltips and markers twice as large (window.__geo_scale)
+    if fill_frame:  # and on a 4K wall, controls, tooltips and markers twice as large (a map wider than 1700 px)
         frame_css = ("html,body{height:100%;margin:0}#map_div{height:100vh !important}"
                      "@media (min-width:1700px){.leaflet-control-container,.leaflet-tooltip-pane{zoom:2}}")
-        m.get_root().header.add_child(folium.Element(
-            "<script>window.__geo_scale = window.innerWidth >= 1700 ? 2 : 1;</script>"))
     m.get_root().header.add_child(folium.Element(
         "<style>.leaflet-container{background:%s;font-family:'Noto Sans CJK SC','Source Han Sans SC',"
         "'Microsoft YaHei','PingFang SC',sans-serif}%s"
@@ -364,7 +362,7 @@ class _JsPoints(folium.MacroElement):
     _template = Template("""
         {% macro script(this, kwargs) %}
         (function () {
-            var rows = {{ this.rows|tojson }}, s = window.__geo_scale || 1;
+            var rows = {{ this.rows|tojson }}, s = window.innerWidth >= 1700 ? 2 : 1;
             for (var i = 0; i < rows.length; i++) {
                 var r = rows[i];
                 L.circleMarker([r[0], r[1]], {radius: {{ this.radius }} * s, weight: 1.5 * s, color: '#0b1626',
@@ -415,7 +413,7 @@ def heat_level(count: int, mx: int) -> int:
 
 
 def track_layer(fixes: list[dict], bm: Basemap, *, name: str, colour: str = "#ff3df5",
-                replay_s: float = 12.0) -> folium.FeatureGroup:
+                replay_s: float = 12.0, time_label=None) -> folium.FeatureGroup:
     """A worker's track (``[{lon, lat, ts}]`` in time order) as a line with a marker replaying it over
     *replay_s* seconds, looping (``window.__geo_track`` = {fixes, step} for tests)."""
     fg = _hooked(folium.FeatureGroup(name=name), name, len(fixes))
@@ -426,7 +424,7 @@ def track_layer(fixes: list[dict], bm: Basemap, *, name: str, colour: str = "#ff
     x, y = to_display(lon, lat, bm) if bm.gcj else (lon, lat)
     x, y = np.atleast_1d(x), np.atleast_1d(y)
     pts = [[round(float(y[i]), 6), round(float(x[i]), 6)] for i in range(len(fixes))]
-    times = [str(f.get("ts") or "")[11:16] for f in fixes]
+    times = [time_label(f) if time_label else str(f.get("ts") or "")[11:16] for f in fixes]
     _TrackReplay(pts, times, colour, replay_s).add_to(fg)
     return fg
 

@@ -67,6 +67,11 @@ header[data-testid="stHeader"] {background: transparent !important; height: 0 !i
           margin-top: calc(2 * var(--u));}
 .st-key-bs_map_box iframe {height: calc(100vh - 212 * var(--u) - 52px * var(--z)) !important;
                            min-height: 320px;}
+.st-key-bs_track_box {zoom: var(--z);}
+@media (max-width: 1599px) {  /* 1366×768 and the like: the legend takes two lines, side lists are shorter */
+  .st-key-bs_map_box iframe {height: calc(100vh - 212 * var(--u) - 52px - 22px) !important;}
+  .xs-hide {display: none !important;}
+}
 .st-key-bs_body [data-testid="stHorizontalBlock"] {gap: calc(12 * var(--u)) !important;}
 .bs-legend {display: flex; gap: calc(6 * var(--u)) calc(22 * var(--u)); flex-wrap: wrap; align-items: center;
             font-size: calc(13 * var(--u)); color: #b8c2d3; margin-top: calc(4 * var(--u));}
@@ -101,7 +106,8 @@ def _kpi_rows(k: dict) -> list[tuple[str, str, object, str, str | None, bool, di
     wtext = "—" if online is None else f'{online:,}<small> / {ui.fmt_num(total)}</small>'
     gsub = None
     if grids:
-        gsub = t("kpi_grids_sub", std=ui.fmt_num(grids.get("standard")), exc=ui.fmt_num(grids.get("exclusive")))
+        comp = grids.get("comprehensive", grids.get("standard"))  # 综合 = standard + rural
+        gsub = t("kpi_grids_sub", std=ui.fmt_num(comp), exc=ui.fmt_num(grids.get("exclusive")))
     return [
         ("events", t("kpi_events"), k.get("events"), ui.esc(ui.fmt_num(k.get("events"))),
          t("kpi_today_sub", n=ui.fmt_num(k.get("events_today"))), False, {}),
@@ -120,7 +126,7 @@ def _kpi_rows(k: dict) -> list[tuple[str, str, object, str, str | None, bool, di
          (k.get("overdue") or 0) > 0, {}),
         ("grids", t("kpi_grids"), grids.get("total", k.get("grids_total")),
          ui.esc(ui.fmt_num(grids.get("total", k.get("grids_total")))), gsub, False,
-         {"standard": grids.get("standard"), "exclusive": grids.get("exclusive")}),
+         {"comprehensive": grids.get("comprehensive", grids.get("standard")), "exclusive": grids.get("exclusive")}),
         ("workers_online", t("kpi_workers_online"), online, wtext, None, False, {"total": total}),
     ]
 
@@ -249,6 +255,7 @@ def _live(window: str, category: str | None, layers: tuple[str, ...]) -> None:
                     data["panel"] = None
         with c_left:
             panels.ranking(data.get("ranking"))
+            panels.evaluation(data.get("kpis"))
             panels.trend(data.get("trend"), TREND_DAYS[window])
         with c_right:
             panels.emergency(data.get("emergency"), data.get("emergency_grids"))
@@ -315,7 +322,7 @@ def _map(sc: dict, data: dict, layers: tuple[str, ...]) -> str | None:
                                       label=lambda p: f'{p["name"]} · {worker_role_name(p["role"])}'))
     tr = data.get("track") or {}
     if tr.get("fixes"):
-        fgs.append(maps.track_layer(tr["fixes"], bm, name="track"))
+        fgs.append(maps.track_layer(tr["fixes"], bm, name="track", time_label=lambda f: ui.fmt_ts(f.get("ts"))[11:]))
     with st.container(key="bs_map_box"):
         out = maps.render(m, fgs, key=maps.map_key("bs_map", bm), height=800,
                           returned=("zoom", "center", "last_active_drawing"))

@@ -55,6 +55,11 @@ def _title(text: str, note: str = "") -> str:
     return f'<div class="bs-pt"><span>{ui.esc(text)}</span><small>{ui.esc(note)}</small></div>'
 
 
+def _xs(i: int, keep: int) -> str:
+    """Class that hides the rows after the first *keep* on small screens (1366×768)."""
+    return " xs-hide" if i >= keep else ""
+
+
 def _unavailable(title: str, testid: str) -> None:
     st.html(f'<div class="bs-panel" data-testid="{testid}" data-available="false">{_title(title)}'
             f'<div class="bs-note">{ui.esc(t("bs_endpoint_missing"))}</div></div>')
@@ -93,6 +98,25 @@ def ranking(data: dict | None) -> None:
                     f'<span></span><span class="bar"><span style="width:{100 * float(v or 0) / mx:.0f}%"></span></span>')
     st.html(f'<div class="bs-panel" data-testid="ranking" data-by="{by}" data-n="{len(items)}">'
             f'{_title(title, t("bs_score_note") if key == "score" else "")}<div class="bs-rows">{"".join(rows)}</div></div>')
+
+
+EVALUATION = [("closing_rate", "ev_closing_rate"), ("on_time_closing_rate", "ev_on_time"),
+              ("dispatch_accuracy", "ev_dispatch_accuracy"), ("rework_rate", "ev_rework_rate"),
+              ("satisfaction_rate", "ev_satisfaction_rate")]
+
+
+def evaluation(k: dict | None) -> None:
+    """考评 as the standards define it, over 应结案 of the window (``kpis.evaluation``)."""
+    ev = (k or {}).get("evaluation")
+    title = t("ev_title")
+    if not ev:
+        _unavailable(title, "evaluation")
+        return
+    cells = "".join(f'<span class="k">{ui.esc(t(label))}</span><span data-testid="ev-{name}" '
+                    f'data-value="{"null" if ev.get(name) is None else ev[name]}">{ui.esc(ui.fmt_rate(ev.get(name)))}</span>'
+                    for name, label in EVALUATION)
+    note = t("ev_note", due=ui.fmt_num(ev.get("due")), closed=ui.fmt_num(ev.get("closed")))
+    st.html(f'<div class="bs-panel" data-testid="evaluation">{_title(title, note)}<div class="bs-kv">{cells}</div></div>')
 
 
 def trend(rows: list[dict] | None, days: int) -> None:
@@ -154,10 +178,10 @@ def feed(data: dict | None) -> None:
         return
     items = (data.get("items") or [])[:7]
     kinds = {"new": t("feed_new"), "urgent": t("feed_urgent"), "overdue": t("feed_overdue")}
-    rows = "".join(f'<span class="k {ui.esc(i.get("kind"))}">{ui.esc(kinds.get(i.get("kind"), i.get("kind")))}</span>'
-                   f'<span class="tm">{ui.esc(ui.fmt_ts(i.get("at"))[11:])}</span>'
-                   f'<span class="tx" title="{ui.esc(i.get("grid_name"))}">{ui.esc(i.get("title"))} · '
-                   f'{ui.esc(i.get("grid_name") or i.get("grid_code") or "")}</span>' for i in items)
+    rows = "".join(f'<span class="k {ui.esc(i.get("kind"))}{_xs(n, 4)}">{ui.esc(kinds.get(i.get("kind"), i.get("kind")))}'
+                   f'</span><span class="tm{_xs(n, 4)}">{ui.esc(ui.fmt_ts(i.get("at"))[11:])}</span>'
+                   f'<span class="tx{_xs(n, 4)}" title="{ui.esc(i.get("grid_name"))}">{ui.esc(i.get("title"))} · '
+                   f'{ui.esc(i.get("grid_name") or i.get("grid_code") or "")}</span>' for n, i in enumerate(items))
     body = f'<div class="bs-feed">{rows}</div>' if items else f'<div class="bs-note">{ui.esc(t("bs_feed_empty"))}</div>'
     st.html(f'<div class="bs-panel" data-testid="feed" data-n="{len(items)}">{_title(title)}{body}</div>')
 
@@ -206,7 +230,8 @@ def grid_panel(p: dict | None) -> None:
         rows.append((t("bs_patrol"), ui.fmt_rate(p["patrol_coverage_today"])))
     if staff.get("names"):
         rows.append((t("name"), "、".join(staff["names"][:6])))
-    cells = "".join(f'<span class="k">{ui.esc(k)}</span><span>{ui.esc(v)}</span>' for k, v in rows)
+    cells = "".join(f'<span class="k{_xs(n, 7)}">{ui.esc(k)}</span><span class="{_xs(n, 7)}">{ui.esc(v)}</span>'
+                    for n, (k, v) in enumerate(rows))
     st.html(f'<div class="bs-panel" data-testid="grid-panel" data-grid-code="{ui.esc(p.get("code"))}" '
             f'data-open="{ui.esc(ev.get("open"))}">{_title(p.get("name") or p.get("code"), t("bs_grid_panel"))}'
             f'<div class="bs-kv">{cells}</div></div>')
@@ -243,10 +268,11 @@ def patrol(data: dict | None) -> None:
     covered = sum(float(i.get("covered_m") or 0) for i in items)
     overall = covered / street if street else None
     worst = sorted(items, key=lambda i: (i.get("coverage") or 0))[:4]
-    rows = "".join(f'<span class="rk"></span><span class="nm">{ui.esc(i.get("grid_name") or i.get("grid_code"))}</span>'
-                   f'<span class="n">{ui.esc(ui.fmt_rate(i.get("coverage")))}</span><span></span>'
-                   f'<span class="bar"><span style="width:{100 * float(i.get("coverage") or 0):.0f}%"></span></span>'
-                   for i in worst)
+    rows = "".join(f'<span class="rk{_xs(n, 2)}"></span><span class="nm{_xs(n, 2)}">'
+                   f'{ui.esc(i.get("grid_name") or i.get("grid_code"))}</span>'
+                   f'<span class="n{_xs(n, 2)}">{ui.esc(ui.fmt_rate(i.get("coverage")))}</span><span class="{_xs(n, 2)}"></span>'
+                   f'<span class="bar{_xs(n, 2)}"><span style="width:{100 * float(i.get("coverage") or 0):.0f}%"></span></span>'
+                   for n, i in enumerate(worst))
     st.html(f'<div class="bs-panel" data-testid="patrol" data-coverage="{"null" if overall is None else f"{overall:.4f}"}" '
             f'data-grids="{len(items)}">{_title(title, t("bs_patrol_note", r=data.get("radius_m", 30), v=ui.fmt_rate(overall)))}'
             f'<div class="bs-rows">{rows}</div></div>')

@@ -128,9 +128,13 @@ def _bigscreen(page, url: str, user: str, path: Path, h: dict, api: str) -> None
         box = page.locator('iframe[title="streamlit_folium.st_folium"]').bounding_box()
         page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
         settle(page, 2)
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    pos = httpx.get(f"{api}/v1/workers/positions/latest", headers=h, timeout=10).json()
+    busiest = max(pos, key=lambda w: len(httpx.get(f"{api}/v1/workers/{w['id']}/track", params={"day": day},
+                                                   headers=h, timeout=10).json()["fixes"]), default=None)
     try:
-        page.locator(".st-key-bs_track_box [data-baseweb='select']").click(timeout=5000)
-        page.get_by_role("option").nth(1).click(timeout=5000)
+        page.get_by_role("combobox", name="轨迹回放").click(timeout=5000)
+        page.get_by_role("option", name=busiest["name"]).first.click(timeout=5000)
     except Exception:  # noqa: BLE001 — no workers: no replay on the shot
         pass
     settle(page, 5)

@@ -64,9 +64,9 @@ def test_kpi_tiles_equal_the_api(stack, page):
     # 网格数 (综合/专属), workers online of total, reported / in progress / resolved: the API's numbers
     grids = api.get("grids") or {"total": api["grids_total"]}
     assert shown["grids"] == grids["total"]
-    if "standard" in grids:
+    if "comprehensive" in grids:
         tile = page.locator('[data-testid="kpi-grids"]')
-        assert tile.get_attribute("data-standard") == str(grids["standard"])
+        assert tile.get_attribute("data-comprehensive") == str(grids["comprehensive"])
         assert tile.get_attribute("data-exclusive") == str(grids["exclusive"])
     if api.get("workers"):
         assert shown["workers_online"] == api["workers"]["online"]
@@ -109,7 +109,7 @@ def test_filters_change_the_kpis(stack, page):
     code = max(by_cat, key=by_cat.get)
     name = next(c["name"] for c in cats if c["code"] == code)
     assert 0 < by_cat[code] < api["events"], by_cat  # the API filters by category
-    page.get_by_role("combobox").first.click()
+    page.get_by_role("combobox", name="事件类别").click()
     page.get_by_role("option", name=f"{name} ({code})").click()
     got = wait_for(lambda: (lambda v: v if v is not None and abs(v - by_cat[code]) <= 3 else None)(
         float(tile.get_attribute("data-value"))), 20)
@@ -224,35 +224,67 @@ def test_grid_click_opens_its_panel(stack, page):
     assert_no_traceback(page)
 
 
+def _walk_the_grid(stack, h: dict, worker: dict) -> int:
+    """Today's patrol of *worker*: a walk round their grid's outline, a fix every ~15 m with GPS jitter, sent
+    through the API like the app does. Returns the number of fixes sent."""
+    import numpy as np
+
+    grid = httpx.get(f"{stack.api_url}/v1/grids/{worker['grid_code']}", headers=h, timeout=10).json()
+    fc = httpx.get(f"{stack.api_url}/v1/grids", headers=h, timeout=30).json()
+    geom = next(shape(f["geometry"]) for f in fc["features"] if f["properties"]["code"] == grid["code"])
+    ring = geom.buffer(-0.00008).exterior if geom.geom_type == "Polygon" else max(geom.geoms, key=lambda g: g.area).exterior
+    n = max(20, min(400, int(ring.length / 0.00015)))
+    rng = np.random.default_rng(13)
+    now = datetime.now(timezone.utc)
+    start = max(now.replace(hour=0, minute=0, second=1, microsecond=0), now - timedelta(hours=2))
+    span = (now - timedelta(seconds=30) - start).total_seconds()
+    fixes = []
+    for i in range(n):
+        pt = ring.interpolate(i / n, normalized=True)
+        fixes.append({"ts": (start + timedelta(seconds=span * i / n)).isoformat(),
+                      "lon": pt.x + rng.normal(0, 0.00003), "lat": pt.y + rng.normal(0, 0.00003),
+                      "accuracy_m": float(rng.uniform(3, 15))})
+    r = httpx.post(f"{stack.api_url}/v1/workers/{worker['id']}/positions", json={"fixes": fixes},
+                   headers=auth(stack.api_url, "admin"), timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()["inserted"]
+
+
 def test_track_replay_and_patrol_coverage(stack, page):
     h = auth(stack.api_url, "leader")
     day = datetime.now(timezone.utc).date().isoformat()
     pos = httpx.get(f"{stack.api_url}/v1/workers/positions/latest", headers=h, timeout=10).json()
-    tracks = {p["id"]: httpx.get(f"{stack.api_url}/v1/workers/{p['id']}/track", params={"day": day}, headers=h,
-                                 timeout=10).json()["fixes"] for p in pos}
-    wid = max(tracks, key=lambda i: len(tracks[i]))
-    assert len(tracks[wid]) >= 2, "the demo has tracks of today"
-    worker = next(p for p in pos if p["id"] == wid)
-    open_bigscreen(stack, page)
-    # patrol coverage, from the API
+    worker = next(p for p in pos if p.get("grid_code") and p["on_duty"])
+    before = httpx.get(f"{stack.api_url}/v1/stats/patrol-coverage", params={"day": day, "grid": worker["grid_code"]},
+                       headers=h, timeout=30)
+    assert before.status_code == 200, before.text
+    sent = _walk_the_grid(stack, h, worker)
+    fixes = httpx.get(f"{stack.api_url}/v1/workers/{worker['id']}/track", params={"day": day}, headers=h,
+                      timeout=10).json()["fixes"]
+    assert len(fixes) >= sent >= 20
     cov = httpx.get(f"{stack.api_url}/v1/stats/patrol-coverage", params={"day": day}, headers=h, timeout=30)
+    assert cov.status_code == 200, cov.text
+    mine = next(i for i in cov.json()["items"] if i["grid_code"] == worker["grid_code"])
+    old = next((i for i in before.json()["items"] if i["grid_code"] == worker["grid_code"]), {"coverage": 0})
+    assert mine["coverage"] > (old["coverage"] or 0), (old, mine)  # the walk covered streets of the grid
+
+    open_bigscreen(stack, page)
+    # patrol coverage, as the API computes it
     panel = page.locator('[data-testid="patrol"]')
     panel.wait_for()
-    assert cov.status_code == 200, cov.text
     assert panel.get_attribute("data-available") != "false"
     items = cov.json()["items"]
     street = sum(i["street_m"] for i in items)
-    if street:
-        overall = sum(i["covered_m"] for i in items) / street
-        assert float(panel.get_attribute("data-coverage")) == pytest.approx(overall, abs=1e-3)
-    # replay the busiest worker's track
-    page.locator(".st-key-bs_track_box [data-baseweb='select']").click()
+    overall = sum(i["covered_m"] for i in items) / street
+    assert float(panel.get_attribute("data-coverage")) == pytest.approx(overall, abs=2e-3)
+    # replay the worker's track
+    page.get_by_role("combobox", name="轨迹回放").click()
     page.get_by_role("option", name=worker["name"]).first.click()
     page.locator('[data-testid="track-info"]').wait_for()
-    assert int(page.locator('[data-testid="track-info"]').get_attribute("data-fixes")) == len(tracks[wid])
+    assert int(page.locator('[data-testid="track-info"]').get_attribute("data-fixes")) == len(fixes)
     f = map_frame(page)
     tr = wait_for(lambda: f.evaluate("() => window.__geo_track || null"), 20)
-    assert tr and tr["fixes"] == len(tracks[wid])
+    assert tr and tr["fixes"] == len(fixes)
     step = tr["step"]
     time.sleep(2)
     assert f.evaluate("() => window.__geo_track.step") > step, "the replay marker moves"
