@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import platform
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -166,8 +165,6 @@ def run_substring(rows, queries, sample: int = 60):
 
 
 def run_pg(rows, queries, tmp: Path, sample: int = 200):
-    from sqlalchemy import text
-
     from benchmarks.lookup import private_cluster
     from geo.api.services.geocode import normalise, tokens
     from geo.db.session import get_engine, psycopg_dsn

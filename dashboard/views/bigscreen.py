@@ -16,7 +16,7 @@ iframe ``window.__geo_layers`` tells when each data layer was last drawn (see :c
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 
 import streamlit as st
 
@@ -168,6 +168,8 @@ def _page() -> None:
         layers = c_layers.pills("layers", LAYERS, selection_mode="multi", default=LAYERS, key="bs_layers",
                                 format_func=lambda k: layer_labels[k].split("（")[0].split(" (")[0],
                                 label_visibility="collapsed")
+    if ui.role() in ("leader", "admin") and not (ui.auth() or {}).get("kiosk"):
+        panels.emergency_switch(tok)
     live(window, category, tuple(layers or ()))
 
 
@@ -194,7 +196,7 @@ def _fetch(tok: str, sc: dict, window: str, category: str | None, layers: tuple[
     """Every read of one refresh, concurrently; returns plain values (kept for the stale view)."""
     frm = ui.window_start(window)
     bbox = sc["bbox"]
-    today = datetime.now(timezone.utc).date().isoformat()
+    today = ui.now_local().date().isoformat()  # track and patrol days are calendar days in GEO_TZ
     rank_by = st.session_state.get("bs_rank_by") or "street"
     calls = {"kpis": lambda: api.kpis(tok, frm, category),
              "trend": _optional(lambda: api.trend(tok, TREND_DAYS[window], category)),

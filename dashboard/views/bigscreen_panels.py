@@ -237,8 +237,43 @@ def grid_panel(p: dict | None) -> None:
             f'<div class="bs-kv">{cells}</div></div>')
 
 
-def emergency(em: dict | None, grids: list[dict] | None) -> None:
+def emergency_switch(tok: str) -> None:
+    """In the sidebar, for a leader or an administrator: switch 平急转换 on (reason required) or off."""
+    try:
+        em = api.emergency(tok)
+    except api.ApiError as exc:
+        if isinstance(exc, api.ApiUnavailable):
+            raise
+        return
+    with st.sidebar.expander(t("em_switch"), expanded=bool(em.get("active"))):
+        if em.get("active"):
+            st.caption(t("em_since", since=ui.fmt_ts(em.get("since"))) + " · " + (em.get("reason") or ""))
+            go = st.button(t("em_off"), key="bs_em_off", icon=":material/check_circle:")
+            reason = None
+        else:
+            reason = st.text_input(t("em_reason") + " *", key="bs_em_reason", max_chars=200)
+            go = st.button(t("em_on"), key="bs_em_on", type="primary", icon=":material/emergency:")
+        if not go:
+            return
+        if not em.get("active") and not (reason or "").strip():
+            st.error(t("form_required", field=t("em_reason")))
+            return
+        try:
+            api.call("POST", "/v1/emergency", token=tok,
+                     json={"active": not em.get("active"), "reason": (reason or "").strip() or None})
+        except api.ApiError as exc:
+            if isinstance(exc, api.ApiUnavailable):
+                raise
+            st.error(ui.api_error_text(exc))
+            return
+        api.clear_caches()
+        st.rerun()
+
+
+def emergency(em: dict | None, grids) -> None:
     """平急转换: in emergency mode, 下沉干部 mobilised vs assigned per grid."""
+    if isinstance(grids, dict):  # {"active", "grids": [...]}
+        grids = grids.get("grids")
     if em is None or not em.get("active"):
         if em is not None:
             st.html(f'<div class="bs-note" data-testid="emergency" data-active="false">{ui.esc(t("em_normal"))}</div>')

@@ -261,3 +261,24 @@ def test_grid_outlines_simplified_as_one_coverage_have_no_gaps_or_overlaps(clien
         assert union.area == pytest.approx(shapely.box(X0, Y0, X0 + 0.2, Y0 + 0.2).area, rel=1e-6)  # no gaps
     one = client.get("/v1/grids", params={"zoom": 12, "bbox": f"{X0},{Y0},{X0 + 0.01},{Y0 + 0.01}"}, headers=ha).json()
     assert [f["id"] for f in one["features"]] == [f"{COMM_A}001"]
+
+
+def test_demo_seed_walks_streets_so_replay_and_coverage_have_data(client, world, engine):
+    from geo.db.seed import seed_workers
+
+    street = LineString([(X0 + 0.001, Y0 + 0.02), (X0 + DX - 0.001, Y0 + 0.021)])
+    with engine.begin() as c:
+        lid = c.execute(text("INSERT INTO loads (kind, dataset, source, rows_read, rows_loaded, created_by) "
+                             "VALUES ('streets', 's', 't', 1, 1, 't') RETURNING id")).scalar_one()
+        c.execute(text("INSERT INTO streets (dataset, source_id, name, geom, load_id) VALUES "
+                       "('s', '1', 'demo路', ST_Multi(ST_GeomFromText(:g, 4326)), :l)"), {"g": street.wkt, "l": lid})
+    seed_workers(engine, [world["plan"]], seed=3)
+    hd = token(client, "admin")
+    cov = client.get("/v1/stats/patrol-coverage", params={"grid": f"{COMM_A}001"}, headers=hd).json()["items"][0]
+    assert cov["workers"] >= 1 and 0.2 < cov["coverage"] <= 1.0
+    with engine.connect() as c:
+        wid = c.execute(text("SELECT wp.worker_id FROM worker_positions wp JOIN workers w ON w.id = wp.worker_id "
+                             "WHERE w.synthetic GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")).scalar_one()
+    track = client.get(f"/v1/workers/{wid}/track", headers=hd).json()
+    pts = track["fixes"] if isinstance(track, dict) else track
+    assert len(pts) > 50

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
-from tests.api.conftest import COMM_A, COMM_B, centre, token
+from tests.api.conftest import COMM_A, centre, token
 
 CST = ZoneInfo("Asia/Shanghai")
 
@@ -39,6 +39,9 @@ def test_intake_merge_dispatch_supervise_close_callback(client, world, engine):
     assert o1["merged"] is False and o1["status"] == "reported" and o1["code"] == "0102"
     assert datetime.fromisoformat(o1["due_at"]).astimezone(CST) == datetime(2026, 10, 8, 11, 30, tzinfo=CST)
     assert o1["expected_datetime"] == o1["due_at"] and o1["grid_code"] == f"{COMM_A}006"
+    # Open311 shows the same working-time deadline as expected_datetime
+    op = client.get(f"/open311/v2/requests/{o1['event_id']}.json", params={"api_key": world["hotline_key"]}).json()[0]
+    assert op["expected_datetime"] == o1["due_at"] and op["service_code"] == "incident.garbage"
 
     # the same order again is a replay; the same number with another body is refused
     again = client.post("/v1/work-orders", json=_order("12345-20260930-0001", lon, lat, "2026-09-30T16:00:00+08:00"),

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import time
 import uuid
+import os
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -15,6 +17,8 @@ from shapely.geometry import shape
 from tests.browser.helpers import REFRESH_S, assert_no_traceback, auth, login, map_frame
 
 pytestmark = pytest.mark.browser
+
+TZ = ZoneInfo(os.environ.get("GEO_TZ", "Asia/Shanghai"))  # track and patrol days are calendar days here
 
 TILES = ["events", "reported", "in_progress", "resolved", "dispatch_rate", "resolution_rate", "satisfaction",
          "overdue", "grids", "workers_online"]
@@ -236,7 +240,8 @@ def _walk_the_grid(stack, h: dict, worker: dict) -> int:
     n = max(20, min(400, int(ring.length / 0.00015)))
     rng = np.random.default_rng(13)
     now = datetime.now(timezone.utc)
-    start = max(now.replace(hour=0, minute=0, second=1, microsecond=0), now - timedelta(hours=2))
+    midnight = datetime.now(TZ).replace(hour=0, minute=0, second=1, microsecond=0).astimezone(timezone.utc)
+    start = max(midnight, now - timedelta(hours=2))
     span = (now - timedelta(seconds=30) - start).total_seconds()
     fixes = []
     for i in range(n):
@@ -252,7 +257,7 @@ def _walk_the_grid(stack, h: dict, worker: dict) -> int:
 
 def test_track_replay_and_patrol_coverage(stack, page):
     h = auth(stack.api_url, "leader")
-    day = datetime.now(timezone.utc).date().isoformat()
+    day = datetime.now(TZ).date().isoformat()
     pos = httpx.get(f"{stack.api_url}/v1/workers/positions/latest", headers=h, timeout=10).json()
     worker = next(p for p in pos if p.get("grid_code") and p["on_duty"])
     before = httpx.get(f"{stack.api_url}/v1/stats/patrol-coverage", params={"day": day, "grid": worker["grid_code"]},

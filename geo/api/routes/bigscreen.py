@@ -32,7 +32,7 @@ from geo.api.errors import APIError
 from geo.api.routes.stats import _window
 from geo.api.schemas import EmergencyIn, KioskIn
 from geo.api.services import audit, emergency, evaluation, patrol
-from geo.api.services.scope import field_error, grid_scope, hide_outside
+from geo.api.services.scope import field_error, grid_scope, hide_outside, require_roles
 
 router = APIRouter(prefix="/v1", tags=["big screen"])
 PANEL_OPEN = ("reported", "accepted", "dispatched", "in_progress", "returned")
@@ -50,6 +50,7 @@ def get_emergency(request: Request, p: Principal = Depends(require("read"))):
 @router.post("/emergency", summary="Switch emergency mode on (reason required) or off; mobilises 下沉干部")
 def set_emergency(request: Request, body: EmergencyIn, p: Principal = Depends(require("read"))):
     state = get_state(request)
+    require_roles(state.engine, p, emergency.SWITCH_ROLES, "emergency.switch", "切换平急状态")
     with state.engine.begin() as conn:
         return emergency.switch(conn, p, active=body.active, reason=body.reason)
 
@@ -231,9 +232,8 @@ def ranking(request: Request, by: Literal["street", "community", "worker"] = "co
 
 @router.get("/events/{event_id}/suggestions", summary="Who to dispatch: the grid's workers in dispatch order")
 def suggestions(request: Request, event_id: int, p: Principal = Depends(require("event.transition"))):
-    if p.role not in ("dispatcher", "admin"):
-        raise APIError(403, "forbidden", f"角色 {p.role} 不能派遣")
     state = get_state(request)
+    require_roles(state.engine, p, {"dispatcher", "admin"}, "event.suggest", "查看派遣建议")
     with state.engine.connect() as conn:
         ev = conn.execute(text("SELECT grid_code, jurisdiction_path, jurisdiction_id, ST_X(geom) AS lon, "
                                "ST_Y(geom) AS lat FROM events WHERE id = :e"), {"e": event_id}).mappings().first()
@@ -256,15 +256,14 @@ def suggestions(request: Request, event_id: int, p: Principal = Depends(require(
 KIOSK_PREFIX = "kiosk:"
 
 
-def _kiosk_roles(p: Principal) -> None:
-    if p.role not in ("leader", "admin"):
-        raise APIError(403, "forbidden", f"角色 {p.role} 不能管理大屏令牌（需要 leader 或 admin）")
+def _kiosk_roles(p: Principal, state: AppState | None = None) -> None:
+    require_roles(state.engine, p, {"leader", "admin"}, "kiosk.manage", "管理大屏令牌")
 
 
 @router.post("/kiosk-tokens", status_code=201, summary="A long-lived read-only (leader) key for a wall display")
 def create_kiosk(request: Request, body: KioskIn, p: Principal = Depends(require("read"))):
-    _kiosk_roles(p)
     state = get_state(request)
+    _kiosk_roles(p, state)
     from geo.db.users import add_api_key
 
     with state.engine.connect() as conn:
@@ -287,8 +286,9 @@ def _kiosk_rows(conn, p: Principal):
 
 @router.get("/kiosk-tokens", summary="Kiosk tokens of the caller's subtree (no secrets)")
 def list_kiosk(request: Request, p: Principal = Depends(require("read"))):
-    _kiosk_roles(p)
-    with get_state(request).engine.connect() as conn:
+    state = get_state(request)
+    _kiosk_roles(p, state)
+    with state.engine.connect() as conn:
         return [{"id": r["id"], "name": r["name"], "prefix": r["prefix"], "active": r["active"],
                  "jurisdiction_code": r["code"], "created_at": r["created_at"].isoformat(), "created_by": r["created_by"]}
                 for r in _kiosk_rows(conn, p)]
@@ -296,8 +296,8 @@ def list_kiosk(request: Request, p: Principal = Depends(require("read"))):
 
 @router.delete("/kiosk-tokens/{token_id}", summary="Revoke a kiosk token (effective within 30 s everywhere)")
 def revoke_kiosk(request: Request, token_id: int, p: Principal = Depends(require("read"))):
-    _kiosk_roles(p)
     state = get_state(request)
+    _kiosk_roles(p, state)
     with state.engine.begin() as conn:
         r = next((r for r in _kiosk_rows(conn, p) if r["id"] == token_id), None)
         if r is None:

@@ -19,7 +19,7 @@ from geo.api.schemas import CalendarDayIn, ReopenIn, SuperviseIn
 from geo.api.services import audit
 from geo.api.services import events as ev_svc
 from geo.api.services import supervision as svc
-from geo.api.services.scope import field_error, hide_outside
+from geo.api.services.scope import field_error, hide_outside, require_roles
 from geo.api.services.workcal import calendar_of, invalidate
 
 router = APIRouter(prefix="/v1", tags=["closed loop"])
@@ -36,6 +36,7 @@ def _event_in_scope(state: AppState, p: Principal, eid: int, action: str):
 @router.post("/events/{event_id}/supervise", status_code=201, summary="督办 an overdue or disputed event (escalates)")
 def supervise(request: Request, event_id: int, body: SuperviseIn, p: Principal = Depends(require("read"))):
     state = get_state(request)
+    require_roles(state.engine, p, svc.SUPERVISE_ROLES, "event.supervise", "督办")
     _event_in_scope(state, p, event_id, "event.supervise")
     with state.engine.begin() as conn:
         out = svc.supervise(conn, p, event_id, kind=body.kind, reason=body.reason)
@@ -53,6 +54,7 @@ def list_supervisions(request: Request, event_id: int, p: Principal = Depends(re
 @router.post("/events/{event_id}/reopen", summary="Reopen a resolved or closed event (返工; reason required)")
 def reopen(request: Request, event_id: int, body: ReopenIn, p: Principal = Depends(require("event.transition"))):
     state = get_state(request)
+    require_roles(state.engine, p, svc.REOPEN_ROLES, "event.reopen", "重新打开（返工）事件")
     _event_in_scope(state, p, event_id, "event.reopen")
     with state.engine.begin() as conn:
         ev = svc.reopen(conn, p, event_id, reason=body.reason)

@@ -177,14 +177,20 @@ def latest_positions(request: Request, since_hours: float = Query(24, gt=0, le=2
 
 
 @router.get("/workers/{worker_id}/track", summary="A worker's fixes on one day, in time order")
-def track(request: Request, worker_id: int, day: date = Query(..., description="YYYY-MM-DD (UTC)"),
+def track(request: Request, worker_id: int,
+          day: date | None = Query(None, description="YYYY-MM-DD, a calendar day in GEO_TZ (default today), the same "
+                                                     "day as patrol coverage's"),
           p: Principal = Depends(require("read"))):
+    from zoneinfo import ZoneInfo
+
     st = get_state(request)
+    tz = ZoneInfo(st.settings.timezone)
+    day = day or datetime.now(tz).date()
     with st.engine.connect() as conn:
         w = _worker(conn, worker_id)
     check_scope(st, p, w["path"], "read", "worker", worker_id, w["jurisdiction_id"])
     with st.engine.connect() as conn:
-        start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        start = datetime(day.year, day.month, day.day, tzinfo=tz)
         rows = conn.execute(text("""
             SELECT ts, ST_X(geom) AS lon, ST_Y(geom) AS lat, grid_code, outside_own_grids FROM worker_positions
             WHERE worker_id = :w AND ts >= :s AND ts < :e ORDER BY ts

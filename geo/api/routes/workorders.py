@@ -19,7 +19,7 @@ from geo.api.routes.events import owning_grid
 from geo.api.schemas import CallbackIn, WorkOrderIn
 from geo.api.services import workorders as svc
 from geo.api.services.geocode import geocode_of, grid_namer
-from geo.api.services.scope import field_error, hide_outside
+from geo.api.services.scope import field_error, hide_outside, require_roles
 from geo.api.services.workcal import calendar_of
 from geo.crs import point_to_wgs84
 
@@ -79,9 +79,8 @@ def _intake(state: AppState, p: Principal, body: WorkOrderIn):
 async def create_order(request: Request, body: WorkOrderIn, p: Principal = Depends(require("event.create"))):
     """201 with the order (``merged`` tells whether it joined an open event); the same order again → 200 with
     ``Idempotent-Replayed: true``; the same 工单号 with another body → 409."""
-    if p.role not in ("dispatcher", "admin"):
-        raise APIError(403, "forbidden", f"角色 {p.role} 不能受理12345工单（需要 dispatcher 或 admin）")
     state = get_state(request)
+    require_roles(state.engine, p, svc.INTAKE_ROLES, "work_order.create", "受理12345工单")
     out, created = await run_in_threadpool(_intake, state, p, body)
     headers = {"Location": f"/v1/work-orders/{out['order_no']}"}
     if not created:
@@ -121,9 +120,8 @@ def get_order(request: Request, order_no: str, p: Principal = Depends(require("r
 @router.post("/{order_no}/callback", summary="回访: the caller's satisfaction once the order is resolved")
 def post_callback(request: Request, order_no: str, body: CallbackIn,
                   p: Principal = Depends(require("event.transition"))):
-    if p.role not in ("dispatcher", "admin"):
-        raise APIError(403, "forbidden", f"角色 {p.role} 不能回访（需要 dispatcher 或 admin）")
     state = get_state(request)
+    require_roles(state.engine, p, svc.INTAKE_ROLES, "work_order.callback", "回访")
     _order_in_scope(state, p, order_no, "work_order.callback")
     with state.engine.begin() as conn:
         r = svc.callback(conn, p, order_no, satisfaction=body.satisfaction, reached=body.reached, note=body.note)

@@ -49,3 +49,14 @@ def grid_scope(state, code: str) -> tuple[str | None, int | None]:
     with state.engine.connect() as conn:
         r = conn.execute(text("SELECT path, id FROM jurisdictions WHERE code = :c"), {"c": jcode}).first()
     return (r.path, r.id) if r else (None, None)
+
+
+ROLE_NAMES = {"admin": "管理员", "planner": "规划员", "dispatcher": "调度员", "worker": "网格员", "leader": "领导"}
+
+
+def require_roles(engine, p: Principal, roles, action: str, what: str) -> None:
+    """403 (audited as denied) unless the caller's role is in *roles*; *what* names the action in Chinese."""
+    if p.role not in roles:
+        need = "、".join(ROLE_NAMES.get(r, r) for r in sorted(roles))
+        audit.record_denied(engine, p, action, action.split(".")[0], None, reason=f"role {p.role}")
+        raise APIError(403, "forbidden", f"{ROLE_NAMES.get(p.role, p.role)}（{p.role}）不能{what}（需要：{need}）")

@@ -20,6 +20,7 @@ from geo.api.services import audit
 from geo.api.services import events as ev_svc
 from geo.api.services.scope import field_error
 
+INTAKE_ROLES = frozenset({"dispatcher", "admin"})  # the hotline's key is a dispatcher key (no new role needed)
 STATUS_NAMES = {"reported": "待受理", "accepted": "已受理", "dispatched": "已派遣", "in_progress": "处置中",
                 "returned": "已退回", "resolved": "已办结", "closed": "已结案", "rejected": "不予受理"}
 
