@@ -68,6 +68,9 @@ header[data-testid="stHeader"] {background: transparent !important; height: 0 !i
 .st-key-bs_map_box iframe {height: calc(100vh - 212 * var(--u) - 52px * var(--z)) !important;
                            min-height: 320px;}
 .st-key-bs_track_box {zoom: var(--z);}
+/* the side columns never push the page past one screen: as tall as the map and its legend */
+.st-key-bs_body [data-testid="stColumn"]:not(:nth-child(2)) {max-height: calc(100vh - 190 * var(--u) - 52px * var(--z));
+                                           overflow: hidden;}
 @media (max-width: 1599px) {  /* 1366×768 and the like: the legend takes two lines, side lists are shorter */
   .st-key-bs_map_box iframe {height: calc(100vh - 212 * var(--u) - 52px - 22px) !important;}
   .xs-hide {display: none !important;}
@@ -259,12 +262,13 @@ def _live(window: str, category: str | None, layers: tuple[str, ...]) -> None:
             panels.ranking(data.get("ranking"))
             panels.evaluation(data.get("kpis"))
             panels.trend(data.get("trend"), TREND_DAYS[window])
+            panels.track_picker(data.get("positions") or [], data.get("track"))
         with c_right:
             panels.emergency(data.get("emergency"), data.get("emergency_grids"))
             panels.grid_panel(data.get("panel"))
-            panels.feed(data.get("feed"))
-            panels.patrol(data.get("patrol"))
-            panels.track_picker(data.get("positions") or [], data.get("track"))
+            busy = bool((data.get("emergency") or {}).get("active")) + bool(data.get("panel"))
+            panels.feed(data.get("feed"), limit=7 - 2 * busy)  # shorter lists when more panels share the column
+            panels.patrol(data.get("patrol"), limit=4 - busy)
     st.html(f'<div class="bs-meta"><span data-testid="last-refreshed" data-ts="{t0:.3f}" '
             f'data-server-ms="{1000 * (time.time() - t0):.0f}">'
             f'{ui.esc(t("last_refreshed"))}: {ui.now_local().strftime("%Y-%m-%d %H:%M:%S")}</span>'

@@ -170,13 +170,13 @@ def _svg_uri(w: int, h: int, body: str) -> str:
 # --------------------------------------------------------------------------- right column
 
 
-def feed(data: dict | None) -> None:
+def feed(data: dict | None, limit: int = 7) -> None:
     """Newest events, urgent ones and overdue alerts."""
     title = t("bs_feed")
     if data is None:
         _unavailable(title, "feed")
         return
-    items = (data.get("items") or [])[:7]
+    items = (data.get("items") or [])[:max(1, limit)]
     kinds = {"new": t("feed_new"), "urgent": t("feed_urgent"), "overdue": t("feed_overdue")}
     rows = "".join(f'<span class="k {ui.esc(i.get("kind"))}{_xs(n, 4)}">{ui.esc(kinds.get(i.get("kind"), i.get("kind")))}'
                    f'</span><span class="tm{_xs(n, 4)}">{ui.esc(ui.fmt_ts(i.get("at"))[11:])}</span>'
@@ -279,11 +279,13 @@ def emergency(em: dict | None, grids) -> None:
             st.html(f'<div class="bs-note" data-testid="emergency" data-active="false">{ui.esc(t("em_normal"))}</div>')
         return
     rows = []
-    for g in sorted(grids or [], key=lambda g: (g.get("mobilised", 0) - g.get("assigned", 0), g.get("grid_code")))[:6]:
+    short_first = sorted(grids or [], key=lambda g: (g.get("mobilised", 0) - g.get("assigned", 0), g.get("grid_code")))
+    for n, g in enumerate(short_first[:4]):
         a, m = int(g.get("assigned") or 0), int(g.get("mobilised") or 0)
-        rows.append(f'<span class="rk"></span><span class="nm">{ui.esc(g.get("grid_name") or g.get("grid_code"))}</span>'
-                    f'<span class="n">{m} / {a}</span><span></span>'
-                    f'<span class="bar"><span style="width:{100 * m / a if a else 0:.0f}%"></span></span>')
+        x = _xs(n, 2)
+        rows.append(f'<span class="rk{x}"></span><span class="nm{x}">{ui.esc(g.get("grid_name") or g.get("grid_code"))}</span>'
+                    f'<span class="n{x}">{m} / {a}</span><span class="{x}"></span>'
+                    f'<span class="bar{x}"><span style="width:{100 * m / a if a else 0:.0f}%"></span></span>')
     tot_a = sum(int(g.get("assigned") or 0) for g in grids or [])
     tot_m = sum(int(g.get("mobilised") or 0) for g in grids or [])
     st.html(f'<div class="bs-panel bs-em" data-testid="emergency" data-active="true" data-mobilised="{tot_m}" '
@@ -292,7 +294,7 @@ def emergency(em: dict | None, grids) -> None:
             f'<div class="bs-rows">{"".join(rows)}</div></div>')
 
 
-def patrol(data: dict | None) -> None:
+def patrol(data: dict | None, limit: int = 4) -> None:
     """巡查覆盖率 today: street length within 30 m of the grid's workers' tracks, least covered grids first."""
     title = t("bs_patrol")
     if data is None:
@@ -302,7 +304,7 @@ def patrol(data: dict | None) -> None:
     street = sum(float(i.get("street_m") or 0) for i in items)
     covered = sum(float(i.get("covered_m") or 0) for i in items)
     overall = covered / street if street else None
-    worst = sorted(items, key=lambda i: (i.get("coverage") or 0))[:4]
+    worst = sorted(items, key=lambda i: (i.get("coverage") or 0))[:max(1, limit)]
     rows = "".join(f'<span class="rk{_xs(n, 2)}"></span><span class="nm{_xs(n, 2)}">'
                    f'{ui.esc(i.get("grid_name") or i.get("grid_code"))}</span>'
                    f'<span class="n{_xs(n, 2)}">{ui.esc(ui.fmt_rate(i.get("coverage")))}</span><span class="{_xs(n, 2)}"></span>'
