@@ -164,7 +164,7 @@ def run_substring(rows, queries, sample: int = 60):
     return {"lat": lat, "p1": hits1, "p5": hits5}
 
 
-def run_pg(rows, queries, tmp: Path, sample: int = 200):
+def run_pg(rows, queries, tmp: Path, sample: int = 90):
     from benchmarks.lookup import private_cluster
     from geo.api.services.geocode import normalise, tokens
     from geo.db.session import get_engine, psycopg_dsn

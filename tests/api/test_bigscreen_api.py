@@ -132,8 +132,8 @@ def test_emergency_mode_mobilises_and_dispatch_prefers(client, world, engine):
     ws = client.get(f"/v1/grids/{COMM_A}001/workers", headers=hd).json()
     assert ws[-1]["id"] == pt and not ws[-1]["on_duty"]  # stood down again
     with engine.connect() as c:
-        acts = c.execute(text("SELECT action FROM audit_log WHERE action LIKE 'emergency.%' ORDER BY id")).scalars().all()
-    assert acts == ["emergency.on", "emergency.off"]
+        acts = c.execute(text("SELECT action, outcome FROM audit_log WHERE action LIKE 'emergency.%' ORDER BY id")).all()
+    assert [tuple(a) for a in acts] == [("emergency.switch", "denied"), ("emergency.on", "ok"), ("emergency.off", "ok")]
 
 
 def _utm(lon, lat):
@@ -282,3 +282,20 @@ def test_demo_seed_walks_streets_so_replay_and_coverage_have_data(client, world,
     track = client.get(f"/v1/workers/{wid}/track", headers=hd).json()
     pts = track["fixes"] if isinstance(track, dict) else track
     assert len(pts) > 50
+
+
+def test_out_of_range_dates_are_4xx_with_chinese_labels(client, world):
+    hd = token(client, "dispatcher")
+    cases = [("/v1/stats/patrol-coverage", {"day": "9999-12-31"}, "日期"),
+             (f"/v1/workers/{world['worker_a']}/track", {"day": "9999-12-31"}, "日期"),
+             ("/v1/stats/ranking", {"month": "9999-12"}, "月份"),
+             ("/v1/feed", {"since": "0001-01-01T00:00:00Z"}, "起始时间"),
+             ("/v1/calendar", {"from": "0001-01-01", "to": "0001-02-01"}, "开始时间")]
+    for path, params, label in cases:
+        r = client.get(path, params=params, headers=hd)
+        assert r.status_code == 422 and r.json()["details"][0]["label"] == label, (path, r.text)
+    lon, lat = centre(COMM_A, 1)
+    r = client.post("/v1/work-orders", headers={"X-API-Key": world["hotline_key"]}, json={
+        "order_no": "OLD-1", "called_at": "0001-01-01T00:00:00+08:00", "appeal_type": "咨询", "category": "incident",
+        "subtype": "garbage", "content": "x", "lon": lon, "lat": lat})
+    assert r.status_code == 422 and r.json()["details"][0]["label"] == "来电时间"

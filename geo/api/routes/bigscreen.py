@@ -32,7 +32,7 @@ from geo.api.errors import APIError
 from geo.api.routes.stats import _window
 from geo.api.schemas import EmergencyIn, KioskIn
 from geo.api.services import audit, emergency, evaluation, patrol
-from geo.api.services.scope import field_error, grid_scope, hide_outside, require_roles
+from geo.api.services.scope import check_day, field_error, grid_scope, hide_outside, require_roles
 
 router = APIRouter(prefix="/v1", tags=["big screen"])
 PANEL_OPEN = ("reported", "accepted", "dispatched", "in_progress", "returned")
@@ -79,6 +79,8 @@ def feed(request: Request, since: datetime | None = None, limit: int = Query(50,
     state = get_state(request)
     now = datetime.now(timezone.utc)
     since = since or now - timedelta(hours=1)
+    if since.year < 1900:
+        raise field_error("since", "起始时间", "须晚于 1900 年")
     if since.tzinfo is None:
         since = since.replace(tzinfo=timezone.utc)
     cat = state.catalogue
@@ -157,6 +159,7 @@ def patrol_coverage(request: Request, day: date | None = None, grid: str | None 
     state = get_state(request)
     idx = state.holder.index
     day = day or _today(state)
+    check_day(day)
     if grid:
         _grid_in_scope(state, p, grid)
         codes = [grid]
@@ -179,10 +182,12 @@ def patrol_coverage(request: Request, day: date | None = None, grid: str | None 
 def _month_window(month: str, tz: str) -> tuple[datetime, datetime]:
     try:
         y, m = (int(x) for x in month.split("-"))
+        if not 2000 <= y <= 2100:
+            raise ValueError(month)
         start = datetime(y, m, 1, tzinfo=ZoneInfo(tz))
+        end = datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=ZoneInfo(tz))
     except ValueError:
-        raise field_error("month", "月份", f"须为 YYYY-MM，例如 2026-10（收到 {month!r}）") from None
-    end = datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=ZoneInfo(tz))
+        raise field_error("month", "月份", f"须为 YYYY-MM（2000–2100），例如 2026-10（收到 {month!r}）") from None
     return start, end
 
 

@@ -66,6 +66,8 @@ def calendar(request: Request, from_: date = Query(..., alias="from"), to: date 
              p: Principal = Depends(require("read"))):
     if to < from_ or (to - from_) > timedelta(days=400):
         raise field_error("to", "结束时间", "须不早于开始日期，且跨度不超过 400 天")
+    if from_.year < 1900 or to.year > 2200:
+        raise field_error("from", "开始时间", "须在 1900–2200 年之间")
     state = get_state(request)
     cal = calendar_of(state)
     return {"work_hours": state.catalogue.work_hours, "timezone": state.settings.timezone,

@@ -186,6 +186,9 @@ def track(request: Request, worker_id: int,
     st = get_state(request)
     tz = ZoneInfo(st.settings.timezone)
     day = day or datetime.now(tz).date()
+    from geo.api.services.scope import check_day
+
+    check_day(day)
     with st.engine.connect() as conn:
         w = _worker(conn, worker_id)
     check_scope(st, p, w["path"], "read", "worker", worker_id, w["jurisdiction_id"])

@@ -63,6 +63,8 @@ def _intake(state: AppState, p: Principal, body: WorkOrderIn):
         raise field_error("called_at", "来电时间", "须带时区，例如 2026-10-09T09:12:00+08:00")
     if body.called_at > now + timedelta(minutes=5):
         raise field_error("called_at", "来电时间", "不能晚于当前时间")
+    if body.called_at < datetime(2000, 1, 1, tzinfo=timezone.utc):
+        raise field_error("called_at", "来电时间", "不能早于 2000-01-01")
     lon, lat, address = _locate(state, p, body)
     grid = owning_grid(state, lon, lat)
     check_scope(state, p, grid["jurisdiction_path"], "work_order.create", "grid", grid["code"], grid["jurisdiction_id"])

@@ -31,7 +31,8 @@ import numpy as np
 from sqlalchemy import Engine, text
 
 CHECK_SECONDS = 10.0
-COMMON_SHARE = 0.05  # bigrams in more than this share of addresses are skipped when rarer ones exist
+COMMON_SHARE = 0.05  # bigrams in more than this share of addresses are skipped in the first pass when rarer ones exist
+MAX_TIED = 20_000  # at most this many first-pass ties are scored on the common bigrams
 RERANK = 60  # candidates re-ranked by edit similarity
 
 _CN_DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
@@ -116,6 +117,9 @@ class GeocodeIndex:
         self.vocab = vocab
         self.idf = np.log((n + 1) / (counts + 0.5)).astype(np.float32) if n else np.zeros(0, np.float32)
         self.paths = np.asarray(rows["path"], dtype=object)
+        # first-pass tie-break: among rows with the same tokens, the shorter (a building before its flats)
+        self.len_penalty = (np.asarray([len(x) for x in self.search], dtype=np.float64) * 1e-4
+                            if n else np.zeros(0))
         self._masks: dict[str, np.ndarray] = {}
 
     def _mask(self, path: str) -> np.ndarray:
@@ -157,14 +161,24 @@ class GeocodeIndex:
         uniq, score = uniq[keep], score[keep]
         if not len(uniq):
             return []
+        # every row at least as good as the RERANK-th best (ties included: on rare tokens alone hundreds of
+        # flats and look-alike addresses can tie) is scored on the common tokens too, looked up for these
+        # rows only (postings are sorted by row)
         k = min(RERANK, len(uniq))
-        top = np.argpartition(-score, k - 1)[:k]
-        cand, cscore = uniq[top], score[top]
-        for t in common:  # the very common tokens, looked up for the candidates only (postings are sorted)
+        kth = np.partition(score, len(score) - k)[len(score) - k]
+        sel = np.flatnonzero(score >= kth - 1e-6)
+        if len(sel) > MAX_TIED:
+            sel = np.argpartition(-score, MAX_TIED - 1)[:MAX_TIED]
+        cand, cscore = uniq[sel], score[sel] - self.len_penalty[uniq[sel]]
+        for t in common:
             post = self.postings[self.offsets[t]:self.offsets[t + 1]]
             pos = np.searchsorted(post, cand)
             hit = (pos < len(post)) & (post[np.minimum(pos, len(post) - 1)] == cand)
             cscore = cscore + hit * float(self.idf[t])
+        if len(cand) > RERANK:
+            top = np.argpartition(-cscore, RERANK - 1)[:RERANK]
+            cand, cscore = cand[top], cscore[top]
+        cscore = cscore + self.len_penalty[cand]
         out = []
         for row, sc in zip(cand.tolist(), cscore.tolist()):
             ratio = difflib.SequenceMatcher(None, nq, self.search[row], autojunk=False).ratio()

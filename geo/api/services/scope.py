@@ -60,3 +60,11 @@ def require_roles(engine, p: Principal, roles, action: str, what: str) -> None:
         need = "、".join(ROLE_NAMES.get(r, r) for r in sorted(roles))
         audit.record_denied(engine, p, action, action.split(".")[0], None, reason=f"role {p.role}")
         raise APIError(403, "forbidden", f"{ROLE_NAMES.get(p.role, p.role)}（{p.role}）不能{what}（需要：{need}）")
+
+
+def check_day(day) -> None:
+    """422 for a day outside 2000–2100 (a typo, and beyond what the calendar and timestamps cover)."""
+    from datetime import date
+
+    if not date(2000, 1, 1) <= day <= date(2100, 12, 31):
+        raise field_error("day", "日期", f"须在 2000-01-01 至 2100-12-31 之间（收到 {day.isoformat()}）")
