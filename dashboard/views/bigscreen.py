@@ -33,6 +33,8 @@ CSS = """
 :root {--u: max(0.8px, calc(100vw / 1920)); --z: 1;}
 @media (min-width: 2400px) {:root {--z: 1.5;}}
 @media (min-width: 3200px) {:root {--z: 2;}}
+/* a wall refreshes every few seconds: never fade what is shown while the next refresh is computed */
+[data-stale="true"], [data-stale="true"] * {opacity: 1 !important; transition: none !important;}
 .stApp {background: radial-gradient(ellipse at top, #0f2140 0%, #070d19 70%) !important;}
 header[data-testid="stHeader"] {background: transparent !important; height: 0 !important;}
 .block-container {padding: calc(8 * var(--u)) calc(14 * var(--u)) 0 calc(14 * var(--u)) !important;

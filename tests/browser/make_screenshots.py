@@ -75,7 +75,7 @@ def main() -> None:
             page.get_by_role("button", name="搜索地址").click()
             page.locator('[data-testid="geocode-candidates"]').wait_for(state="attached")
             settle(page, 1)
-            page.get_by_role("radio").first.check(force=True)
+            page.locator('[data-testid="stRadio"] [role="radiogroup"] label').first.click()
         else:
             page.get_by_label("经度").fill(f"{pt.x:.6f}")
             page.get_by_label("纬度").fill(f"{pt.y:.6f}")
@@ -133,7 +133,9 @@ def _bigscreen(page, url: str, user: str, path: Path, h: dict, api: str) -> None
     busiest = max(pos, key=lambda w: len(httpx.get(f"{api}/v1/workers/{w['id']}/track", params={"day": day},
                                                    headers=h, timeout=10).json()["fixes"]), default=None)
     try:
-        page.get_by_role("combobox", name="轨迹回放").click(timeout=5000)
+        box = page.get_by_role("combobox", name="轨迹回放")
+        box.click(timeout=5000)
+        box.fill(busiest["name"])
         page.get_by_role("option", name=busiest["name"]).first.click(timeout=5000)
     except Exception:  # noqa: BLE001 — no workers: no replay on the shot
         pass

@@ -193,7 +193,7 @@ def test_dispatch_by_address(stack, page):
     page.get_by_role("button", name="搜索地址").click()
     page.locator('[data-testid="geocode-candidates"]').wait_for(state="attached")
     assert page.locator('[data-testid="geocode-candidates"]').get_attribute("data-best-grid") == best["grid_code"]
-    page.get_by_role("radio").first.check(force=True)
+    page.locator('[data-testid="stRadio"] [role="radiogroup"] label').first.click()
     code = page.locator('[data-testid="lookup-grid-code"]')
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not (code.count() and code.inner_text().strip() == look["code"]):
