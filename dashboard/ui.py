@@ -403,6 +403,17 @@ def _event_actions(tok: str, ev: dict, *, key: str) -> None:
 
 
 def _assignee_options(tok: str, ev: dict) -> dict:
+    """Whom to dispatch to, by name: the API's suggestions (in 平急转换, mobilised 下沉干部 first), else the
+    grid's workers, on duty and nearest first."""
+    try:
+        sug = api.call("GET", f"/v1/events/{ev['id']}/suggestions", token=tok)
+        items = sug.get("items", []) if isinstance(sug, dict) else sug
+        if items:
+            return {w["worker_id"]: f'{"●" if w.get("on_duty") else "○"} {w["name"]} '
+                                    f'({worker_role_name(w.get("role"))}) · {w.get("reason") or ""}' for w in items}
+    except api.ApiError as exc:
+        if isinstance(exc, api.ApiUnavailable):
+            raise
     try:
         ws = api.grid_workers(tok, ev["grid_code"], ev.get("lon"), ev.get("lat"))
     except api.ApiError:
