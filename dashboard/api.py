@@ -58,8 +58,7 @@ def call(method: str, path: str, *, token: str | None = None, params: dict | Non
          data: dict | None = None, headers: dict | None = None, timeout: float | None = None) -> Any:
     """One API request; returns parsed JSON (or text). Raises ApiError / ApiUnavailable."""
     h = dict(headers or {})
-    if token:
-        h["Authorization"] = f"Bearer {token}"
+    h.update(auth_headers(token))
     url = base_url()
     kw: dict = {"params": _clean(params), "headers": h}
     if json is not None:
@@ -92,6 +91,26 @@ def call(method: str, path: str, *, token: str | None = None, params: dict | Non
     if "json" in ctype:
         return r.json()
     return r.text
+
+
+#: a session token of this form is an API key (a kiosk token of a wall display), sent as ``X-API-Key``
+API_KEY_PREFIX = "apikey:"
+
+
+def auth_headers(token: str | None) -> dict:
+    """Headers that authenticate *token*: ``Authorization: Bearer`` for a JWT, ``X-API-Key`` for a key."""
+    if not token:
+        return {}
+    if token.startswith(API_KEY_PREFIX):
+        return {"X-API-Key": token[len(API_KEY_PREFIX):]}
+    return {"Authorization": f"Bearer {token}"}
+
+
+def public_url() -> str:
+    """The API's URL as the *browser* reaches it (map tiles are fetched by the map itself):
+    ``GEO_API_PUBLIC_URL``, else ``GEO_API_URL``. The API must list the dashboard's origin in
+    ``GEO_CORS_ORIGINS``."""
+    return (os.environ.get("GEO_API_PUBLIC_URL") or base_url()).rstrip("/")
 
 
 def _clean(params: dict | None) -> dict | None:
@@ -222,7 +241,7 @@ def event(token: str, event_id: int) -> dict:
 def create_event(token: str, body: dict, idempotency_key: str | None = None) -> tuple[dict, bool]:
     """Create an event; returns (event, created) — created is False for an idempotent replay."""
     key = idempotency_key or str(uuid.uuid4())
-    h = {"Authorization": f"Bearer {token}", "Idempotency-Key": key}
+    h = auth_headers(token) | {"Idempotency-Key": key}
     try:
         r = _client(base_url()).post("/v1/events", json=body, headers=h)
     except httpx.TimeoutException:
@@ -253,21 +272,56 @@ def positions(token: str) -> list[dict]:
     return get("/v1/workers/positions/latest", token, cache="fast")
 
 
-def kpis(token: str) -> dict:
-    return get("/v1/stats/kpis", token, cache="fast")
+def kpis(token: str, frm: str | None = None, category: str | None = None) -> dict:
+    """``GET /v1/stats/kpis`` over [frm, now) for one category (or all)."""
+    return get("/v1/stats/kpis", token, {"from": frm, "category": category}, cache="fast")
 
 
 def heatmap(token: str, res: int, frm: str | None, category: str | None) -> dict:
     return get("/v1/stats/heatmap", token, {"res": res, "from": frm, "category": category}, cache="fast")
 
 
-def trend(token: str, days: int = 30) -> list[dict]:
+def trend(token: str, days: int = 30, category: str | None = None) -> list[dict]:
     # a 30-day chart need not follow every refresh (and the endpoint is the slowest of the big screen's)
-    return get("/v1/stats/trend", token, {"days": days}, cache="slow")
+    return get("/v1/stats/trend", token, {"days": days, "category": category}, cache="slow")
 
 
-def top_grids(token: str, n: int, frm: str | None) -> list[dict]:
-    return get("/v1/stats/top-grids", token, {"n": n, "from": frm}, cache="fast")
+def top_grids(token: str, n: int, frm: str | None, category: str | None = None) -> list[dict]:
+    return get("/v1/stats/top-grids", token, {"n": n, "from": frm, "category": category}, cache="fast")
+
+
+def ranking(token: str, by: str, frm: str | None, category: str | None = None) -> dict:
+    """``GET /v1/stats/ranking?by=street|community|worker`` (考评) over [frm, now)."""
+    return get("/v1/stats/ranking", token, {"by": by, "from": frm, "category": category}, cache="fast")
+
+
+def geocode(token: str, q: str, limit: int = 10) -> dict:
+    """``GET /v1/geocode``: ranked standard-address candidates for free text."""
+    return get("/v1/geocode", token, {"q": q, "limit": limit}, cache="slow")
+
+
+def emergency(token: str) -> dict:
+    return get("/v1/emergency", token, cache="fast")
+
+
+def emergency_grids(token: str) -> list[dict]:
+    return get("/v1/emergency/grids", token, cache="fast")
+
+
+def patrol_coverage(token: str, day: str, grid: str | None = None) -> dict:
+    return get("/v1/stats/patrol-coverage", token, {"day": day, "grid": grid}, cache="fast")
+
+
+def feed(token: str, since: str | None = None, limit: int = 50) -> dict:
+    return get("/v1/feed", token, {"since": since, "limit": limit}, cache="fast")
+
+
+def grid_panel(token: str, code: str) -> dict:
+    return get(f"/v1/grids/{code}/panel", token, cache="fast")
+
+
+def track(token: str, worker_id: int, day: str) -> dict:
+    return get(f"/v1/workers/{worker_id}/track", token, {"day": day}, cache="fast")
 
 
 def open_by_grid(token: str) -> dict:

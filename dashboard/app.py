@@ -45,9 +45,13 @@ pages = [
     st.Page(events.render, title=t("page_events"), url_path="events", icon=":material/list_alt:"),
 ]
 
+kiosk = ui.kiosk_login()
 if ui.auth() is None:
     st.navigation(pages, position="hidden")  # resolves the URL; the page runs after login
-    login.render()
+    if kiosk is None:
+        login.render()
+elif ui.auth().get("kiosk"):  # a wall display: the big screen only, no sidebar
+    st.navigation([BIGSCREEN], position="hidden").run()
 else:
     nav = st.navigation(pages, position="sidebar")
     ui.sidebar()

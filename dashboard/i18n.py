@@ -446,6 +446,12 @@ STRINGS: dict[str, dict[str, str]] = {
     },
 }
 
+# the dispatch page's and the big screen's strings live in their own module
+from dashboard.i18n_ops import OPS_STRINGS  # noqa: E402
+
+for _lang, _strings in OPS_STRINGS.items():
+    STRINGS.setdefault(_lang, {}).update(_strings)
+
 
 def lang() -> str:
     return st.session_state.get("lang", "zh")

@@ -2,7 +2,7 @@
 
 Offline
     folium loads Leaflet from public CDNs, which a governance intranet (and CI) cannot reach. The dashboard
-    ships Leaflet 1.9.4 and Leaflet.markercluster 1.5.3 under ``dashboard/static/vendor`` and serves them through
+    ships Leaflet 1.9.4 and Leaflet.VectorGrid 1.3.0 (the own basemap, :mod:`dashboard.basemap`) under ``dashboard/static/vendor`` and serves them through
     a declared (never rendered) Streamlit component, whose files Streamlit serves at
     ``/component/<name>/…`` with proper MIME types. The st_folium iframe lives at
     ``/component/streamlit_folium.st_folium/index.html``, so the assets are ``../<name>/vendor/…`` relative to
@@ -29,7 +29,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import folium
-import folium.plugins
 import h3
 import numpy as np
 import streamlit as st
@@ -43,11 +42,9 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 _ASSETS = components.declare_component("geo_map_assets", path=str(STATIC_DIR))
 ASSET_BASE = f"../{_ASSETS.name}"
 
-LEAFLET_JS = [("leaflet", f"{ASSET_BASE}/vendor/leaflet/leaflet.js"),
-              ("markerclusterjs", f"{ASSET_BASE}/vendor/markercluster/leaflet.markercluster.js")]
-LEAFLET_CSS = [("leaflet_css", f"{ASSET_BASE}/vendor/leaflet/leaflet.css"),
-               ("markerclustercss", f"{ASSET_BASE}/vendor/markercluster/MarkerCluster.css"),
-               ("markerclusterdefaultcss", f"{ASSET_BASE}/vendor/markercluster/MarkerCluster.Default.css")]
+LEAFLET_JS = [("leaflet", f"{ASSET_BASE}/vendor/leaflet/leaflet.js")]
+LEAFLET_CSS = [("leaflet_css", f"{ASSET_BASE}/vendor/leaflet/leaflet.css")]
+VECTORGRID_JS = ("vectorgrid", f"{ASSET_BASE}/vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js")
 
 GCJ_HOSTS = re.compile(r"(amap|autonavi|tencent|gtimg|map\.qq\.com)", re.I)
 
@@ -188,8 +185,16 @@ def fc_bbox(fc: dict) -> list[float] | None:
 
 
 def base_map(bbox, bm: Basemap, *, background: str = "#0b1626", width_px: int = 1300, height_px: int = 750,
-             zoom_control: bool = True) -> folium.Map:
-    """A Leaflet map fitted to *bbox* (WGS84) with no data on it: stable across refreshes."""
+             zoom_control: bool = True, own_basemap: tuple[str, dict] | None = None, fill_frame: bool = False,
+             fit: bool = False) -> folium.Map:
+    """A Leaflet map fitted to *bbox* (WGS84) with no data on it: stable across refreshes.
+
+    own_basemap : (tile URL template, request headers) of the project's vector tiles
+        (:mod:`dashboard.basemap`), drawn when no provider tiles are configured.
+    fill_frame : the map fills its iframe, whatever height the page gives the iframe (CSS), instead of the
+        fixed *height_px* (the big screen sizes its map from the viewport).
+    fit : fit *bbox* to the map's real size once when it is mounted (its size is only known in the browser).
+    """
     dbbox = list(bbox)
     if bm.gcj:
         (x0, x1), (y0, y1) = to_display([bbox[0], bbox[2]], [bbox[1], bbox[3]], bm)
@@ -203,12 +208,50 @@ def base_map(bbox, bm: Basemap, *, background: str = "#0b1626", width_px: int = 
     if bm.url:
         folium.TileLayer(tiles=bm.url, attr="basemap", max_zoom=19, max_native_zoom=18,
                          subdomains="abcd" if "{s}" in bm.url else None).add_to(m)
+    elif own_basemap:
+        from dashboard.basemap import OwnBasemap
+
+        m.default_js = [*LEAFLET_JS, VECTORGRID_JS]
+        OwnBasemap(*own_basemap).add_to(m)
+    frame_css = ""
+    if fill_frame:  # and on a 4K wall, controls, tooltips and markers twice as large (a map wider than 1700 px)
+        frame_css = ("html,body{height:100%;margin:0}#map_div{height:100vh !important}"
+                     "@media (min-width:1700px){.leaflet-control-container,.leaflet-tooltip-pane{zoom:2}}")
     m.get_root().header.add_child(folium.Element(
         "<style>.leaflet-container{background:%s;font-family:'Noto Sans CJK SC','Source Han Sans SC',"
-        "'Microsoft YaHei','PingFang SC',sans-serif}"
+        "'Microsoft YaHei','PingFang SC',sans-serif}%s"
         ".leaflet-tooltip{font-size:13px}.leaflet-control-scale-line{background:rgba(255,255,255,.7)}</style>"
-        % background))
+        % (background, frame_css)))
+    if fit:
+        _FitOnce([[dbbox[1], dbbox[0]], [dbbox[3], dbbox[2]]]).add_to(m)
     return m
+
+
+class _FitOnce(folium.MacroElement):
+    """Fit the bounds to the map's real size once it has one (the iframe is sized by the page's CSS)."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        (function () {
+            var map = {{ this._parent.get_name() }}, b = {{ this.bounds|tojson }}, done = false;
+            function fit() {
+                if (done) { return; }
+                var s = map.getSize();
+                if (s.x < 50 || s.y < 50) { setTimeout(fit, 100); return; }
+                map.invalidateSize(false);
+                map.fitBounds(b, {padding: [12, 12], animate: false});
+                done = true;
+                window.__geo_fitted = map.getZoom();
+            }
+            setTimeout(fit, 0);
+        })();
+        {% endmacro %}
+    """)
+
+    def __init__(self, bounds):
+        super().__init__()
+        self._name = "FitOnce"
+        self.bounds = bounds
 
 
 def map_zoom_for(bbox) -> int:
@@ -292,7 +335,7 @@ def heat_layer(cells: list[dict], bm: Basemap, *, name: str, tooltip_alias: str 
     for c in cells:
         ring = [[lng, lat] for lat, lng in h3.cell_to_boundary(c["cell"])]
         ring.append(ring[0])
-        k = min(len(HEAT_COLOURS) - 1, int(len(HEAT_COLOURS) * math.log1p(c["count"]) / math.log1p(mx + 1e-9)))
+        k = heat_level(c["count"], mx)
         colour = HEAT_COLOURS[k]
         feats.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
                       "properties": {"count": c["count"],
@@ -305,39 +348,115 @@ def heat_layer(cells: list[dict], bm: Basemap, *, name: str, tooltip_alias: str 
     return fg
 
 
-WORKER_CALLBACK = """function (row) {
-    var colours = {on: '%(on)s', off: '%(off)s', outside: '%(outside)s'};
-    var m = L.circleMarker(new L.LatLng(row[0], row[1]),
-        {radius: 5, weight: 1.5, color: '#0b1626', fillColor: colours[row[2]], fillOpacity: 0.95});
-    m.bindTooltip(row[3]);
-    return m;
-}""" % WORKER_COLOURS
-
-
 def worker_status(p: dict) -> str:
+    """``on`` (on duty in one of their grids), ``outside`` (on duty, out of their own grids) or ``off``."""
     if not p.get("on_duty"):
         return "off"
     return "outside" if p.get("outside_own_grids") else "on"
 
 
-def workers_layer(positions: list[dict], bm: Basemap, *, name: str, label) -> folium.FeatureGroup:
-    """Latest worker positions, clustered (FastMarkerCluster: one JS array, not one object per marker)."""
+class _JsPoints(folium.MacroElement):
+    """Many small circle markers from one JS array (``[lat, lon, colour, tooltip]`` rows), drawn on the map's
+    canvas renderer: every worker is drawn on its own (no clustering), in the colour the legend gives."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        (function () {
+            var rows = {{ this.rows|tojson }}, s = window.innerWidth >= 1700 ? 2 : 1;
+            for (var i = 0; i < rows.length; i++) {
+                var r = rows[i];
+                L.circleMarker([r[0], r[1]], {radius: {{ this.radius }} * s, weight: 1.5 * s, color: '#0b1626',
+                                             fillColor: r[2], fillOpacity: 0.95})
+                 .bindTooltip(r[3]).addTo({{ this._parent.get_name() }});
+            }
+        })();
+        {% endmacro %}
+    """)
+
+    def __init__(self, rows: list, radius: float):
+        super().__init__()
+        self._name = "JsPoints"
+        self.rows = rows
+        self.radius = radius
+
+
+def workers_layer(positions: list[dict], bm: Basemap, *, name: str, label, radius: float = 5.5) -> folium.FeatureGroup:
+    """Latest worker positions, each drawn individually in its status colour (:data:`WORKER_COLOURS`)."""
     fg = _hooked(folium.FeatureGroup(name=name), name, len(positions))
     if not positions:
         return fg
     lon = np.array([p["lon"] for p in positions], dtype=float)
     lat = np.array([p["lat"] for p in positions], dtype=float)
     x, y = to_display(lon, lat, bm) if bm.gcj else (lon, lat)
-    rows = [[round(float(y[i]), 6), round(float(x[i]), 6), worker_status(p), label(p)]
+    x, y = np.atleast_1d(x), np.atleast_1d(y)
+    rows = [[round(float(y[i]), 6), round(float(x[i]), 6), WORKER_COLOURS[worker_status(p)], label(p)]
             for i, p in enumerate(positions)]
-    cluster = folium.plugins.FastMarkerCluster(rows, callback=WORKER_CALLBACK, name=name,
-                                               options={"maxClusterRadius": 45, "disableClusteringAtZoom": 17,
-                                                        "spiderfyOnMaxZoom": False, "chunkedLoading": True,
-                                                        "showCoverageOnHover": False})
-    cluster.default_js = LEAFLET_JS[1:]
-    cluster.default_css = LEAFLET_CSS[1:]
-    cluster.add_to(fg)
+    _JsPoints(rows, radius).add_to(fg)
     return fg
+
+
+def heat_buckets(cells: list[dict]) -> list[tuple[str, int, int, int]]:
+    """The heat legend: per colour of :func:`heat_layer`, (colour, lowest count, highest count, cells) over the
+    cells shown — so the legend says how many events each colour means."""
+    if not cells:
+        return []
+    mx = max(c["count"] for c in cells) or 1
+    out: dict[int, list[int]] = {}
+    for c in cells:
+        out.setdefault(heat_level(c["count"], mx), []).append(c["count"])
+    return [(HEAT_COLOURS[k], min(v), max(v), len(v)) for k, v in sorted(out.items())]
+
+
+def heat_level(count: int, mx: int) -> int:
+    """Colour index of a cell with *count* events when the busiest cell has *mx* (log scale)."""
+    return min(len(HEAT_COLOURS) - 1, int(len(HEAT_COLOURS) * math.log1p(count) / math.log1p(mx + 1e-9)))
+
+
+def track_layer(fixes: list[dict], bm: Basemap, *, name: str, colour: str = "#ff3df5",
+                replay_s: float = 12.0, time_label=None) -> folium.FeatureGroup:
+    """A worker's track (``[{lon, lat, ts}]`` in time order) as a line with a marker replaying it over
+    *replay_s* seconds, looping (``window.__geo_track`` = {fixes, step} for tests)."""
+    fg = _hooked(folium.FeatureGroup(name=name), name, len(fixes))
+    if len(fixes) < 1:
+        return fg
+    lon = np.array([f["lon"] for f in fixes], dtype=float)
+    lat = np.array([f["lat"] for f in fixes], dtype=float)
+    x, y = to_display(lon, lat, bm) if bm.gcj else (lon, lat)
+    x, y = np.atleast_1d(x), np.atleast_1d(y)
+    pts = [[round(float(y[i]), 6), round(float(x[i]), 6)] for i in range(len(fixes))]
+    times = [time_label(f) if time_label else str(f.get("ts") or "")[11:16] for f in fixes]
+    _TrackReplay(pts, times, colour, replay_s).add_to(fg)
+    return fg
+
+
+class _TrackReplay(folium.MacroElement):
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        (function () {
+            var pts = {{ this.pts|tojson }}, times = {{ this.times|tojson }}, fg = {{ this._parent.get_name() }};
+            L.polyline(pts, {color: {{ this.colour|tojson }}, weight: 3, opacity: .85, dashArray: '6 4'}).addTo(fg);
+            L.circleMarker(pts[0], {radius: 4, color: '#fff', weight: 1, fillColor: '#2ecc71', fillOpacity: 1})
+             .bindTooltip('start ' + times[0]).addTo(fg);
+            var m = L.circleMarker(pts[0], {radius: 8, color: '#fff', weight: 2, fillColor: {{ this.colour|tojson }},
+                                            fillOpacity: 1}).bindTooltip(times[0], {permanent: true, direction: 'top'})
+                     .addTo(fg);
+            var i = 0, n = pts.length, dt = Math.max(30, 1000 * {{ this.replay_s }} / Math.max(1, n));
+            window.__geo_track = {fixes: n, step: 0};
+            if (window.__geo_track_timer) { clearInterval(window.__geo_track_timer); }
+            window.__geo_track_timer = setInterval(function () {
+                i = (i + 1) % n;
+                m.setLatLng(pts[i]);
+                m.setTooltipContent(times[i]);
+                window.__geo_track.step += 1;
+            }, dt);
+        })();
+        {% endmacro %}
+    """)
+
+    def __init__(self, pts, times, colour, replay_s):
+        super().__init__()
+        self._name = "TrackReplay"
+        self.pts, self.times, self.colour, self.replay_s = pts, times, colour, replay_s
 
 
 def points_layer(points: list[tuple[float, float, str, str]], bm: Basemap, *, name: str,

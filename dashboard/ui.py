@@ -63,6 +63,33 @@ def logout(expired: bool = False) -> None:
         st.session_state["flash"] = ("warning", t("session_expired"))
 
 
+def kiosk_login() -> bool | None:
+    """A wall display logs in with a kiosk token in its URL (``/bigscreen?kiosk=geo_…``, ``POST
+    /v1/kiosk-tokens``), sent as ``X-API-Key``. The URL keeps it, so F5 (a new session) logs in again.
+    Returns True when logged in now, False when the token was refused (message shown), None without one."""
+    key = (st.query_params.get("kiosk") or "").strip()
+    if not key or auth():
+        return None
+    tok = api.API_KEY_PREFIX + key
+    try:
+        me = api.me(tok)
+        js = api.jurisdictions(tok)
+    except api.ApiUnavailable:
+        st.error(t("api_down", url=api.base_url()), icon=":material/cloud_off:")
+        import time
+
+        time.sleep(api.REFRESH_S)  # a wall display has nobody to press F5: try again by itself
+        st.rerun()
+    except api.ApiError as exc:
+        log.warning("kiosk token refused: %s %s", exc.status, exc.message)
+        st.error(t("kiosk_refused"), icon=":material/key_off:")
+        return False
+    j = next((x for x in js if x.get("id") == me.get("jurisdiction_id")), js[0] if js else {})
+    st.session_state["auth"] = {"token": tok, "role": me.get("role"), "username": me.get("name") or "kiosk",
+                                "jurisdiction": {"code": j.get("code"), "name": j.get("name")}, "kiosk": True}
+    return True
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -77,10 +104,32 @@ def show_api_error(exc: Exception) -> None:
         if exc.status == 403:
             st.error(t("forbidden", msg=exc.message), icon=":material/block:")
         else:
-            st.error(t("api_error", msg=exc.message), icon=":material/warning:")
+            st.error(api_error_text(exc), icon=":material/warning:")
     else:
         log.exception("dashboard error")
         st.error(t("unexpected"), icon=":material/warning:")
+
+
+def api_error_text(exc: api.ApiError) -> str:
+    """An API error in words: each field it names by its Chinese label (the API's ``label``, else ours) and
+    what is wrong with it — never "invalid request: reporter_phone"."""
+    from dashboard.i18n_ops import FIELD_LABELS
+
+    details = [d for d in (exc.body or {}).get("details") or [] if isinstance(d, dict) and d.get("field")]
+    if not details:
+        return t("api_error", msg=exc.message)
+    parts = []
+    for d in details:
+        field = str(d["field"]).split(".")[-1]
+        label = d.get("label") or (t(FIELD_LABELS[field]) if field in FIELD_LABELS else field)
+        msg = str(d.get("message") or "")
+        if field == "reporter_phone" and "pattern" in msg:
+            parts.append(t("form_phone"))
+            continue
+        if not any("\u4e00" <= ch <= "\u9fff" for ch in msg):  # an English pydantic message: say it plainly
+            msg = t("form_invalid_value")
+        parts.append(t("form_invalid", field=label, msg=msg))
+    return "；".join(parts)
 
 
 def guard(fn):
@@ -273,7 +322,7 @@ def event_panel(tok: str, event_id: int, *, key: str) -> None:
         (t("source"), esc(sources.get(ev.get("source"), ev.get("source")))),
         (t("grid_code"), f'<code>{esc(ev.get("grid_code"))}</code>'),
         (t("department"), esc(ev.get("department"))),
-        (t("assignee"), esc(ev.get("assignee_worker_id") or "—")),
+        (t("assignee"), esc(assignee_name(ev, worker_names(tok, ev.get("grid_code"))))),
         (t("created_at"), esc(fmt_ts(ev.get("created_at")))),
         (t("due_at"), esc(fmt_ts(ev.get("due_at")))),
         (t("address"), esc(ev.get("address") or "—")),
@@ -282,6 +331,12 @@ def event_panel(tok: str, event_id: int, *, key: str) -> None:
     ]
     if ev.get("satisfaction") is not None:
         rows.append((t("satisfaction"), esc(ev["satisfaction"])))
+    if ev.get("work_orders"):
+        wos = "<br>".join(f'{esc(w.get("order_no"))} · {esc(w.get("appeal_type"))} · {esc(fmt_ts(w.get("called_at")))}'
+                          + (f' · <b>{esc(t("wo_merged"))}</b>' if w.get("merged") else "") for w in ev["work_orders"])
+        rows.append((t("work_orders"), f'<span data-testid="event-work-orders">{wos}</span>'))
+    if ev.get("merged_orders"):
+        rows.append((t("wo_merged"), esc(t("merged_orders", n=ev["merged_orders"]))))
     st.html(f'<div class="geo-card" data-testid="event-detail" data-event-id="{ev["id"]}"><h4>{title}</h4>'
             f'{kv(rows, raw=True)}</div>')
     if ev.get("possible_duplicates"):
@@ -289,7 +344,8 @@ def event_panel(tok: str, event_id: int, *, key: str) -> None:
             f'#{d["id"]} ({state_name(d["state"])})' for d in ev["possible_duplicates"]))
     st.markdown(f"**{t('transitions')}**")
     log_rows = [{t("at"): fmt_ts(x["at"], seconds=True), t("from_state"): state_name(x.get("from_state")) or "—",
-                 t("to_state"): state_name(x["to_state"]), t("actor"): x.get("actor"), t("note"): x.get("note") or ""}
+                 t("to_state"): state_name(x["to_state"]), t("actor"): actor_name(x.get("actor")),
+                 t("note"): x.get("note") or ""}
                 for x in ev.get("transitions", [])]
     st.dataframe(log_rows, hide_index=True, width="stretch")
     _event_actions(tok, ev, key=key)
@@ -347,6 +403,17 @@ def _event_actions(tok: str, ev: dict, *, key: str) -> None:
 
 
 def _assignee_options(tok: str, ev: dict) -> dict:
+    """Whom to dispatch to, by name: the API's suggestions (in 平急转换, mobilised 下沉干部 first), else the
+    grid's workers, on duty and nearest first."""
+    try:
+        sug = api.call("GET", f"/v1/events/{ev['id']}/suggestions", token=tok)
+        items = sug.get("items", []) if isinstance(sug, dict) else sug
+        if items:
+            return {w["worker_id"]: f'{"●" if w.get("on_duty") else "○"} {w["name"]} '
+                                    f'({worker_role_name(w.get("role"))}) · {w.get("reason") or ""}' for w in items}
+    except api.ApiError as exc:
+        if isinstance(exc, api.ApiUnavailable):
+            raise
     try:
         ws = api.grid_workers(tok, ev["grid_code"], ev.get("lon"), ev.get("lat"))
     except api.ApiError:
@@ -357,6 +424,35 @@ def _assignee_options(tok: str, ev: dict) -> dict:
         duty = "●" if w.get("on_duty") else "○"
         out[w["id"]] = f'{duty} {w["name"]} ({worker_role_name(w["role"])}){d}'
     return out
+
+
+def worker_names(tok: str, grid_code: str | None) -> dict[int, str]:
+    """{worker id: name} for a grid's workers and, failing that, the caller's whole jurisdiction."""
+    out: dict[int, str] = {}
+    try:
+        if grid_code:
+            out = {w["id"]: w["name"] for w in api.grid_workers(tok, grid_code)}
+        if not out:
+            out = {w["id"]: w["name"] for w in api.workers(tok)}
+    except api.ApiError:
+        pass
+    return out
+
+
+def assignee_name(ev: dict, names: dict[int, str]) -> str:
+    """The assignee by name ("未指派" when none); an id only when the API does not tell the name."""
+    wid = ev.get("assignee_worker_id")
+    if not wid:
+        return t("assignee_none")
+    return ev.get("assignee_name") or names.get(int(wid)) or f"#{wid}"
+
+
+def actor_name(actor: str | None) -> str:
+    """``user:dispatcher`` → ``dispatcher``; keys and the seeder keep their kind in words."""
+    if not actor:
+        return "—"
+    kind, _, who = actor.partition(":")
+    return who if kind == "user" and who else actor
 
 
 def new_idempotency_key(name: str) -> str:

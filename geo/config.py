@@ -67,6 +67,10 @@ class Settings(BaseSettings):
                             description="all | default (writes, errors, slow requests) | off")
     timezone: str = Field(default="Asia/Shanghai", alias="GEO_TZ",
                           description="Time zone of calendar days in KPIs and trends ('today').")
+    merge_radius_m: float = Field(default=100.0, alias="GEO_MERGE_RADIUS_M", gt=0, le=5000,
+                                  description="并单: a 12345 order about the same sub-type within this distance …")
+    merge_window_hours: float = Field(default=72.0, alias="GEO_MERGE_WINDOW_HOURS", gt=0, le=24 * 90,
+                                      description="… of an open event created within this many hours is linked to it.")
     publish_switch_seconds: float = Field(
         default=3.0, alias="GEO_PUBLISH_SWITCH_SECONDS",
         description="A published plan takes effect this many seconds later, at the same instant in every API "

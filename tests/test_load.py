@@ -331,3 +331,25 @@ def test_jianghan_gcj02_boundary_lines_up_with_osm_streets_after_conversion(engi
     inner = streets[streets.intersects(conv_utm.buffer(-300))]
     assert len(inner) > 2000
     assert inner.within(conv_utm).mean() > 0.99
+
+
+def test_address_column_is_kept_for_the_standard_address_search(tmp_path, engine, geo_env):
+    pts = _points(6, seed=3)
+    pts["addr_text"] = ["中山大道1号锦绣华府1栋", " 中山大道1号锦绣华府2栋 ", None, "李家湾村王家湾12号",
+                        "中山大道１号锦绣华府3栋2单元", ""]
+    path = tmp_path / "addr.csv"
+    pd.DataFrame({"bid": pts.bid, "lon": pts.geometry.x, "lat": pts.geometry.y, "pop": pts["pop"],
+                  "addr_text": pts.addr_text}).to_csv(path, index=False)
+    code, out = geo("load", "population", path, "--pop", "pop", "--id-col", "bid", "--crs", "EPSG:4326",
+                    "--address-col", "addr_text")
+    assert code == 0, out
+    with engine.connect() as c:
+        got = dict(c.execute(text("SELECT source_id, address FROM population_units")).all())
+        props = c.execute(text("SELECT props FROM population_units WHERE source_id = 'B000'")).scalar_one()
+    assert got["B000"] == "中山大道1号锦绣华府1栋" and got["B003"] == "李家湾村王家湾12号"
+    assert got["B004"] == "中山大道１号锦绣华府3栋2单元"  # stored as given; the search normalises
+    assert got["B002"] is None and len(got) == 6  # rows without an address are still loaded
+    assert "addr_text" not in props
+    code, out = geo("load", "population", path, "--pop", "pop", "--id-col", "bid", "--crs", "EPSG:4326",
+                    "--address-col", "no_such_col", "--dataset", "other")
+    assert code != 0 and "no_such_col" in out

@@ -45,10 +45,12 @@ def _page() -> None:
     if not items:
         st.info(t("no_events"), icon=":material/inbox:")
         return
+    names = ui.worker_names(tok, None)  # the jurisdiction's workers: assignees by name, not by id
     rows = [{"#": e["id"], t("created_at"): ui.fmt_ts(e["created_at"]), t("state"): state_name(e["state"]),
              t("category"): cats.get(e["category"], e["category"]),
              t("subtype"): subs.get((e["category"], e["subtype"]), e["subtype"]),
              t("priority"): priority_name(e.get("priority")), t("overdue"): t("overdue") if e.get("overdue") else "",
+             t("assignee"): ui.assignee_name(e, names), t("wo_merged"): e.get("merged_orders") or "",
              t("grid_code"): e.get("grid_code"), t("source"): sources.get(e.get("source"), e.get("source")),
              t("due_at"): ui.fmt_ts(e.get("due_at")), t("description"): e.get("description")} for e in items]
     sel = st.dataframe(rows, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",

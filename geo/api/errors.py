@@ -47,6 +47,19 @@ def api_error_response(exc: APIError) -> JSON:
     return JSON(body(exc.code, exc.message, exc.details, **exc.extra), status_code=exc.status, headers=exc.headers)
 
 
+#: Chinese names of request fields, shown in validation messages and as ``details[].label``
+FIELD_LABELS = {
+    "order_no": "工单号", "called_at": "来电时间", "appeal_type": "诉求类型", "category": "大类", "subtype": "小类",
+    "content": "诉求内容", "address": "地址", "lon": "经度", "lat": "纬度", "crs": "坐标系",
+    "caller_name": "来电人姓名", "caller_phone": "来电人电话", "reporter_name": "上报人姓名",
+    "reporter_phone": "上报人电话", "description": "描述", "source": "来源", "priority": "优先级",
+    "satisfaction": "满意度", "reached": "是否联系到来电人", "note": "备注", "reason": "原因", "kind": "督办类型",
+    "q": "地址", "limit": "条数", "active": "应急状态", "name": "名称", "day": "日期", "month": "月份",
+    "from": "开始时间", "to": "结束时间", "updated_since": "更新时间起", "since": "起始时间",
+    "workday": "是否工作日", "assignee_worker_id": "处置人", "department": "责任部门", "to_state": "目标状态",
+}
+
+
 def _loc(loc) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or ".".join(str(p) for p in loc)
@@ -68,13 +81,16 @@ def install(app: FastAPI) -> None:
         for e in exc.errors():
             loc = e.get("loc", ())
             d = {"field": _loc(loc), "in": loc[0] if loc else None, "message": e.get("msg")}
+            label = FIELD_LABELS.get(d["field"].split(".")[-1])
+            if label:
+                d["label"] = label
             v = e.get("input")
             if isinstance(v, (str, int, float, bool)):
                 d["input"] = _printable(v[:200]) if isinstance(v, str) else (
                     str(v) if isinstance(v, int) and abs(v) > 2**53 else v)
             details.append(d)
-        where = ", ".join(d["field"] for d in details[:5])
-        return JSON(body("validation_error", f"invalid request: {where}", details), status_code=422)
+        where = "、".join(f"{d['label']}（{d['field']}）" if d.get("label") else d["field"] for d in details[:5])
+        return JSON(body("validation_error", f"请求有误，请检查：{where}", details), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):

@@ -17,7 +17,8 @@ from geo.api.core.config import DEMO_SECRET, get_catalogue
 from geo.api.core.context import request_id
 from geo.api.core.limits import BodyLimit
 from geo.api.deps import AppState
-from geo.api.routes import auth, events, health, jobs, lookup, open311, plans, stats, workers
+from geo.api.routes import (auth, basemap, bigscreen, events, health, jobs, lookup, loop, open311, plans, stats, workers,
+                            workorders)
 from geo.api.services.lookup_index import IndexHolder
 from geo.config import Settings, get_settings
 
@@ -25,7 +26,8 @@ log = logging.getLogger("geo.api")
 
 
 ROUTERS = (health.router, auth.router, lookup.router, plans.router, jobs.router, events.router, workers.router,
-           stats.router, open311.router)
+           stats.router, open311.router, workorders.router, workorders.geo_router, loop.router,
+           bigscreen.router, basemap.router)
 
 
 class ConfigError(RuntimeError):

@@ -133,3 +133,68 @@ class FixesIn(Input):
 
     crs: CRS = "wgs84"
     fixes: list[Fix] = Field(..., min_length=1, max_length=10000)
+
+
+# --------------------------------------------------------------------------- dispatch / 12345 (docs/dispatch-api.md)
+
+APPEALS = Literal["咨询", "求助", "投诉", "建议"]
+
+
+class WorkOrderIn(BaseModel):
+    """A 12345 work order: a point (lon/lat) or an address that the standard-address search resolves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order_no: str = Field(..., min_length=1, max_length=64, pattern=r"^[0-9A-Za-z\-_]+$", description="工单号")
+    called_at: datetime = Field(..., description="来电时间 (ISO 8601 with offset)")
+    appeal_type: APPEALS = Field(..., description="诉求类型")
+    category: str = Field(..., max_length=40)
+    subtype: str = Field(..., max_length=60)
+    content: str = Field(..., min_length=1, max_length=4000, description="诉求内容")
+    address: str | None = Field(None, max_length=400)
+    lon: float | None = Field(None, ge=-180, le=180)
+    lat: float | None = Field(None, ge=-90, le=90)
+    crs: CRS = "wgs84"
+    caller_name: str | None = Field(None, max_length=100)
+    caller_phone: str | None = Field(None, max_length=40, pattern=r"^[0-9+\-() ]{3,40}$")
+
+
+class CallbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    satisfaction: int | None = Field(None, ge=1, le=5, description="满意度 1–5 (required when reached)")
+    reached: bool = Field(True, description="是否联系到来电人")
+    note: str | None = Field(None, max_length=2000)
+
+
+class SuperviseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["overdue", "disputed"]
+    reason: str | None = Field(None, max_length=2000, description="Required for a disputed event")
+
+
+class ReopenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(..., max_length=2000, description="返工原因 (required)")
+
+
+class EmergencyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    active: bool
+    reason: str | None = Field(None, max_length=500, description="Required to switch on")
+
+
+class CalendarDayIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workday: bool
+    name: str | None = Field(None, max_length=100)
+
+
+class KioskIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, max_length=60)

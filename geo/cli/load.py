@@ -101,6 +101,9 @@ def load_population(
     pop: Optional[str] = typer.Option(None, "--pop", help="Column with the number of people."),
     households: Optional[str] = typer.Option(None, "--households", help="Column with the number of households."),
     building: Optional[str] = typer.Option(None, "--building", help="Building id column (address points)."),
+    address_col: Optional[str] = typer.Option(None, "--address-col",
+                                              help="Standard-address text column (社区/小区/路/号/楼栋/单元), kept "
+                                                   "for GET /v1/geocode; default: a column named address/地址."),
     crs: Optional[str] = _common["crs"], layer: Optional[str] = _common["layer"],
     x_col: Optional[str] = _common["x_col"], y_col: Optional[str] = _common["y_col"],
     dataset: Optional[str] = _common["dataset"], replace: bool = _common["replace"],
@@ -111,7 +114,8 @@ def load_population(
     """Census polygons or address points with people (and households)."""
     from geo.io.checks import ColumnMap
 
-    cols = ColumnMap(id=id_col, people=pop, households=households, building=building, name=name_col)
+    cols = ColumnMap(id=id_col, people=pop, households=households, building=building, name=name_col,
+                     address=address_col)
     _run_load("population", file, crs=crs, layer=layer, x_col=x_col, y_col=y_col, dataset=dataset, replace=replace,
               skip_bad=skip_bad, jurisdiction=jurisdiction, columns=cols, report_json=report_json)
 
@@ -214,7 +218,7 @@ def load_demo_files(files: dict[str, str]) -> None:
                   **common)
     _run_load("population", Path(files["population"]), dataset=DEMO_DATASET, replace=True,
               columns=ColumnMap(id="id", people="people", households="households", building="building",
-                                name="address"), **common)
+                                name="address", address="address"), **common)
     _run_load("streets", Path(files["streets"]), dataset=DEMO_DATASET, replace=True,
               columns=ColumnMap(id="id", name="name", klass="klass"), **common)
     _run_load("special-areas", Path(files["special_areas"]), dataset=DEMO_DATASET, replace=True,

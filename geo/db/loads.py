@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from sqlalchemy import Engine, text
 
@@ -22,7 +23,8 @@ from geo.io.checks import LoadReport, parent_code_of
 
 TABLES = {"population": "population_units", "streets": "streets", "special-areas": "special_areas"}
 COPY_COLUMNS = {
-    "population": ["dataset", "source_id", "people", "households", "building", "name", "props", "geom", "load_id"],
+    "population": ["dataset", "source_id", "people", "households", "building", "address", "name", "props", "geom",
+                   "load_id"],
     "streets": ["dataset", "source_id", "name", "klass", "props", "geom", "load_id"],
     "special-areas": ["dataset", "source_id", "name", "kind", "props", "geom", "load_id"],
 }
@@ -134,17 +136,24 @@ def write_load(
     return LoadResult(load_id=load_id, kind=kind, dataset=dataset, rows_loaded=len(clean), report=report)
 
 
+def _text(values) -> list:
+    """Text cells with missing values as None (pandas 3 stores None in a string column as NaN, which COPY would
+    write as the text 'nan')."""
+    return [None if v is None or (not isinstance(v, str) and pd.isna(v)) else v for v in values]
+
+
 def _rows(kind: str, clean: gpd.GeoDataFrame, geoms: np.ndarray, dataset: str, load_id: int):
     """Yield COPY tuples column-wise (no per-row pandas access)."""
     n = len(clean)
     props = [json.dumps(p, ensure_ascii=False) for p in clean["props"]]
-    sid, name = list(clean["source_id"]), list(clean["name"])
+    sid, name = list(clean["source_id"]), _text(clean["name"])
     ds, lid = [dataset] * n, [load_id] * n
     if kind == "population":
         people = [int(v) for v in clean["people"]]
         hh = [_int_or_none(v) for v in clean["households"]]
-        return zip(ds, sid, people, hh, list(clean["building"]), name, props, geoms, lid)
-    extra = list(clean["klass"] if kind == "streets" else clean["kind"])
+        address = _text(clean["address"]) if "address" in clean else [None] * n
+        return zip(ds, sid, people, hh, _text(clean["building"]), address, name, props, geoms, lid)
+    extra = _text(clean["klass"] if kind == "streets" else clean["kind"])
     return zip(ds, sid, name, extra, props, geoms, lid)
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -154,6 +155,7 @@ class PopulationUnit(Base):
     props: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
     geom = mapped_column(Geometry("GEOMETRY", srid=SRID, spatial_index=False), nullable=False)
     load_id: Mapped[int] = mapped_column(ForeignKey("loads.id", ondelete="CASCADE"), nullable=False)
+    address: Mapped[str | None] = mapped_column(Text, doc="标准地址 text (社区/小区/路/号/楼栋/单元), migration 0007")
     __table_args__ = (
         UniqueConstraint("dataset", "source_id", name="uq_population_units_source"),
         CheckConstraint("people >= 0", name="ck_population_units_people"),
@@ -341,6 +343,8 @@ class Event(Base):
     satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
     synthetic: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False), nullable=False)
+    reopen_count: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0",
+                                              doc="times reopened after 办结/结案 (返工), migration 0007")
     __table_args__ = (
         CheckConstraint(f"state IN {EVENT_STATES}", name="ck_events_state"),
         CheckConstraint("satisfaction IS NULL OR satisfaction BETWEEN 1 AND 5", name="ck_events_satisfaction"),
@@ -383,3 +387,95 @@ class PartitionJob(Base):
     created_by: Mapped[str] = mapped_column(Text, nullable=False)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     __table_args__ = (CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="ck_partition_jobs_state"),)
+
+
+# --------------------------------------------------------------------------- dispatch (migration 0007)
+
+APPEAL_TYPES = ("咨询", "求助", "投诉", "建议")
+CALENDAR_KINDS = ("holiday", "makeup_workday", "workday", "weekend")
+
+
+class WorkOrder(Base):
+    """A 12345 hotline work order (工单); several orders may share one event (并单)."""
+
+    __tablename__ = "work_orders"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    order_no: Mapped[str] = mapped_column(Text, unique=True, nullable=False)
+    request_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    called_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    appeal_type: Mapped[str] = mapped_column(String(8), nullable=False)
+    category: Mapped[str] = mapped_column(Text, nullable=False)
+    subtype: Mapped[str] = mapped_column(Text, nullable=False)
+    content: Mapped[str] = mapped_column(Text, nullable=False)
+    address: Mapped[str | None] = mapped_column(Text)
+    caller_name: Mapped[str | None] = mapped_column(Text)
+    caller_phone: Mapped[str | None] = mapped_column(Text)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="RESTRICT"), nullable=False)
+    merged: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    jurisdiction_path: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = _now()
+    created_by: Mapped[str] = mapped_column(Text, nullable=False)
+    updated_at: Mapped[datetime] = _now()
+    callback_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    callback_by: Mapped[str | None] = mapped_column(Text)
+    callback_satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
+    callback_reached: Mapped[bool | None] = mapped_column(Boolean)
+    callback_note: Mapped[str | None] = mapped_column(Text)
+    geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False), nullable=False)
+    __table_args__ = (
+        CheckConstraint(f"appeal_type IN {APPEAL_TYPES}", name="ck_work_orders_appeal_type"),
+        CheckConstraint("callback_satisfaction IS NULL OR callback_satisfaction BETWEEN 1 AND 5",
+                        name="ck_work_orders_satisfaction"),
+        Index("ix_work_orders_event", "event_id"),
+        Index("ix_work_orders_updated", "updated_at"),
+        Index("ix_work_orders_geom", "geom", postgresql_using="gist"),
+    )
+
+
+class EventSupervision(Base):
+    """One 督办 of an overdue or disputed event; each further one escalates a level (社区 → 街道 → 区)."""
+
+    __tablename__ = "event_supervisions"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=False)
+    level: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    jurisdiction_id: Mapped[int | None] = mapped_column(ForeignKey("jurisdictions.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(Text, nullable=False)
+    at: Mapped[datetime] = _now()
+    __table_args__ = (
+        CheckConstraint("kind IN ('overdue', 'disputed')", name="ck_event_supervisions_kind"),
+        CheckConstraint("level BETWEEN 1 AND 3", name="ck_event_supervisions_level"),
+        Index("ix_event_supervisions_event", "event_id"),
+    )
+
+
+class WorkCalendarDay(Base):
+    """A day that departs from the weekday rule: a public holiday or a make-up workday (调休上班)."""
+
+    __tablename__ = "work_calendar"
+    day: Mapped[datetime] = mapped_column(Date, primary_key=True)
+    workday: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    name: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = _now()
+    updated_by: Mapped[str] = mapped_column(Text, nullable=False)
+    __table_args__ = (CheckConstraint(f"kind IN {CALENDAR_KINDS}", name="ck_work_calendar_kind"),)
+
+
+class EmergencyMode(Base):
+    """平急转换: an emergency period of a jurisdiction, switched on and off by a leader."""
+
+    __tablename__ = "emergency_modes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    jurisdiction_id: Mapped[int] = mapped_column(ForeignKey("jurisdictions.id", ondelete="CASCADE"), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    started_at: Mapped[datetime] = _now()
+    started_by: Mapped[str] = mapped_column(Text, nullable=False)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_by: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    __table_args__ = (
+        Index("uq_emergency_modes_active", "jurisdiction_id", unique=True, postgresql_where=text("ended_at IS NULL")),
+    )

@@ -74,14 +74,60 @@ def seed_workers(engine: Engine, plan_ids: list[int], *, seed: int = 0, per_grid
                               "y": float(y)})
         if links:
             conn.execute(text("INSERT INTO worker_grids (worker_id, grid_code) VALUES (:w, :c)"), links)
+        if with_positions:
+            fixes += _patrol_tracks(conn, rng, plan_ids, fixes, links, now)
         if fixes:
             conn.execute(text("""
                 INSERT INTO worker_positions (worker_id, ts, geom) VALUES (:w, :ts, ST_SetSRID(ST_MakePoint(:x, :y), 4326))
+                ON CONFLICT (worker_id, ts) DO NOTHING
             """), fixes)
             _classify_positions(conn, plan_ids)
         audit.record(conn, actor, "seed.workers", "workers",
                      detail={"plans": list(plan_ids), "workers": len(ids), "synthetic": True})
     return len(ids)
+
+
+TRACK_STEP_S = 30  # seconds between synthetic patrol fixes
+TRACK_FIXES = 80  # 40 minutes of patrol before the latest fix
+
+
+def _patrol_tracks(conn, rng, plan_ids, latest: list[dict], links: list[dict], now: datetime) -> list[dict]:
+    """SYNTHETIC patrol tracks for the replay and 巡查覆盖率: each on-duty worker whose latest fix is inside a
+    grid walks along one of the grid's longest streets (with GPS noise) for 40 minutes before that fix.
+    Grids without streets get no track. Returns fixes like *latest*."""
+    import shapely
+
+    by_worker = {f["w"]: f for f in latest}
+    grid_of = {lk["w"]: lk["c"] for lk in links}
+    codes = sorted({grid_of[w] for w in by_worker})
+    if not codes:
+        return []
+    streets: dict[str, list] = {}
+    for code, wkb in conn.execute(text("""
+        SELECT g.code, ST_AsBinary(s.geom) FROM grids g
+        CROSS JOIN LATERAL (
+            SELECT ST_LineMerge(ST_Intersection(st.geom, g.geom)) AS geom FROM streets st
+            WHERE st.geom && g.geom AND ST_Intersects(st.geom, g.geom)
+            ORDER BY ST_Length(ST_Intersection(st.geom, g.geom)) DESC LIMIT 3) s
+        WHERE g.plan_id = ANY(:p) AND g.code = ANY(:c)
+    """), {"p": list(plan_ids), "c": codes}).all():
+        line = shapely.from_wkb(bytes(wkb))
+        parts = [g for g in getattr(line, "geoms", [line]) if g.geom_type == "LineString" and g.length > 0]
+        if parts:
+            streets.setdefault(code, []).append(max(parts, key=lambda g: g.length))
+    out = []
+    for w, last in by_worker.items():
+        lines = streets.get(grid_of[w])
+        if not lines:
+            continue
+        line = lines[int(rng.integers(len(lines)))]
+        start = float(rng.uniform(0, 0.5))
+        span = float(rng.uniform(0.3, 0.5))
+        for i in range(TRACK_FIXES):
+            pt = line.interpolate(start + span * i / (TRACK_FIXES - 1), normalized=True)
+            out.append({"w": w, "ts": last["ts"] - timedelta(seconds=TRACK_STEP_S * (TRACK_FIXES - i)),
+                        "x": float(pt.x + rng.normal(0, 0.00003)), "y": float(pt.y + rng.normal(0, 0.00003))})
+    return out
 
 
 def _classify_positions(conn, plan_ids: list[int]) -> None:

@@ -56,6 +56,7 @@ class ColumnMap:
     name: str | None = None
     code: str | None = None
     building: str | None = None
+    address: str | None = None  # 标准地址 text of an address point (population)
     klass: str | None = None
     kind: str | None = None
     level: str | None = None
@@ -200,9 +201,10 @@ def _strings(frame: pd.DataFrame, col: str | None) -> np.ndarray:
     if col is None:
         return np.full(len(frame), None, dtype=object)
     s = frame[col]
-    out = s.astype(object).where(s.notna(), None).to_numpy()
-    return np.array([None if v is None else (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
-                     for v in out], dtype=object)
+    out = s.astype(object).to_numpy()
+    # pd.isna per value: with pandas 3 string columns, where(notna, None) gives NaN back, which became 'nan'
+    return np.array([None if v is None or (not isinstance(v, str) and pd.isna(v)) else
+                     (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)) for v in out], dtype=object)
 
 
 def _props(frame: pd.DataFrame, used: set[str]) -> list[dict]:
@@ -365,7 +367,8 @@ def validate(
     report = LoadReport(source=raw.source, kind=kind, rows_read=len(frame), crs=crs_label,
                         line_offset=1 if raw.xy_columns else None)
     _default_columns(cols, frame, kind)
-    for attr in ("id", "people", "households", "name", "code", "building", "klass", "kind", "level", "urban", "parent"):
+    for attr in ("id", "people", "households", "name", "code", "building", "address", "klass", "kind", "level", "urban",
+                 "parent"):
         _require(frame, getattr(cols, attr), attr, raw.source)
 
     geoms = check_geometry(report, raw, kind)
@@ -398,6 +401,7 @@ def validate(
         out["people"] = _numbers(report, frame, cols.people, required=True)
         out["households"] = _numbers(report, frame, cols.households, required=False) if cols.households else np.nan
         out["building"] = _strings(frame, cols.building)
+        out["address"] = _strings(frame, cols.address)
     elif kind == "streets":
         out["klass"] = _strings(frame, cols.klass)
     elif kind == "special-areas":
@@ -415,7 +419,7 @@ def validate(
 
 
 OUTPUT_COLUMNS = {
-    "population": ["row", "source_id", "people", "households", "building", "name", "props", "geometry"],
+    "population": ["row", "source_id", "people", "households", "building", "address", "name", "props", "geometry"],
     "streets": ["row", "source_id", "name", "klass", "props", "geometry"],
     "special-areas": ["row", "source_id", "name", "kind", "props", "geometry"],
     "boundaries": ["row", "code", "name", "level", "urban", "parent_code", "props", "geometry"],
@@ -425,6 +429,7 @@ _DEFAULTS = {
     "name": ("name", "名称", "NAME"),
     "code": ("code", "adcode", "编码", "区划代码"),
     "building": ("building", "building_id", "楼栋"),
+    "address": ("address", "地址", "标准地址"),
     "households": ("households", "hh", "户数"),
     "klass": ("klass", "highway", "class", "fclass", "type"),
     "kind": ("kind", "type", "category"),

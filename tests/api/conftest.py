@@ -57,6 +57,9 @@ def world(engine):
                "A": j(COMM_A, "桂园社区", "community", box(X0, Y0, X0 + 0.1, Y0 + 0.2), STREET),
                "B": j(COMM_B, "李家村", "community", box(X0 + 0.1, Y0, X0 + 0.2, Y0 + 0.2), STREET, urban=False)}
         rebuild_paths(conn)
+        from geo.db.workcal import seed
+
+        seed(conn, "test")  # the table is truncated between tests; the migration seeded it
     plan_id = plans.write_plan(engine, STREET, plan_grids(), actor="test", params={"min_pop": 1000}, quality={})
     plans.publish(engine, plan_id, "test")
     ids["plan"] = plan_id

@@ -25,8 +25,14 @@ def test_create_routes_to_grid_department_and_sla(client, engine):
     assert e["state"] == "reported" and e["reporter_phone"] == "13912345678"
     from datetime import datetime
 
-    due = datetime.fromisoformat(e["due_at"]) - datetime.fromisoformat(e["created_at"])
-    assert due.total_seconds() == 72 * 3600
+    from geo.api.services.workcal import DayInfo, WorkCalendar
+    from geo.db.workcal import calendar_rows
+
+    # 垃圾乱堆乱放: 4 working hours on the city calendar (not 4 clock hours, not the old 72 h)
+    cal = WorkCalendar({r["day"]: DayInfo(**r) for r in calendar_rows()}, [("09:00", "12:00"), ("13:30", "17:30")],
+                       "Asia/Shanghai")
+    created, due = datetime.fromisoformat(e["created_at"]), datetime.fromisoformat(e["due_at"])
+    assert abs(cal.working_seconds(created, due) - 4 * 3600) < 1 and due > created
     with engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM audit_log WHERE action='event.create' AND outcome='ok'")).scalar() == 1
         assert c.execute(text("SELECT to_state FROM event_transitions WHERE event_id=:e"), {"e": e["id"]}).scalar() == "reported"

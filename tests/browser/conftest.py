@@ -67,7 +67,10 @@ def stack(chromium_path, browser_db_url, tmp_path_factory) -> Stack:
     api_url, dash_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{dash_port}"
     procs = []
     try:
-        api = Proc("api", [sys.executable, "-m", "geo.cli", "serve", "--demo", "--port", str(api_port)], env, work, work)
+        # the maps fetch the basemap's vector tiles from the API themselves: it must allow the dashboard's origin
+        aenv = env | {"GEO_CORS_ORIGINS": dash_url}
+        api = Proc("api", [sys.executable, "-m", "geo.cli", "serve", "--demo", "--port", str(api_port)], aenv, work,
+                   work)
         procs.append(api)
         wait_http(f"{api_url}/readyz", api, 90, ok=lambda r: r.status_code == 200 and r.json()["grids_indexed"] > 0)
         # a draft to publish from the planner page: the first street with a published plan

@@ -1,4 +1,5 @@
-"""Screenshots of every dashboard page at 1920×1080 from a running demo (not a test).
+"""Screenshots of every dashboard page from a running demo (not a test); the big screen at 1920×1080
+(bigscreen.png and bigscreen-1080p.png), 3840×2160 (bigscreen-4k.png) and 1366×768 (bigscreen-1366.png).
 
     geo demo                      # or: geo serve --demo + streamlit run dashboard/app.py
     python -m tests.browser.make_screenshots --url http://127.0.0.1:8501 --out docs/screenshots
@@ -49,15 +50,16 @@ def main() -> None:
         settle(page, 1)
         page.screenshot(path=str(out / "login.png"))
 
+        for (w, hh), name in (((3840, 2160), "bigscreen-4k.png"), ((1366, 768), "bigscreen-1366.png"),
+                              ((1920, 1080), "bigscreen-1080p.png")):
+            wall = browser.new_page(viewport={"width": w, "height": hh})
+            _bigscreen(wall, args.url, args.user, out / name, h, args.api)
+            if name == "bigscreen-1080p.png":
+                (out / "bigscreen.png").write_bytes((out / name).read_bytes())
+            wall.close()
+
         login(page, args.url, args.user)
         page.locator('[data-testid="kpi-tiles"]').wait_for()
-        map_frame(page)
-        page.locator('[data-testid="stSidebar"]').hover()
-        page.locator('[data-testid="stSidebarCollapseButton"] button').click(force=True)  # the wall view
-        settle(page, 4)
-        page.screenshot(path=str(out / "bigscreen.png"))
-        page.locator('[data-testid="stExpandSidebarButton"]').first.click(force=True)
-        settle(page, 1)
 
         goto(page, "dispatch")
         page.get_by_label("经度").wait_for()
@@ -66,11 +68,19 @@ def main() -> None:
         feat = next((f for f in fc["features"] if top and f["properties"]["code"] == top[0]["grid_code"]),
                     fc["features"][0])
         pt = shape(feat["geometry"]).representative_point()
-        for label, v in (("经度", pt.x), ("纬度", pt.y)):
-            page.get_by_label(label).fill(f"{v:.6f}")
-            page.get_by_label(label).press("Enter")
-        settle(page, 1)
-        page.get_by_role("button", name="查询所属网格").click()
+        cands = httpx.get(f"{args.api}/v1/geocode", params={"q": feat["properties"].get("name", "社区")[:4],
+                                                              "limit": 5}, headers=h, timeout=10)
+        if cands.status_code == 200 and cands.json().get("candidates"):  # address first, as a dispatcher works
+            page.get_by_label("地址关键词").fill(cands.json()["candidates"][0]["address"])
+            page.get_by_role("button", name="搜索地址").click()
+            page.locator('[data-testid="geocode-candidates"]').wait_for(state="attached")
+            settle(page, 1)
+            page.locator('[data-testid="stRadio"] [role="radiogroup"] label').first.click()
+        else:
+            page.get_by_label("经度").fill(f"{pt.x:.6f}")
+            page.get_by_label("纬度").fill(f"{pt.y:.6f}")
+            settle(page, 1)
+            page.get_by_role("button", name="查询所属网格").click()
         page.locator('[data-testid="lookup-grid-code"]').wait_for()
         settle(page, 3)
         page.screenshot(path=str(out / "dispatch.png"))
@@ -99,6 +109,38 @@ def main() -> None:
         page.screenshot(path=str(out / "events.png"))
         browser.close()
     print(f"screenshots in {out}")
+
+
+def _bigscreen(page, url: str, user: str, path: Path, h: dict, api: str) -> None:
+    """The wall view (sidebar folded), with a grid clicked and a worker's track replaying."""
+    login(page, url, user)
+    page.locator('[data-testid="kpi-tiles"]').wait_for()
+    f = map_frame(page)
+    page.locator('[data-testid="stSidebar"]').hover()
+    page.locator('[data-testid="stSidebarCollapseButton"] button').click(force=True)
+    settle(page, 3)
+    top = httpx.get(f"{api}/v1/stats/top-grids", params={"n": 1}, headers=h).json()
+    fc = httpx.get(f"{api}/v1/grids", headers=h, timeout=30).json()
+    feat = next((x for x in fc["features"] if top and x["properties"]["code"] == top[0]["grid_code"]), None)
+    if feat:
+        p = shape(feat["geometry"]).representative_point()
+        xy = f.evaluate(f"() => {{ const q = window.map.latLngToContainerPoint([{p.y}, {p.x}]); return [q.x, q.y]; }}")
+        box = page.locator('iframe[title="streamlit_folium.st_folium"]').bounding_box()
+        page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
+        settle(page, 2)
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    pos = httpx.get(f"{api}/v1/workers/positions/latest", headers=h, timeout=10).json()
+    busiest = max(pos, key=lambda w: len(httpx.get(f"{api}/v1/workers/{w['id']}/track", params={"day": day},
+                                                   headers=h, timeout=10).json()["fixes"]), default=None)
+    try:
+        box = page.get_by_role("combobox", name="轨迹回放")
+        box.click(timeout=5000)
+        box.fill(busiest["name"])
+        page.get_by_role("option", name=busiest["name"]).first.click(timeout=5000)
+    except Exception:  # noqa: BLE001 — no workers: no replay on the shot
+        pass
+    settle(page, 5)
+    page.screenshot(path=str(path))
 
 
 if __name__ == "__main__":

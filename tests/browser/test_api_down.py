@@ -18,7 +18,7 @@ def own_stack(stack):
     """An API and a dashboard of this module's own (the shared ones must stay up)."""
     api_port, dash_port = free_port(), free_port()
     api = Proc("api-down-api", [sys.executable, "-m", "geo.cli", "serve", "--demo", "--port", str(api_port)],
-               stack.env, stack.work, stack.work)
+               stack.env | {"GEO_CORS_ORIGINS": f"http://127.0.0.1:{dash_port}"}, stack.work, stack.work)
     dash = None
     try:
         wait_http(f"http://127.0.0.1:{api_port}/readyz", api, 90)
@@ -35,11 +35,27 @@ def own_stack(stack):
 
 
 def test_api_down_while_watching_the_big_screen(own_stack, page):
+    """The last data stays on the wall under a "数据更新于 … (stale since)" badge; never "ConnectError"."""
     login(page, own_stack["dash_url"], "leader")
     page.locator('[data-testid="kpi-tiles"]').wait_for()
     map_frame(page)
+    page.locator('[data-testid="live-badge"]').wait_for()
+    before = page.locator('[data-testid="kpi-events"]').get_attribute("data-value")
+    t_stop = time.time()
     own_stack["api"].stop()
-    page.get_by_text("无法连接到网格服务 API").first.wait_for(timeout=(4 * REFRESH_S + 10) * 1000)
+    badge = page.locator('[data-testid="stale-badge"]')
+    badge.wait_for(timeout=(4 * REFRESH_S + 10) * 1000)
+    assert "无法连接到网格服务 API" in badge.inner_text() and "数据更新于" in badge.inner_text()
+    assert float(badge.get_attribute("data-since")) <= t_stop + 1  # the data shown is from before the stop
+    # the last data is still there: KPIs with the same values, the map, the panels
+    assert page.locator('[data-testid="kpi-events"]').get_attribute("data-value") == before
+    assert page.locator('iframe[title="streamlit_folium.st_folium"]').count() == 1
+    assert page.locator('[data-testid="trend"]').count() == 1
+    time.sleep(2 * REFRESH_S)  # further refreshes keep it that way
+    assert page.locator('[data-testid="stale-badge"]').count() == 1
+    assert page.locator('[data-testid="kpi-events"]').get_attribute("data-value") == before
+    body = page.inner_text("body")
+    assert "ConnectError" not in body
     assert_no_traceback(page)
 
 

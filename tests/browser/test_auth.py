@@ -42,5 +42,5 @@ def test_wrong_password_is_a_friendly_message(stack, page):
 def test_english_switch(stack, page):
     login(page, stack.dash_url, "leader")
     page.locator('[data-testid="stSidebar"]').get_by_text("English", exact=True).click()
-    page.get_by_text("Events today").wait_for()
+    page.get_by_text("Workers online").wait_for()
     assert "Leader (leader)" in page.locator('[data-testid="geo-role"]').inner_text()

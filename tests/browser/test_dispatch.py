@@ -1,8 +1,10 @@
-"""Dispatch: a typed point and a map click find the grid that /v1/lookup names."""
+"""Dispatch: an address, a typed point and a map click find the grid that /v1/lookup names; bad coordinates
+are refused in words; the event form enforces its required fields and a double click creates one event."""
 
 from __future__ import annotations
 
 import time
+import uuid
 
 import httpx
 import pytest
@@ -81,10 +83,129 @@ def test_lookup_matches_the_api(stack, page):
     assert wait_code(page, again["code"]) == again["code"]
 
 
-def test_outside_every_grid_names_the_nearest(stack, page):
+def refused(page, reason: str) -> bool:
+    return page.locator(f'[data-testid="lookup-refused"][data-reason="{reason}"]').count() > 0
+
+
+def test_bad_coordinates_are_refused_not_replaced(stack, page):
+    h = auth(stack.api_url, "dispatcher")
+    fc = httpx.get(f"{stack.api_url}/v1/grids", headers=h, timeout=30).json()
+    p = shape(fc["features"][0]["geometry"]).representative_point()
     login(page, stack.dash_url, "dispatcher")
     goto(page, "dispatch")
     page.get_by_label("经度").wait_for()
-    lookup_until(page, 100.0, 40.0, lambda: page.get_by_text("不在任何已发布网格内").count() > 0)
-    assert page.locator('[data-testid="lookup-grid-code"]').count() == 0
+    code = page.locator('[data-testid="lookup-grid-code"]')
+    lookup_until(page, p.x, p.y, lambda: code.count() > 0)
+    # a mistyped longitude: refused, naming the field; the previous point's result is gone, not shown again
+    page.get_by_label("经度").fill(f"{p.x:.4f}x")
+    page.get_by_role("button", name="查询所属网格").click()
+    page.locator('[data-testid="lookup-refused"][data-reason="number"]').wait_for(state="attached")
+    assert code.count() == 0
+    assert "经度" in page.locator('[data-testid="stAlert"]').first.inner_text()
+    # Beijing: outside the service area, said plainly (no "nearest grid about 1,048,365 m")
+    lookup_point(page, 116.397, 39.909)
+    page.locator('[data-testid="lookup-refused"][data-reason="out_of_area"]').wait_for(state="attached")
+    text = page.locator('[data-testid="stAlert"]').first.inner_text()
+    assert "服务范围" in text and "1,048" not in text and code.count() == 0
+    # latitude and longitude swapped
+    lookup_point(page, p.y, p.x)
+    page.locator('[data-testid="lookup-refused"][data-reason="swapped"]').wait_for(state="attached")
+    # out of range
+    lookup_point(page, 200.0, p.y)
+    page.locator('[data-testid="lookup-refused"][data-reason="range"]').wait_for(state="attached")
+    assert code.count() == 0
+    assert_no_traceback(page)
+
+
+def _fill_event_form(page, description: str) -> None:
+    form = page.locator('[data-testid="stForm"]').filter(has=page.get_by_role("button", name="提交事件"))
+    form.get_by_role("combobox").first.click()
+    page.get_by_role("option").first.click()
+    form.get_by_label("描述 *").fill(description)
+    form.get_by_label("联系电话").fill("13800001234")
+    time.sleep(0.6)
+
+
+def _events_with(stack, code: str, description: str) -> list[dict]:
+    h = auth(stack.api_url, "dispatcher")
+    items = httpx.get(f"{stack.api_url}/v1/events", params={"grid": code, "limit": 200}, headers=h,
+                      timeout=10).json()["items"]
+    return [e for e in items if e["description"] == description]
+
+
+def test_event_form_required_fields_and_double_submit(stack, page):
+    h = auth(stack.api_url, "dispatcher")
+    fc = httpx.get(f"{stack.api_url}/v1/grids", headers=h, timeout=30).json()
+    feat = fc["features"][-1]
+    p = shape(feat["geometry"]).representative_point()
+    login(page, stack.dash_url, "dispatcher")
+    goto(page, "dispatch")
+    page.get_by_label("经度").wait_for()
+    code = page.locator('[data-testid="lookup-grid-code"]')
+    lookup_until(page, p.x, p.y, lambda: code.count() > 0)
+    grid = code.inner_text().strip()
+    submit = page.get_by_role("button", name="提交事件")
+    submit.wait_for()
+    # an empty form creates nothing and says which fields are missing, in Chinese
+    n0 = httpx.get(f"{stack.api_url}/v1/events", params={"grid": grid, "limit": 1}, headers=h).json()["total"]
+    submit.click()
+    page.locator('[data-testid="form-errors"]').wait_for(state="attached")
+    msg = page.locator('[data-testid="stAlert"]').filter(has_text="请填写").first.inner_text()
+    assert "事件子类" in msg and "描述" in msg
+    assert httpx.get(f"{stack.api_url}/v1/events", params={"grid": grid, "limit": 1}, headers=h).json()["total"] == n0
+    # a bad phone: named in words, not "invalid request: reporter_phone"
+    desc = f"双击测试 {uuid.uuid4().hex[:8]}"
+    _fill_event_form(page, desc)
+    page.get_by_label("联系电话").fill("电话号码")
+    submit.click()
+    page.get_by_text("联系电话格式不正确").first.wait_for()
+    assert "reporter_phone" not in page.inner_text("body")
+    page.get_by_label("联系电话").fill("13800001234")
+    time.sleep(0.6)
+    # a double click: one event
+    submit.dblclick()
+    page.get_by_text("已创建").or_(page.get_by_text("重复提交")).first.wait_for()
+    time.sleep(2 * 1.5)  # let a second submission, if any, reach the API
+    got = _events_with(stack, grid, desc)
+    assert len(got) == 1, got
+    # the form is empty again (a new instance), the new event is selected and shows names, not ids
+    assert page.get_by_label("描述 *").input_value() == ""
+    page.locator(f'[data-testid="event-detail"][data-event-id="{got[0]["id"]}"]').wait_for()
+    assert_no_traceback(page)
+
+
+def test_dispatch_by_address(stack, page):
+    h = auth(stack.api_url, "dispatcher")
+    # a query a dispatcher would type: a community name and a building number of a real demo address
+    probe = httpx.get(f"{stack.api_url}/v1/geocode", params={"q": "社区", "limit": 50}, headers=h, timeout=10)
+    assert probe.status_code == 200, probe.text
+    cands = probe.json()["candidates"]
+    assert cands, "the demo has standard addresses"
+    target = cands[len(cands) // 2]
+    q = target["address"]
+    api = httpx.get(f"{stack.api_url}/v1/geocode", params={"q": q, "limit": 8}, headers=h, timeout=10).json()
+    best = api["candidates"][0]
+    look = httpx.get(f"{stack.api_url}/v1/lookup", params={"lon": best["lon"], "lat": best["lat"]}, headers=h,
+                     timeout=10).json()
+    login(page, stack.dash_url, "dispatcher")
+    goto(page, "dispatch")
+    page.get_by_label("地址关键词").fill(q)
+    page.get_by_role("button", name="搜索地址").click()
+    page.locator('[data-testid="geocode-candidates"]').wait_for(state="attached")
+    assert page.locator('[data-testid="geocode-candidates"]').get_attribute("data-best-grid") == best["grid_code"]
+    page.locator('[data-testid="stRadio"] [role="radiogroup"] label').first.click()
+    code = page.locator('[data-testid="lookup-grid-code"]')
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (code.count() and code.inner_text().strip() == look["code"]):
+        time.sleep(0.2)
+    assert code.inner_text().strip() == look["code"] == best["grid_code"]
+    assert best["address"] in page.locator('[data-testid="lookup-result"]').inner_text()
+    # on-duty staff are listed by name
+    ws = [w for w in httpx.get(f"{stack.api_url}/v1/grids/{look['code']}/workers", headers=h).json() if w["on_duty"]]
+    if ws:
+        page.get_by_text(ws[0]["name"]).first.wait_for()
+    # nothing found: said so
+    page.get_by_label("地址关键词").fill("火星基地九九九号")
+    page.get_by_role("button", name="搜索地址").click()
+    page.get_by_text("没有找到").first.wait_for()
     assert_no_traceback(page)

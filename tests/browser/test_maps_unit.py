@@ -46,8 +46,34 @@ def test_base_map_uses_only_bundled_assets():
     layer = maps.workers_layer([{"lon": 114.3, "lat": 30.6, "on_duty": True, "outside_own_grids": True,
                                  "name": "x", "role": "chief"}], maps.Basemap(None, False), name="w",
                                label=lambda p: p["name"])
-    assert any("markercluster" in u for _, u in maps.LEAFLET_JS)
     assert layer is not None
+    # the own basemap brings the vendored VectorGrid, served from the same place as Leaflet
+    m2 = maps.base_map([114.27, 30.59, 114.32, 30.61], maps.Basemap(None, False),
+                       own_basemap=("http://api.example/v1/tiles/basemap/{z}/{x}/{y}.mvt", {"X-API-Key": "k"}))
+    assert maps.VECTORGRID_JS in m2.default_js
+    assert (maps.STATIC_DIR / maps.VECTORGRID_JS[1].split("/", 2)[2]).exists()
+    assert (maps.STATIC_DIR / "vendor" / "vectorgrid" / "LICENSE").exists()
+    assert "vectorGrid.protobuf" in m2.get_root().render()
+    # provider tiles configured: no own basemap on top of them
+    m3 = maps.base_map([114.27, 30.59, 114.32, 30.61], maps.Basemap("https://wprd01.amap.com/{z}/{x}/{y}", True),
+                       own_basemap=("http://api.example/{z}/{x}/{y}.mvt", {}))
+    assert "vectorGrid" not in m3.get_root().render()
+
+
+def test_heat_legend_counts_match_the_colours():
+    cells = [{"cell": "89409", "count": c} for c in (1, 1, 2, 5, 9, 30, 31, 200)]
+    buckets = maps.heat_buckets(cells)
+    assert sum(n for *_, n in buckets) == len(cells)
+    assert buckets[0][1] == 1 and buckets[-1][2] == 200
+    for colour, lo, hi, _ in buckets:  # every count in a bucket gets that bucket's colour
+        assert maps.HEAT_COLOURS[maps.heat_level(lo, 200)] == colour == maps.HEAT_COLOURS[maps.heat_level(hi, 200)]
+    assert maps.heat_buckets([]) == []
+
+
+def test_worker_status_matches_the_legend():
+    assert maps.worker_status({"on_duty": True, "outside_own_grids": False}) == "on"
+    assert maps.worker_status({"on_duty": True, "outside_own_grids": True}) == "outside"
+    assert maps.worker_status({"on_duty": False, "outside_own_grids": True}) == "off"
 
 
 def test_zoom_fits_the_bbox():

@@ -13,6 +13,7 @@ from geo.api.deps import AppState, authorize, get_state, require
 from geo.api.errors import APIError
 from geo.api.schemas import EventIn, Moment, TransitionIn
 from geo.api.services import events as svc
+from geo.api.services.workcal import calendar_of
 from geo.crs import point_to_wgs84
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -20,13 +21,20 @@ router = APIRouter(prefix="/v1", tags=["events"])
 
 @router.get("/catalogue", summary="Event categories, sub-types, SLAs and responsible departments (权责清单)")
 async def catalogue(request: Request):
+    """Every category carries its 大类 ``dcode``; every sub-type its 4-digit ``dcode`` (大类+小类), 立案标准
+    ``filing_standard``, 结案标准 ``closing_standard`` and 处置时限 ``time_limit`` (work_hours | work_days)."""
     c = get_state(request).catalogue
-    return {"sla_hours": c.sla_hours, "sources": c.sources,
-            "categories": [{"code": code, "name": name,
-                            "subtypes": [{"code": s.code, "name": s.name, "priority": s.priority,
-                                          "department": s.department}
-                                         for s in c.services() if s.category == code]}
+    return {"sla_hours": c.sla_hours, "sources": c.sources, "work_hours": c.work_hours,
+            "categories": [{"code": code, "name": name, "dcode": (c.category_codes or {}).get(code, ""),
+                            "subtypes": [subtype_json(s) for s in c.services() if s.category == code]}
                            for code, name in c.categories.items()]}
+
+
+def subtype_json(s) -> dict:
+    """A catalogue sub-type as the API shows it."""
+    return {"code": s.code, "name": s.name, "priority": s.priority, "department": s.department, "dcode": s.dcode,
+            "filing_standard": s.filing_standard, "closing_standard": s.closing_standard,
+            "time_limit": {"value": s.limit_value, "unit": s.limit_unit} if s.limit_unit else None}
 
 
 def owning_grid(state: AppState, lon: float, lat: float) -> dict:
@@ -61,7 +69,7 @@ def _create(state: AppState, p: Principal, body: EventIn, key: str | None, synth
     payload = body.model_dump(exclude={"lon", "lat", "crs"})
     with state.engine.begin() as conn:
         ev, created = svc.create_event(conn, p, state.catalogue, payload=payload, lon=lon, lat=lat, grid=grid,
-                                       idempotency_key=key, synthetic=synthetic)
+                                       idempotency_key=key, synthetic=synthetic, calendar=calendar_of(state))
     return svc.event_json(ev, p), created
 
 
@@ -148,6 +156,9 @@ def get_event(request: Request, event_id: int, p: Principal = Depends(require("r
                 {"id": d["id"], "state": d["state"], "description": d["description"],
                  "created_at": d["created_at"].isoformat()}
                 for d in dups if policy.can_read(p, "duplicate", d["jurisdiction_path"])]
+        orders = conn.execute(text("SELECT order_no, appeal_type, called_at, merged FROM work_orders "
+                                   "WHERE event_id = :e ORDER BY called_at, id"), {"e": event_id}).mappings().all()
+        out["work_orders"] = [{**dict(o), "called_at": o["called_at"].isoformat()} for o in orders]
     return out
 
 

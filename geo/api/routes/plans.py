@@ -154,32 +154,49 @@ def _bbox(bbox: str | None):
     return v
 
 
+GRID_ROWS_SQL = """
+    SELECT g.code, g.name, g.kind, g.level, g.population, g.households, g.community_code, g.flags, g.plan_id,
+           ST_AsBinary(g.geom) AS wkb
+    FROM grids g JOIN grid_plans gp ON gp.id = g.plan_id
+    JOIN jurisdictions j ON j.id = gp.jurisdiction_id
+    LEFT JOIN jurisdictions c ON c.code = g.community_code
+    WHERE g.plan_id = ANY(:plans) AND coalesce(c.path, j.path) LIKE :path || '%'
+    ORDER BY g.code
+"""
+
+
 def grids_geojson(engine, plan_ids: list[int], bbox, zoom, path_prefix: str) -> bytes:
+    """A FeatureCollection of the grids of *plan_ids* in the caller's subtree.
+
+    With *zoom*, the grids are simplified together as one coverage (see :mod:`geo.api.services.coverage`)
+    to half a pixel at that zoom, then filtered by *bbox*; coordinates are rounded to 6 decimals (identical
+    shared vertices round identically, so shared edges stay shared).
+    """
+    import numpy as np
+    import shapely
+
+    from geo.api.services.coverage import simplified
+
     tol = simplify_tolerance(zoom)
-    params = {"plans": plan_ids, "tol": tol, "path": path_prefix}
-    where = ""
-    if bbox:
-        where = "AND g.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)"
-        params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
     with engine.connect() as conn:
-        doc = conn.execute(text(f"""
-            SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(f), '[]'::json))::text
-            FROM (
-                SELECT json_build_object(
-                    'type', 'Feature', 'id', g.code,
-                    'geometry', ST_AsGeoJSON(CASE WHEN :tol > 0 THEN ST_SimplifyPreserveTopology(g.geom, :tol)
-                                                  ELSE g.geom END, 6)::json,
-                    'properties', json_build_object('code', g.code, 'name', g.name, 'kind', g.kind,
-                        'level', g.level, 'population', g.population, 'households', g.households,
-                        'community_code', g.community_code, 'flags', g.flags, 'plan_id', g.plan_id)) AS f
-                FROM grids g JOIN grid_plans gp ON gp.id = g.plan_id
-                JOIN jurisdictions j ON j.id = gp.jurisdiction_id
-                LEFT JOIN jurisdictions c ON c.code = g.community_code
-                WHERE g.plan_id = ANY(:plans) AND coalesce(c.path, j.path) LIKE :path || '%' {where}
-                ORDER BY g.code
-            ) t
-        """), params).scalar_one()
-    return doc.encode()
+        rows = conn.execute(text(GRID_ROWS_SQL), {"plans": plan_ids, "path": path_prefix}).mappings().all()
+    geoms = shapely.from_wkb(np.array([bytes(r["wkb"]) for r in rows], dtype=object)) if rows else np.array([])
+    if tol > 0 and len(geoms):
+        geoms = simplified((tuple(sorted(plan_ids)), path_prefix), geoms, tol)
+    keep = np.ones(len(geoms), dtype=bool)
+    if bbox and len(geoms):
+        keep = shapely.intersects(geoms, shapely.box(*bbox))
+    feats = []
+    for r, g, k in zip(rows, geoms, keep):
+        if not k:
+            continue
+        g = shapely.transform(g, lambda c: np.round(c, 6))
+        feats.append({"type": "Feature", "id": r["code"], "geometry": orjson.Fragment(shapely.to_geojson(g)),
+                      "properties": {"code": r["code"], "name": r["name"], "kind": r["kind"], "level": r["level"],
+                                     "population": r["population"], "households": r["households"],
+                                     "community_code": r["community_code"], "flags": r["flags"],
+                                     "plan_id": r["plan_id"]}})
+    return orjson.dumps({"type": "FeatureCollection", "features": feats})
 
 
 @router.get("/plans/{plan_id}/grids", summary="A plan's grids as GeoJSON (bbox filter, zoom simplification)")

@@ -9,6 +9,10 @@ KPI definitions (events created in [from, to), the caller's jurisdiction):
 * ``satisfaction``: mean resident rating (1–5) of closed events; ``satisfied_share``: rating ≥ 4
 * ``overdue``: open events past their deadline now
 * ``events_today`` and the trend's days are calendar days in ``GEO_TZ`` (default Asia/Shanghai)
+* ``evaluation``: 结案率, 按期结案率 over 应结案, 派遣准确率, 返工率, 满意率 (:mod:`geo.api.services.evaluation`)
+* ``grids`` (综合 = standard + rural, 专属 = exclusive), ``workers`` online of total, ``counts`` by stage
+
+Every route takes ``category`` and ``subtype`` filters; the KPI route also ``from``/``to``.
 """
 
 from __future__ import annotations
@@ -80,27 +84,43 @@ def _kpi(r, grids_total: int | None) -> dict:
 @router.get("/kpis", summary="KPIs for the caller's jurisdiction, or grouped per grid/community/street/district")
 def kpis(request: Request, by: Literal["all", "grid", "community", "street", "district"] = "all",
          from_: Moment | None = Query(None, alias="from"), to: Moment | None = None,
+         category: str | None = Query(None, max_length=40), subtype: str | None = Query(None, max_length=60),
          p: Principal = Depends(require("read"))):
+    from geo.api.services import evaluation
+
     st = get_state(request)
     f, t = _window(from_, to)
     params = {"path": p.jurisdiction_path, "f": f, "t": t, "plans": list(st.holder.index.plan_ids),
               "tz": st.settings.timezone}
-    base = "FROM events e WHERE e.jurisdiction_path LIKE :path || '%' AND e.created_at >= :f AND e.created_at < :t"
+    base = ("FROM events e WHERE e.jurisdiction_path LIKE :path || '%' AND e.created_at >= :f AND e.created_at < :t"
+            + evaluation.filters(category, subtype, params))
     with st.engine.connect() as conn:
-        grids_total = conn.execute(text("""
-            SELECT count(*) FROM grids g JOIN grid_plans gp ON gp.id = g.plan_id
+        kinds = dict(conn.execute(text("""
+            SELECT g.kind, count(*) FROM grids g JOIN grid_plans gp ON gp.id = g.plan_id
             JOIN jurisdictions j ON j.id = gp.jurisdiction_id
             LEFT JOIN jurisdictions c ON c.code = g.community_code
-            WHERE g.plan_id = ANY(:plans) AND coalesce(c.path, j.path) LIKE :path || '%'
-        """), params).scalar_one()
-        workers_on_duty = conn.execute(text("""
-            SELECT count(*) FROM workers w JOIN jurisdictions j ON j.id = w.jurisdiction_id
-            WHERE w.on_duty AND j.path LIKE :path || '%'
-        """), params).scalar_one()
+            WHERE g.plan_id = ANY(:plans) AND coalesce(c.path, j.path) LIKE :path || '%' GROUP BY 1
+        """), params).all())
+        grids_total = sum(kinds.values())
+        workers_on_duty, workers_total = conn.execute(text("""
+            SELECT count(*) FILTER (WHERE w.on_duty), count(*) FROM workers w
+            JOIN jurisdictions j ON j.id = w.jurisdiction_id WHERE j.path LIKE :path || '%'
+        """), params).one()
         if by == "all":
-            r = conn.execute(text(f"SELECT {KPI_SQL} {base}"), params).mappings().one()
-            return {"from": f.isoformat(), "to": t.isoformat(), "workers_on_duty": workers_on_duty,
-                    **_kpi(r, grids_total)}
+            r = conn.execute(text(f"""SELECT {KPI_SQL}, {evaluation.EVAL_SQL},
+                count(*) FILTER (WHERE e.state IN ('reported', 'accepted')) AS n_reported,
+                count(*) FILTER (WHERE e.state IN ('dispatched', 'in_progress', 'returned')) AS n_in_progress,
+                count(*) FILTER (WHERE e.state = 'resolved') AS n_resolved,
+                count(*) FILTER (WHERE e.state = 'closed') AS n_closed {base}"""), params).mappings().one()
+            return {"from": f.isoformat(), "to": t.isoformat(), "category": category, "subtype": subtype,
+                    "workers_on_duty": workers_on_duty, **_kpi(r, grids_total),
+                    "grids": {"total": grids_total, "comprehensive": kinds.get("standard", 0) + kinds.get("rural", 0),
+                              "standard": kinds.get("standard", 0), "rural": kinds.get("rural", 0),
+                              "exclusive": kinds.get("exclusive", 0)},
+                    "workers": {"online": workers_on_duty, "total": workers_total},
+                    "counts": {"reported": r["n_reported"], "in_progress": r["n_in_progress"],
+                               "resolved": r["n_resolved"], "closed": r["n_closed"]},
+                    "evaluation": evaluation.evaluation(r)}
         if by == "grid":
             rows = conn.execute(text(f"SELECT e.grid_code AS key, {KPI_SQL} {base} GROUP BY 1 ORDER BY 2 DESC"),
                                 params).mappings().all()
@@ -136,19 +156,19 @@ def heatmap(request: Request, res: int = Query(9, ge=7, le=10), from_: Moment | 
 
 @router.get("/trend", summary="Events per day (created, resolved)")
 def trend(request: Request, days: int = Query(30, ge=1, le=366), category: str | None = None,
-          p: Principal = Depends(require("read"))):
+          subtype: str | None = None, p: Principal = Depends(require("read"))):
     st = get_state(request)
-    params = {"path": p.jurisdiction_path, "days": days, "c": category, "tz": st.settings.timezone}
+    params = {"path": p.jurisdiction_path, "days": days, "c": category, "s": subtype, "tz": st.settings.timezone}
     with st.engine.connect() as conn:  # one pass per measure, grouped by day (not a scan per day)
         rows = conn.execute(text("""
             WITH d AS (SELECT generate_series(date_trunc('day', now(), :tz) - make_interval(days => :days - 1),
                                               date_trunc('day', now(), :tz), interval '1 day') AS day),
             c AS (SELECT date_trunc('day', created_at, :tz) AS day, count(*) AS n FROM events
                   WHERE jurisdiction_path LIKE :path || '%' AND (CAST(:c AS text) IS NULL OR category = :c)
-                    AND created_at >= (SELECT min(day) FROM d) GROUP BY 1),
+                    AND (CAST(:s AS text) IS NULL OR subtype = :s) AND created_at >= (SELECT min(day) FROM d) GROUP BY 1),
             r AS (SELECT date_trunc('day', resolved_at, :tz) AS day, count(*) AS n FROM events
                   WHERE jurisdiction_path LIKE :path || '%' AND (CAST(:c AS text) IS NULL OR category = :c)
-                    AND resolved_at >= (SELECT min(day) FROM d) GROUP BY 1)
+                    AND (CAST(:s AS text) IS NULL OR subtype = :s) AND resolved_at >= (SELECT min(day) FROM d) GROUP BY 1)
             SELECT d.day, coalesce(c.n, 0) AS created, coalesce(r.n, 0) AS resolved
             FROM d LEFT JOIN c ON c.day = d.day LEFT JOIN r ON r.day = d.day ORDER BY d.day
         """), params).all()

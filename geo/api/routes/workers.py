@@ -182,15 +182,23 @@ def latest_positions(request: Request, since_hours: float = Query(24, gt=0, le=2
 
 @router.get("/workers/{worker_id}/track", summary="A worker's fixes on one day, in time order")
 def track(request: Request, worker_id: int,
-          day: date = Query(..., description="YYYY-MM-DD (UTC), from 2000-01-01 to 2100-12-31",
-                            ge=date(2000, 1, 1), le=date(2100, 12, 31)),
+          day: date | None = Query(None, description="YYYY-MM-DD, a calendar day in GEO_TZ (default today), the same "
+                                                     "day as patrol coverage's; from 2000-01-01 to 2100-12-31",
+                                   ge=date(2000, 1, 1), le=date(2100, 12, 31)),
           p: Principal = Depends(require("read"))):
+    from zoneinfo import ZoneInfo
+
     st = get_state(request)
+    tz = ZoneInfo(st.settings.timezone)
+    day = day or datetime.now(tz).date()
+    from geo.api.services.scope import check_day
+
+    check_day(day)
     with st.engine.connect() as conn:
         w = _worker(conn, worker_id)
     authorize(st, p, "track", w["path"], entity_id=worker_id, jurisdiction_id=w["jurisdiction_id"])
     with st.engine.connect() as conn:
-        start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        start = datetime(day.year, day.month, day.day, tzinfo=tz)
         rows = conn.execute(text("""
             SELECT ts, ST_X(geom) AS lon, ST_Y(geom) AS lat, grid_code, outside_own_grids FROM worker_positions
             WHERE worker_id = :w AND ts >= :s AND ts < :e ORDER BY ts
@@ -200,25 +208,16 @@ def track(request: Request, worker_id: int,
             "geometry": {"type": "LineString", "coordinates": [[r["lon"], r["lat"]] for r in pts]}}
 
 
-@router.get("/grids/{code}/workers", summary="A grid's workers, on-duty first and nearest to a point first")
+@router.get("/grids/{code}/workers", summary="A grid's workers: mobilised 下沉干部 first in an emergency, then on duty, "
+                                            "then nearest to a point")
 def grid_workers(request: Request, code: str, lon: float | None = Query(None, ge=-180, le=180),
                  lat: float | None = Query(None, ge=-90, le=90), p: Principal = Depends(require("read"))):
+    from geo.api.services.emergency import active_mode, ranked_workers
+    from geo.api.services.scope import grid_scope
+
     st = get_state(request)
+    gpath, _ = grid_scope(st, code)
     with st.engine.connect() as conn:
-        rows = conn.execute(text("""
-            SELECT w.id, w.name, w.role, w.on_duty, w.phone, lp.ts, ST_X(lp.geom) AS lon, ST_Y(lp.geom) AS lat,
-                   CASE WHEN CAST(:lon AS float8) IS NOT NULL AND CAST(:lat AS float8) IS NOT NULL
-                        AND lp.geom IS NOT NULL THEN
-                        ST_Distance(lp.geom::geography, ST_SetSRID(ST_MakePoint(CAST(:lon AS float8),
-                                                                               CAST(:lat AS float8)), 4326)::geography)
-                   END AS distance_m
-            FROM worker_grids wg JOIN workers w ON w.id = wg.worker_id
-            JOIN jurisdictions j ON j.id = w.jurisdiction_id
-            LEFT JOIN LATERAL (SELECT ts, geom FROM worker_positions WHERE worker_id = w.id ORDER BY ts DESC LIMIT 1) lp
-                ON true
-            WHERE wg.grid_code = :code AND j.path LIKE :path || '%'
-            ORDER BY w.on_duty DESC, distance_m NULLS LAST, w.id
-        """), {"code": code, "lon": lon, "lat": lat, "path": p.jurisdiction_path}).mappings().all()
-    return [policy.mask_fields(p, "grid_staff", {
-        **dict(r), "ts": r["ts"].isoformat() if r["ts"] else None,
-        "distance_m": round(r["distance_m"], 1) if r["distance_m"] is not None else None}) for r in rows]
+        emergency = active_mode(conn, gpath or p.jurisdiction_path) is not None
+        rows = ranked_workers(conn, grid_code=code, path=p.jurisdiction_path, lon=lon, lat=lat, emergency=emergency)
+    return [policy.mask_fields(p, "grid_staff", r) for r in rows]

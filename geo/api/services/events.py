@@ -90,9 +90,27 @@ def cell_hex(v: int) -> str:
     return h3.int_to_str(v + (1 << 64) if v < 0 else v)
 
 
+def due_time(catalogue: Catalogue, sub, priority: str, start: datetime, calendar=None) -> datetime:
+    """The deadline of an event: the sub-type's 处置时限 on working time when it has one and a calendar is
+    given, else the priority's clock hours; an urgent event is never later than its clock-hour SLA.
+
+    Parameters
+    ----------
+    sub : Subtype
+    priority : str
+    start : datetime (aware)
+    calendar : WorkCalendar, optional
+    """
+    clock = start + timedelta(hours=catalogue.sla_hours[priority])
+    if calendar is None or not sub.limit_unit:
+        return clock
+    due = calendar.add(start, sub.limit_value, sub.limit_unit)
+    return min(due, clock) if priority == "urgent" else due
+
+
 def create_event(conn: Connection, p: Principal, catalogue: Catalogue, *, payload: dict, lon: float, lat: float,
                  grid: dict, idempotency_key: str | None, synthetic: bool = False,
-                 now: datetime | None = None) -> tuple[dict, bool]:
+                 now: datetime | None = None, calendar=None) -> tuple[dict, bool]:
     """Insert an event (or return the one created earlier with the same key).
 
     Parameters
@@ -103,6 +121,10 @@ def create_event(conn: Connection, p: Principal, catalogue: Catalogue, *, payloa
         WGS84 location.
     grid : dict
         Owning grid: ``code``, ``plan_id``, ``jurisdiction_id``, ``jurisdiction_path``.
+    now : datetime, optional
+        The intake time (default: now), from which the deadline is counted.
+    calendar : WorkCalendar, optional
+        Working calendar for the sub-type's time limit (see :func:`due_time`).
 
     Returns
     -------
@@ -111,7 +133,7 @@ def create_event(conn: Connection, p: Principal, catalogue: Catalogue, *, payloa
     sub = catalogue.get(payload["category"], payload["subtype"])
     priority = payload.get("priority") or sub.priority
     now = now or datetime.now(timezone.utc)
-    due = now + timedelta(hours=catalogue.sla_hours[priority])
+    due = due_time(catalogue, sub, priority, now, calendar)
     rhash = request_hash(payload | {"lon": round(lon, 7), "lat": round(lat, 7)})
     anonymous = bool(payload.get("anonymous"))
     params = {
@@ -172,7 +194,10 @@ EVENT_COLUMNS = """
     e.reporter_phone, e.anonymous, e.grid_code, e.plan_id, e.jurisdiction_id, e.jurisdiction_path, e.department,
     e.assignee_worker_id, e.duplicate_of, e.created_at, e.created_by, e.updated_at, e.accepted_at, e.dispatched_at,
     e.resolved_at, e.closed_at, e.due_at, e.satisfaction, e.synthetic, ST_X(e.geom) AS lon, ST_Y(e.geom) AS lat,
-    (e.state NOT IN ('resolved', 'closed', 'rejected') AND e.due_at < now()) AS overdue
+    (e.state NOT IN ('resolved', 'closed', 'rejected') AND e.due_at < now()) AS overdue, e.reopen_count,
+    (SELECT count(*) FROM work_orders wo WHERE wo.event_id = e.id) AS work_order_count,
+    (SELECT count(*) FROM work_orders wo WHERE wo.event_id = e.id AND wo.merged) AS merged_orders,
+    (SELECT count(*) FROM event_supervisions es WHERE es.event_id = e.id) AS supervisions
 """
 
 
@@ -238,8 +263,9 @@ def transition(conn: Connection, p: Principal, eid: int, *, to: str, note: str |
         if department:
             sets.append("department = :dept")
             params["dept"] = department
-    if to == "in_progress" and frm == "resolved":
+    if to == "in_progress" and frm == "resolved":  # 核查不通过: the work is done again (返工)
         sets.append("resolved_at = NULL")
+        sets.append("reopen_count = reopen_count + 1")
     if satisfaction is not None:
         sets.append("satisfaction = :sat")
         params["sat"] = satisfaction
