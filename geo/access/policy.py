@@ -54,6 +54,14 @@ ACTIONS: dict[str, frozenset[str]] = {
     "position.write": frozenset({"admin", "dispatcher", "worker"}),
     "user.write": frozenset({"admin"}),
     "audit.read": frozenset({"admin"}),
+    # dispatch (12345 hotline, closed loop, big screen)
+    "work_order.write": frozenset({"admin", "dispatcher"}),  # intake and 回访; the hotline's key is a dispatcher key
+    "event.supervise": frozenset({"admin", "dispatcher", "leader"}),  # 督办
+    "event.reopen": frozenset({"admin", "dispatcher"}),  # 返工
+    "event.suggest": frozenset({"admin", "dispatcher"}),  # whom to dispatch
+    "calendar.write": frozenset({"admin"}),
+    "emergency.switch": frozenset({"admin", "leader"}),  # 平急转换
+    "kiosk.manage": frozenset({"admin", "leader"}),  # wall-display keys (leader role)
 }
 
 #: field class → roles that see it unmasked
@@ -108,6 +116,21 @@ RULES: dict[str, Rule] = {
     "user": Rule(SELF, "user.write"),
     "api_key": Rule(SELF, "user.write"),
     "audit": Rule(SUBTREE, None, read_action="audit.read"),
+    # dispatch
+    "work_order": Rule(SUBTREE, "work_order.write",
+                       masked={"caller_name": "reporter", "caller_phone": "reporter"}),
+    "supervision": Rule(SUBTREE, "event.supervise"),
+    "event_reopen": Rule(SUBTREE, "event.reopen"),
+    "suggestion": Rule(SUBTREE, None, read_action="event.suggest", masked={"phone": "staff_phone"}),
+    "calendar_day": Rule(PUBLIC, "calendar.write"),  # the city's working days: the same for every reader
+    "emergency_mode": Rule(OVERLAP, "emergency.switch"),  # an ancestor's emergency applies to the caller too
+    "kiosk_token": Rule(SUBTREE, "kiosk.manage", read_action="kiosk.manage"),
+    "feed_item": Rule(SUBTREE, None),
+    "grid_panel": Rule(SUBTREE, None),  # its chief's name is grid staff: in clear inside the subtree
+    "patrol_coverage": Rule(SUBTREE, None),
+    "basemap_tile": Rule(SUBTREE, None),  # layers cut to the caller's subtree
+    "ranking": Rule(SUBTREE, None),
+    "geocode": Rule(SUBTREE, None),  # standard addresses of the caller's subtree
 }
 
 #: the fields of a grid every reader sees (its public face)

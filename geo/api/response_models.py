@@ -296,6 +296,178 @@ class Status(_Out):
 
 
 #: (method, path) → the model of its JSON success body (a list of it when given as [Model])
+
+# --------------------------------------------------------------------------- dispatch (12345, loop, big screen)
+
+
+class WorkOrder(_Out):
+    order_no: str
+    id: int
+    event_id: int
+    merged: bool
+    called_at: str
+    category: str
+    subtype: str
+    caller_name: str | None = Field(None, description="Masked for roles that do not see reporters")
+    caller_phone: str | None = Field(None, description="Masked for roles that do not see reporters")
+    status: str
+    closed: bool
+    due_at: str
+    expected_datetime: str
+    grid_code: str | None
+    callback: dict | None
+    created_at: str
+    updated_at: str
+
+
+class WorkOrderList(_Out):
+    items: list[WorkOrder]
+    next_updated_since: str | None
+
+
+class GeocodeAnswer(_Out):
+    query: str
+    total_indexed: int
+    candidates: list[dict]
+
+
+class Supervision(_Out):
+    id: int
+    event_id: int
+    level: int
+    level_name: str
+    kind: str
+    reason: str | None
+    by: str
+    at: str
+
+
+class CalendarDay(_Out):
+    date: str
+    workday: bool
+    kind: str
+    name: str | None
+
+
+class Calendar(_Out):
+    work_hours: Any
+    timezone: str
+    days: list[CalendarDay]
+
+
+class EmergencyMode(_Out):
+    active: bool
+    since: str | None = None
+    by: str | None = None
+    reason: str | None = None
+    jurisdiction_code: str | None = None
+    mobilised: int | None = None
+
+
+class EmergencyGrid(_Out):
+    grid_code: str
+    grid_name: str | None
+    assigned: int
+    mobilised: int
+
+
+class EmergencyGrids(_Out):
+    active: bool
+    grids: list[EmergencyGrid]
+
+
+class FeedItem(_Out):
+    kind: str
+    event_id: int
+    at: str
+    priority: str
+    title: str
+    grid_code: str | None
+    grid_name: str | None
+
+
+class Feed(_Out):
+    items: list[FeedItem]
+    now: str
+
+
+class GridPanel(_Out):
+    code: str
+    name: str | None
+    population: int | None
+    staff: dict
+    events: dict
+    emergency: bool
+    patrol_coverage_today: float | None
+
+
+class PatrolItem(_Out):
+    grid_code: str
+    street_m: float
+    covered_m: float
+    coverage: float | None
+
+
+class PatrolCoverage(_Out):
+    day: str
+    radius_m: float
+    items: list[PatrolItem]
+
+
+class RankingItem(_Out):
+    id: int
+    code: str | None
+    name: str | None
+    score: float
+    rank: int
+
+
+class Ranking(_Out):
+    by: str
+    items: list[RankingItem]
+
+
+class Suggestion(_Out):
+    worker_id: int
+    name: str
+    role: str
+    on_duty: bool
+    phone: str | None = Field(None, description="Masked for roles that do not see staff phones")
+    mobilised: bool
+    distance_m: float | None
+    reason: str
+
+
+class Suggestions(_Out):
+    event_id: int
+    emergency: bool
+    items: list[Suggestion]
+
+
+class KioskCreated(_Out):
+    id: int
+    name: str
+    token: str
+    role: str
+    jurisdiction_code: str
+    header: str
+
+
+class KioskToken(_Out):
+    id: int
+    name: str
+    prefix: str
+    active: bool
+    jurisdiction_code: str
+    created_at: str
+    created_by: str | None
+
+
+class KioskRevoked(_Out):
+    id: int
+    active: bool
+
+
 SUCCESS: dict[tuple[str, str], Any] = {
     ("get", "/healthz"): Status,
     ("get", "/readyz"): _Out,
@@ -333,6 +505,27 @@ SUCCESS: dict[tuple[str, str], Any] = {
     ("get", "/open311/v2/requests.json"): [Open311Request],
     ("post", "/open311/v2/requests.json"): [Open311Submitted],
     ("get", "/open311/v2/requests/{request_id}.json"): [Open311Request],
+    ("post", "/v1/work-orders"): WorkOrder,
+    ("get", "/v1/work-orders"): WorkOrderList,
+    ("get", "/v1/work-orders/{order_no}"): WorkOrder,
+    ("post", "/v1/work-orders/{order_no}/callback"): WorkOrder,
+    ("get", "/v1/geocode"): GeocodeAnswer,
+    ("post", "/v1/events/{event_id}/supervise"): Supervision,
+    ("get", "/v1/events/{event_id}/supervisions"): [Supervision],
+    ("post", "/v1/events/{event_id}/reopen"): Event,
+    ("get", "/v1/calendar"): Calendar,
+    ("put", "/v1/calendar/{day}"): CalendarDay,
+    ("get", "/v1/emergency"): EmergencyMode,
+    ("post", "/v1/emergency"): EmergencyMode,
+    ("get", "/v1/emergency/grids"): EmergencyGrids,
+    ("get", "/v1/feed"): Feed,
+    ("get", "/v1/grids/{code}/panel"): GridPanel,
+    ("get", "/v1/stats/patrol-coverage"): PatrolCoverage,
+    ("get", "/v1/stats/ranking"): Ranking,
+    ("get", "/v1/events/{event_id}/suggestions"): Suggestions,
+    ("post", "/v1/kiosk-tokens"): KioskCreated,
+    ("get", "/v1/kiosk-tokens"): [KioskToken],
+    ("delete", "/v1/kiosk-tokens/{token_id}"): KioskRevoked,
 }
 
 
@@ -356,6 +549,7 @@ MEDIA = {
     "/v1/grids": "application/geo+json",
     "/v1/plans/{plan_id}/grids": "application/geo+json",
     "/v1/tiles/{z}/{x}/{y}.mvt": "application/vnd.mapbox-vector-tile",
+    "/v1/tiles/basemap/{z}/{x}/{y}.mvt": "application/vnd.mapbox-vector-tile",
 }
 
 

@@ -27,12 +27,13 @@ from sqlalchemy import text
 
 from geo.api.core.responses import JSON
 from geo.api.core.security import Principal
-from geo.api.deps import AppState, get_state, require
+from geo.access import policy
+from geo.api.deps import AppState, authorize, get_state, require
 from geo.api.errors import APIError
 from geo.api.routes.stats import _window
 from geo.api.schemas import EmergencyIn, KioskIn
 from geo.api.services import audit, emergency, evaluation, patrol
-from geo.api.services.scope import check_day, field_error, grid_scope, hide_outside, require_roles
+from geo.api.services.scope import check_day, field_error, grid_scope
 
 router = APIRouter(prefix="/v1", tags=["big screen"])
 PANEL_OPEN = ("reported", "accepted", "dispatched", "in_progress", "returned")
@@ -43,14 +44,18 @@ PANEL_OPEN = ("reported", "accepted", "dispatched", "in_progress", "returned")
 
 @router.get("/emergency", summary="Is the caller's jurisdiction in emergency mode (平急转换)?")
 def get_emergency(request: Request, p: Principal = Depends(require("read"))):
-    with get_state(request).engine.connect() as conn:
+    state = get_state(request)
+    authorize(state, p, "emergency_mode", p.jurisdiction_path)
+    with state.engine.connect() as conn:
         return emergency.mode_json(emergency.active_mode(conn, p.jurisdiction_path))
 
 
 @router.post("/emergency", summary="Switch emergency mode on (reason required) or off; mobilises 下沉干部")
-def set_emergency(request: Request, body: EmergencyIn, p: Principal = Depends(require("read"))):
+def set_emergency(request: Request, body: EmergencyIn, p: Principal = Depends(require("emergency.switch"))):
     state = get_state(request)
-    require_roles(state.engine, p, emergency.SWITCH_ROLES, "emergency.switch", "切换平急状态")
+    # the mode switched is the caller's own jurisdiction's
+    authorize(state, p, "emergency_mode", p.jurisdiction_path, entity_id=p.jurisdiction_id,
+              jurisdiction_id=p.jurisdiction_id, write=True)
     with state.engine.begin() as conn:
         return emergency.switch(conn, p, active=body.active, reason=body.reason)
 
@@ -58,6 +63,7 @@ def set_emergency(request: Request, body: EmergencyIn, p: Principal = Depends(re
 @router.get("/emergency/grids", summary="下沉干部 per grid: assigned and mobilised")
 def emergency_grids(request: Request, p: Principal = Depends(require("read"))):
     state = get_state(request)
+    authorize(state, p, "emergency_mode", p.jurisdiction_path)
     idx = state.holder.index
     with state.engine.connect() as conn:
         mode = emergency.active_mode(conn, p.jurisdiction_path)
@@ -88,10 +94,10 @@ def feed(request: Request, since: datetime | None = None, limit: int = Query(50,
         rows = conn.execute(text("""
             SELECT * FROM (
                 SELECT CASE WHEN priority = 'urgent' THEN 'urgent' ELSE 'new' END AS kind, id, created_at AS at,
-                       category, subtype, priority, grid_code, address
+                       category, subtype, priority, grid_code, address, jurisdiction_path
                 FROM events WHERE jurisdiction_path LIKE :path || '%' AND created_at > :since AND created_at <= :now
                 UNION ALL
-                SELECT 'overdue', id, due_at, category, subtype, priority, grid_code, address
+                SELECT 'overdue', id, due_at, category, subtype, priority, grid_code, address, jurisdiction_path
                 FROM events WHERE jurisdiction_path LIKE :path || '%' AND due_at > :since AND due_at <= :now
                   AND state NOT IN ('resolved', 'closed', 'rejected')
             ) f ORDER BY at DESC, id DESC LIMIT :n
@@ -99,6 +105,8 @@ def feed(request: Request, since: datetime | None = None, limit: int = Query(50,
     idx = state.holder.index
     out = []
     for r in rows:
+        if not policy.can_read(p, "feed_item", r["jurisdiction_path"]):
+            continue
         sub = cat.get(r["category"], r["subtype"])
         i = idx.by_code.get(r["grid_code"])
         label = {"new": "新事件", "urgent": "紧急事件", "overdue": "超期"}[r["kind"]]
@@ -111,11 +119,10 @@ def feed(request: Request, since: datetime | None = None, limit: int = Query(50,
 # --------------------------------------------------------------------------- grid panel and patrol
 
 
-def _grid_in_scope(state: AppState, p: Principal, code: str) -> int:
+def _grid_in_scope(state: AppState, p: Principal, code: str, kind: str) -> int:
+    """The grid's index row after the policy for *kind* (404 outside the subtree or not published)."""
     path, jid = grid_scope(state, code)
-    if path is None:
-        raise APIError(404, "not_found", f"网格 {code} 不存在（或不在已发布的方案中）")
-    hide_outside(state.engine, p, path, "read", "grids", code, "网格", jid)
+    authorize(state, p, kind, path, entity_id=code, jurisdiction_id=jid)
     return state.holder.index.by_code[code]
 
 
@@ -126,7 +133,7 @@ def _today(state: AppState) -> date:
 @router.get("/grids/{code}/panel", summary="A grid's panel: population, staff on duty, open events, patrol today")
 def grid_panel(request: Request, code: str, p: Principal = Depends(require("read"))):
     state = get_state(request)
-    i = _grid_in_scope(state, p, code)
+    i = _grid_in_scope(state, p, code, "grid_panel")
     idx = state.holder.index
     g = idx.info[i]
     with state.engine.connect() as conn:
@@ -141,13 +148,11 @@ def grid_panel(request: Request, code: str, p: Principal = Depends(require("read
                               tz=state.settings.timezone)
         mode = emergency.active_mode(conn, p.jurisdiction_path)
     staff = state.holder.staff.get(code, [])
-    from geo.api.core.security import mask_name
-
     chief = next((s.name for s in staff if s.role == "chief"), None)
     return {"code": code, "name": g.name, "kind": g.kind, "population": g.population, "households": hh,
             "community": g.community, "street": g.street,
             "staff": {"total": len(staff), "on_duty": sum(1 for s in staff if s.on_duty),
-                      "chief": chief if p.sees_pii else mask_name(chief),
+                      "chief": chief,
                       "part_time": sum(1 for s in staff if s.role == "part_time")},
             "events": dict(ev), "emergency": mode is not None,
             "patrol_coverage_today": cov[0]["coverage"] if cov else None}
@@ -161,7 +166,7 @@ def patrol_coverage(request: Request, day: date | None = None, grid: str | None 
     day = day or _today(state)
     check_day(day)
     if grid:
-        _grid_in_scope(state, p, grid)
+        _grid_in_scope(state, p, grid, "patrol_coverage")
         codes = [grid]
     else:
         with state.engine.connect() as conn:
@@ -236,19 +241,18 @@ def ranking(request: Request, by: Literal["street", "community", "worker"] = "co
 
 
 @router.get("/events/{event_id}/suggestions", summary="Who to dispatch: the grid's workers in dispatch order")
-def suggestions(request: Request, event_id: int, p: Principal = Depends(require("event.transition"))):
+def suggestions(request: Request, event_id: int, p: Principal = Depends(require("event.suggest"))):
     state = get_state(request)
-    require_roles(state.engine, p, {"dispatcher", "admin"}, "event.suggest", "查看派遣建议")
     with state.engine.connect() as conn:
         ev = conn.execute(text("SELECT grid_code, jurisdiction_path, jurisdiction_id, ST_X(geom) AS lon, "
                                "ST_Y(geom) AS lat FROM events WHERE id = :e"), {"e": event_id}).mappings().first()
-    if ev is None:
-        raise APIError(404, "not_found", f"事件 {event_id} 不存在（或不在您的辖区内）")
-    hide_outside(state.engine, p, ev["jurisdiction_path"], "read", "events", event_id, "事件", ev["jurisdiction_id"])
+    authorize(state, p, "suggestion", ev["jurisdiction_path"] if ev else None, entity_id=event_id,
+              jurisdiction_id=ev["jurisdiction_id"] if ev else None)
     with state.engine.connect() as conn:
         mode = emergency.active_mode(conn, ev["jurisdiction_path"]) is not None
         rows = emergency.ranked_workers(conn, grid_code=ev["grid_code"], path=p.jurisdiction_path, lon=ev["lon"],
                                         lat=ev["lat"], emergency=mode)
+    rows = [policy.mask_fields(p, "suggestion", r) for r in rows]
     for r in rows:
         r["worker_id"] = r.pop("id")
         r["reason"] = ("应急下沉干部" if r["mobilised"] else "在岗" if r["on_duty"] else "不在岗") + (
@@ -261,14 +265,11 @@ def suggestions(request: Request, event_id: int, p: Principal = Depends(require(
 KIOSK_PREFIX = "kiosk:"
 
 
-def _kiosk_roles(p: Principal, state: AppState | None = None) -> None:
-    require_roles(state.engine, p, {"leader", "admin"}, "kiosk.manage", "管理大屏令牌")
-
-
 @router.post("/kiosk-tokens", status_code=201, summary="A long-lived read-only (leader) key for a wall display")
-def create_kiosk(request: Request, body: KioskIn, p: Principal = Depends(require("read"))):
+def create_kiosk(request: Request, body: KioskIn, p: Principal = Depends(require("kiosk.manage"))):
     state = get_state(request)
-    _kiosk_roles(p, state)
+    # a kiosk key belongs to the caller's own jurisdiction (never wider than the caller)
+    authorize(state, p, "kiosk_token", p.jurisdiction_path, jurisdiction_id=p.jurisdiction_id, write=True)
     from geo.db.users import add_api_key
 
     with state.engine.connect() as conn:
@@ -290,19 +291,24 @@ def _kiosk_rows(conn, p: Principal):
 
 
 @router.get("/kiosk-tokens", summary="Kiosk tokens of the caller's subtree (no secrets)")
-def list_kiosk(request: Request, p: Principal = Depends(require("read"))):
+def list_kiosk(request: Request, p: Principal = Depends(require("kiosk.manage"))):
     state = get_state(request)
-    _kiosk_roles(p, state)
     with state.engine.connect() as conn:
         return [{"id": r["id"], "name": r["name"], "prefix": r["prefix"], "active": r["active"],
                  "jurisdiction_code": r["code"], "created_at": r["created_at"].isoformat(), "created_by": r["created_by"]}
-                for r in _kiosk_rows(conn, p)]
+                for r in _kiosk_rows(conn, p) if policy.can_read(p, "kiosk_token", r["path"])]
 
 
 @router.delete("/kiosk-tokens/{token_id}", summary="Revoke a kiosk token (effective within 30 s everywhere)")
-def revoke_kiosk(request: Request, token_id: int, p: Principal = Depends(require("read"))):
+def revoke_kiosk(request: Request, token_id: int, p: Principal = Depends(require("kiosk.manage"))):
     state = get_state(request)
-    _kiosk_roles(p, state)
+    with state.engine.connect() as conn:
+        k = conn.execute(text("SELECT j.path, k.jurisdiction_id, k.name LIKE :pre || '%' AS kiosk FROM api_keys k "
+                              "JOIN jurisdictions j ON j.id = k.jurisdiction_id WHERE k.id = :i"),
+                         {"i": token_id, "pre": KIOSK_PREFIX}).first()
+    # only kiosk keys are managed here (another API key is "not found" as well)
+    authorize(state, p, "kiosk_token", k.path if k and k.kiosk else None, entity_id=token_id,
+              jurisdiction_id=k.jurisdiction_id if k else None, write=True)
     with state.engine.begin() as conn:
         r = next((r for r in _kiosk_rows(conn, p) if r["id"] == token_id), None)
         if r is None:

@@ -13,31 +13,37 @@ from sqlalchemy import text
 
 from geo.api.core.responses import JSON
 from geo.api.core.security import Principal
-from geo.api.deps import AppState, get_state, require
+from geo.api.deps import AppState, authorize, get_state, require
 from geo.api.errors import APIError
 from geo.api.schemas import CalendarDayIn, ReopenIn, SuperviseIn
 from geo.api.services import audit
 from geo.api.services import events as ev_svc
 from geo.api.services import supervision as svc
-from geo.api.services.scope import field_error, hide_outside, require_roles
+from geo.api.services.scope import field_error
 from geo.api.services.workcal import calendar_of, invalidate
 
 router = APIRouter(prefix="/v1", tags=["closed loop"])
 
 
-def _event_in_scope(state: AppState, p: Principal, eid: int, action: str):
+def _root_path(state: AppState) -> str | None:
+    """The path of the top of the jurisdiction tree (the calendar is the whole deployment's)."""
+    with state.engine.connect() as conn:
+        return conn.execute(text("SELECT path FROM jurisdictions WHERE parent_id IS NULL ORDER BY id LIMIT 1")).scalar()
+
+
+def _event_in_scope(state: AppState, p: Principal, eid: int, kind: str, write: bool = False) -> None:
+    """The policy on the event named in the URL: 404 outside the subtree (existing or not)."""
     with state.engine.connect() as conn:
         r = conn.execute(text("SELECT jurisdiction_path, jurisdiction_id FROM events WHERE id = :e"), {"e": eid}).first()
-    if r is None:
-        raise APIError(404, "not_found", f"事件 {eid} 不存在（或不在您的辖区内）")
-    hide_outside(state.engine, p, r.jurisdiction_path, action, "events", eid, "事件", r.jurisdiction_id)
+    authorize(state, p, kind, r.jurisdiction_path if r else None, entity_id=eid,
+              jurisdiction_id=r.jurisdiction_id if r else None, write=write)
 
 
 @router.post("/events/{event_id}/supervise", status_code=201, summary="督办 an overdue or disputed event (escalates)")
-def supervise(request: Request, event_id: int, body: SuperviseIn, p: Principal = Depends(require("read"))):
+def supervise(request: Request, event_id: int, body: SuperviseIn,
+              p: Principal = Depends(require("event.supervise"))):
     state = get_state(request)
-    require_roles(state.engine, p, svc.SUPERVISE_ROLES, "event.supervise", "督办")
-    _event_in_scope(state, p, event_id, "event.supervise")
+    _event_in_scope(state, p, event_id, "supervision", write=True)
     with state.engine.begin() as conn:
         out = svc.supervise(conn, p, event_id, kind=body.kind, reason=body.reason)
     return JSON(out, status_code=201)
@@ -46,16 +52,15 @@ def supervise(request: Request, event_id: int, body: SuperviseIn, p: Principal =
 @router.get("/events/{event_id}/supervisions", summary="督办 records of an event, oldest first")
 def list_supervisions(request: Request, event_id: int, p: Principal = Depends(require("read"))):
     state = get_state(request)
-    _event_in_scope(state, p, event_id, "read")
+    _event_in_scope(state, p, event_id, "supervision")
     with state.engine.connect() as conn:
         return svc.supervisions(conn, event_id)
 
 
 @router.post("/events/{event_id}/reopen", summary="Reopen a resolved or closed event (返工; reason required)")
-def reopen(request: Request, event_id: int, body: ReopenIn, p: Principal = Depends(require("event.transition"))):
+def reopen(request: Request, event_id: int, body: ReopenIn, p: Principal = Depends(require("event.reopen"))):
     state = get_state(request)
-    require_roles(state.engine, p, svc.REOPEN_ROLES, "event.reopen", "重新打开（返工）事件")
-    _event_in_scope(state, p, event_id, "event.reopen")
+    _event_in_scope(state, p, event_id, "event_reopen", write=True)
     with state.engine.begin() as conn:
         ev = svc.reopen(conn, p, event_id, reason=body.reason)
     return ev_svc.event_json(ev, p)
@@ -69,6 +74,7 @@ def calendar(request: Request, from_: date = Query(..., alias="from"), to: date 
     if from_.year < 1900 or to.year > 2200:
         raise field_error("from", "开始时间", "须在 1900–2200 年之间")
     state = get_state(request)
+    authorize(state, p, "calendar_day", None)  # public: every reader, the city's one calendar
     cal = calendar_of(state)
     return {"work_hours": state.catalogue.work_hours, "timezone": state.settings.timezone,
             "days": [{"date": d.day.isoformat(), "workday": d.workday, "kind": d.kind, "name": d.name}
@@ -76,8 +82,11 @@ def calendar(request: Request, from_: date = Query(..., alias="from"), to: date 
 
 
 @router.put("/calendar/{day}", summary="Set one day as a workday or a day off (the city's edit; admin)")
-def set_day(request: Request, body: CalendarDayIn, day: date = Path(...), p: Principal = Depends(require("user.write"))):
+def set_day(request: Request, body: CalendarDayIn, day: date = Path(...),
+            p: Principal = Depends(require("calendar.write"))):
     state = get_state(request)
+    # one calendar for the whole deployment: only an admin of the root (no parent) jurisdiction changes it
+    authorize(state, p, "calendar_day", _root_path(state), entity_id=day.isoformat(), write=True)
     weekday = day.weekday() < 5
     kind = ("workday" if weekday else "makeup_workday") if body.workday else ("weekend" if not weekday else "holiday")
     with state.engine.begin() as conn:

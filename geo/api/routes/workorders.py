@@ -13,13 +13,14 @@ from fastapi.concurrency import run_in_threadpool
 
 from geo.api.core.responses import JSON
 from geo.api.core.security import Principal
-from geo.api.deps import AppState, check_scope, get_state, require
+from geo.access import policy
+from geo.api.deps import AppState, authorize, get_state, require
 from geo.api.errors import APIError
 from geo.api.routes.events import owning_grid
 from geo.api.schemas import CallbackIn, WorkOrderIn
 from geo.api.services import workorders as svc
 from geo.api.services.geocode import geocode_of, grid_namer
-from geo.api.services.scope import field_error, hide_outside, require_roles
+from geo.api.services.scope import field_error
 from geo.api.services.workcal import calendar_of
 from geo.crs import point_to_wgs84
 
@@ -67,7 +68,9 @@ def _intake(state: AppState, p: Principal, body: WorkOrderIn):
         raise field_error("called_at", "来电时间", "不能早于 2000-01-01")
     lon, lat, address = _locate(state, p, body)
     grid = owning_grid(state, lon, lat)
-    check_scope(state, p, grid["jurisdiction_path"], "work_order.create", "grid", grid["code"], grid["jurisdiction_id"])
+    # the order's location must lie in the caller's subtree (a grid's existence is public: 403, not 404)
+    authorize(state, p, "work_order", grid["jurisdiction_path"], entity_id=grid["code"],
+              jurisdiction_id=grid["jurisdiction_id"], write=True, must_see=False)
     payload = body.model_dump(exclude={"lon", "lat", "crs"}) | {"address": address}
     with state.engine.begin() as conn:
         row, created = svc.intake(conn, p, cat, body=payload, lon=lon, lat=lat, grid=grid,
@@ -78,11 +81,10 @@ def _intake(state: AppState, p: Principal, body: WorkOrderIn):
 
 
 @router.post("", status_code=201, summary="Take in a 12345 work order (idempotent on order_no; 并单 into an open event)")
-async def create_order(request: Request, body: WorkOrderIn, p: Principal = Depends(require("event.create"))):
+async def create_order(request: Request, body: WorkOrderIn, p: Principal = Depends(require("work_order.write"))):
     """201 with the order (``merged`` tells whether it joined an open event); the same order again → 200 with
     ``Idempotent-Replayed: true``; the same 工单号 with another body → 409."""
     state = get_state(request)
-    require_roles(state.engine, p, svc.INTAKE_ROLES, "work_order.create", "受理12345工单")
     out, created = await run_in_threadpool(_intake, state, p, body)
     headers = {"Location": f"/v1/work-orders/{out['order_no']}"}
     if not created:
@@ -99,32 +101,32 @@ def list_orders(request: Request, updated_since: datetime | None = None,
         updated_since = updated_since.replace(tzinfo=timezone.utc)
     with state.engine.connect() as conn:
         rows = svc.poll(conn, p, since=updated_since, status=status, limit=limit)
+    rows = [r for r in rows if policy.can_read(p, "work_order", r["jurisdiction_path"])]
     items = [_json(state, r, p) for r in rows]
     nxt = items[-1]["updated_at"] if items else (updated_since.isoformat() if updated_since else None)
     return {"items": items, "next_updated_since": nxt}
 
 
-def _order_in_scope(state: AppState, p: Principal, order_no: str, action: str):
+def _order_in_scope(state: AppState, p: Principal, order_no: str, write: bool = False):
+    """The order row, after the policy (404 outside the subtree, whether it exists or not)."""
     with state.engine.connect() as conn:
         r = svc.get_order(conn, order_no)
-    if r is None:
-        raise APIError(404, "not_found", f"工单 {order_no} 不存在（或不在您的辖区内）")
-    hide_outside(state.engine, p, r["jurisdiction_path"], action, "work_orders", order_no, "工单", r["jurisdiction_id"])
+    authorize(state, p, "work_order", r["jurisdiction_path"] if r else None, entity_id=order_no,
+              jurisdiction_id=r["jurisdiction_id"] if r else None, write=write)
     return r
 
 
 @router.get("/{order_no}", summary="One work order with its status (expected_datetime = working-time deadline)")
 def get_order(request: Request, order_no: str, p: Principal = Depends(require("read"))):
     state = get_state(request)
-    return _json(state, _order_in_scope(state, p, order_no, "read"), p)
+    return _json(state, _order_in_scope(state, p, order_no), p)
 
 
 @router.post("/{order_no}/callback", summary="回访: the caller's satisfaction once the order is resolved")
 def post_callback(request: Request, order_no: str, body: CallbackIn,
-                  p: Principal = Depends(require("event.transition"))):
+                  p: Principal = Depends(require("work_order.write"))):
     state = get_state(request)
-    require_roles(state.engine, p, svc.INTAKE_ROLES, "work_order.callback", "回访")
-    _order_in_scope(state, p, order_no, "work_order.callback")
+    _order_in_scope(state, p, order_no, write=True)
     with state.engine.begin() as conn:
         r = svc.callback(conn, p, order_no, satisfaction=body.satisfaction, reached=body.reached, note=body.note)
     return _json(state, r, p)
@@ -147,8 +149,7 @@ def geocode(request: Request, q: str = Query(..., min_length=1, max_length=100),
 
         with state.engine.connect() as conn:
             jp = conn.execute(text("SELECT path FROM jurisdictions WHERE code = :c"), {"c": jurisdiction}).scalar()
-        if jp is None or not p.covers(jp):
-            hide_outside(state.engine, p, jp, "read", "jurisdictions", jurisdiction, "辖区")
+        authorize(state, p, "geocode", jp, entity_id=jurisdiction)
         path = jp
     idx = geocode_of(state)
     namer = grid_namer(state)

@@ -19,7 +19,6 @@ from geo.api.errors import APIError
 from geo.api.services import audit
 from geo.api.services.scope import field_error
 
-SWITCH_ROLES = frozenset({"leader", "admin"})
 
 
 def active_mode(conn: Connection, path: str):
@@ -42,7 +41,7 @@ def mode_json(m) -> dict:
 
 def switch(conn: Connection, p: Principal, *, active: bool, reason: str | None) -> dict:
     """Switch the caller's jurisdiction's mode on or off (409 when it already is; the route checks the role
-    against :data:`SWITCH_ROLES`)."""
+    against ``policy.ACTIONS["emergency.switch"]``)."""
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"emergency:{p.jurisdiction_id}"})
     own = conn.execute(text("SELECT * FROM emergency_modes WHERE jurisdiction_id = :j AND ended_at IS NULL"),
                        {"j": p.jurisdiction_id}).mappings().first()

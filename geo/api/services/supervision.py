@@ -22,8 +22,6 @@ from geo.api.services import audit
 from geo.api.services import events as ev_svc
 from geo.api.services.scope import field_error
 
-SUPERVISE_ROLES = frozenset({"dispatcher", "admin", "leader"})
-REOPEN_ROLES = frozenset({"dispatcher", "admin"})
 LEVEL_NAMES = {1: "社区", 2: "街道", 3: "区"}
 OPEN = ev_svc.OPEN_STATES
 

@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, text
 
-from geo.api.core.security import Principal, mask_name, mask_phone
+from geo.access import policy
+from geo.api.core.security import Principal
 from geo.api.services import audit
 from geo.api.services import events as ev_svc
 from geo.api.services.scope import field_error
 
-INTAKE_ROLES = frozenset({"dispatcher", "admin"})  # the hotline's key is a dispatcher key (no new role needed)
 STATUS_NAMES = {"reported": "待受理", "accepted": "已受理", "dispatched": "已派遣", "in_progress": "处置中",
                 "returned": "已退回", "resolved": "已办结", "closed": "已结案", "rejected": "不予受理"}
 
@@ -42,19 +42,18 @@ def order_json(r, p: Principal, catalogue, grid_name=None) -> dict:
     if r["callback_at"]:
         cb = {"satisfaction": r["callback_satisfaction"], "reached": r["callback_reached"],
               "note": r["callback_note"], "at": r["callback_at"].isoformat(), "by": r["callback_by"]}
-    return {
+    return policy.mask_fields(p, "work_order", {
         "order_no": r["order_no"], "id": r["id"], "event_id": r["event_id"], "merged": r["merged"],
         "called_at": r["called_at"].isoformat(), "appeal_type": r["appeal_type"], "category": r["category"],
         "subtype": r["subtype"], "subtype_name": sub.name if sub else None, "code": sub.dcode if sub else None,
         "content": r["content"], "address": r["address"], "lon": r["lon"], "lat": r["lat"],
-        "caller_name": r["caller_name"] if p.sees_pii else mask_name(r["caller_name"]),
-        "caller_phone": r["caller_phone"] if p.sees_pii else mask_phone(r["caller_phone"]),
+        "caller_name": r["caller_name"], "caller_phone": r["caller_phone"],
         "status": r["state"], "status_name": STATUS_NAMES.get(r["state"], r["state"]),
         "closed": r["state"] in ev_svc.TERMINAL,
         "due_at": r["due_at"].isoformat(), "expected_datetime": r["due_at"].isoformat(),
         "grid_code": r["grid_code"], "grid_name": grid_name, "callback": cb,
         "created_at": r["created_at"].isoformat(), "updated_at": r["updated_at"].isoformat(),
-    }
+    })
 
 
 def get_order(conn: Connection, order_no: str, *, lock: bool = False):
