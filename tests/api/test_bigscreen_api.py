@@ -162,7 +162,7 @@ def test_patrol_coverage_matches_an_independent_computation(client, world, engin
     n = 20
     walk = [(x0 + 0.002 + (DX - 0.002) * frac * t / (n - 1), y0 + 0.01 + rng.normal(0, 0.00005)) for t in range(n)]
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    start = max(now - timedelta(minutes=n), datetime.now(ZoneInfo("Asia/Shanghai")).replace(
+    start = max(now - timedelta(seconds=30 * n + 1200), datetime.now(ZoneInfo("Asia/Shanghai")).replace(
         hour=0, minute=1, second=0, microsecond=0).astimezone(timezone.utc))
     fixes = [{"ts": (start + timedelta(seconds=30 * i)).isoformat(), "lon": x, "lat": y} for i, (x, y) in enumerate(walk)]
     # a jump after a 20-minute GPS gap must not cover the street in between
