@@ -1,5 +1,5 @@
-"""Per-request context (request id) shared by logging, errors and the audit log."""
+"""Per-request context for the API: the request id lives in :mod:`geo.context` (below the API layer)."""
 
-from contextvars import ContextVar
+from geo.context import request_id
 
-request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+__all__ = ["request_id"]
