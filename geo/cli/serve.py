@@ -112,6 +112,11 @@ def demo(
 
     os.environ["GEO_DEMO"] = "1"
     reset_settings()
+    if serve_:
+        import importlib.util
+
+        if importlib.util.find_spec("streamlit") is None:
+            _fail("the dashboard is not installed: pip install 'geo-grids[dashboard]' (or run geo demo --no-serve)", 2)
     if serve_:  # fail before any slow work when a port is taken (the supervisor checks again when it starts)
         from geo.supervise import port_in_use
 
