@@ -9,7 +9,7 @@ from geo.cli._app import app, console, fail as _fail
 
 @app.command("worker")
 def worker(
-    concurrency: int = typer.Option(1, min=1, max=64, help="Jobs run at the same time by this process."),
+    concurrency: int = typer.Option(1, min=1, max=64, help="Jobs run at the same time by this process (threads; the engine is CPU-bound, so for more parallel partitions run more worker processes)."),
     name: str = typer.Option(None, help="Worker name in logs and the queue (default: geo-worker-<pid>)."),
 ) -> None:
     """Run queued jobs until stopped (Ctrl-C / SIGTERM finish or hand back the running job).
