@@ -94,7 +94,8 @@ def demo(
     events: int = typer.Option(5000, help="Synthetic events to seed over the last 30 days."),
     scale: float = typer.Option(1.0, help="Size of the synthetic district (1.0 ≈ 300,000 people)."),
 ) -> None:
-    """PostGIS up, synthetic district loaded, partitioned, published, seeded; API and dashboard served."""
+    """PostGIS up, synthetic district loaded, partitioned, published, seeded; API, worker and dashboard served
+    under a supervisor (URLs once healthy, restarts, Ctrl-C/SIGTERM stop everything)."""
     import os
 
     from sqlalchemy import text

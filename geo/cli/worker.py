@@ -12,10 +12,10 @@ def worker(
     concurrency: int = typer.Option(1, min=1, max=64, help="Jobs run at the same time by this process (threads; the engine is CPU-bound, so for more parallel partitions run more worker processes)."),
     name: str = typer.Option(None, help="Worker name in logs and the queue (default: geo-worker-<pid>)."),
 ) -> None:
-    """Run queued jobs until stopped (Ctrl-C / SIGTERM finish or hand back the running job).
+    """Run queued jobs until stopped (Ctrl-C / SIGTERM: stops after the running job).
 
-    Sends a heartbeat every few seconds; every worker retries (or, after a second loss, fails) the jobs of workers
-    that stopped sending one, so a job whose worker was killed does not stay "running"."""
+    Sends a heartbeat every few seconds; every worker retries (or, after a second loss, fails) the jobs of
+    workers that stopped sending one, so a job whose worker was killed does not stay "running"."""
     import asyncio
     import os
 
