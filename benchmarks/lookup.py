@@ -66,7 +66,7 @@ def private_cluster(tmp: Path, **env: str):
 def world(scale: float, tmp: Path) -> dict:
     """Cluster up, synthetic district loaded and partitioned at district level, plan published, a user."""
     cluster = private_cluster(tmp, GEO_DEMO="1")
-    from geo.cli import load_demo_files
+    from geo.services.loading import load_demo_files
     from geo.db import migrate
     from geo.db.partitioning import run_partition
     from geo.db.plans import publish

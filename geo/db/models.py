@@ -372,7 +372,8 @@ class EventTransition(Base):
 
 
 class PartitionJob(Base):
-    """A partition run requested through the API (runs in the background; progress is polled)."""
+    """A partition run requested through the API, run by a ``geo worker`` off the procrastinate queue
+    (``queue_job_id``); its state, progress and attempts are polled here."""
 
     __tablename__ = "partition_jobs"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -386,7 +387,12 @@ class PartitionJob(Base):
     created_at: Mapped[datetime] = _now()
     created_by: Mapped[str] = mapped_column(Text, nullable=False)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    __table_args__ = (CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="ck_partition_jobs_state"),)
+    queue_job_id: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_by: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (CheckConstraint("state IN ('queued', 'running', 'done', 'failed', 'cancelled')",
+                                      name="ck_partition_jobs_state"),)
 
 
 # --------------------------------------------------------------------------- dispatch (migration 0007)
