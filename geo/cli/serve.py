@@ -187,9 +187,12 @@ def _serve_all(stop_cluster: bool = False) -> int:
 
     s = get_settings()
     host = s.api_host
-    env = os.environ | {"GEO_DEMO": "1", "GEO_API_URL": s.resolved_api_url}
     api = f"http://{host}:{s.api_port}"
     dash = f"http://{host}:{s.dashboard_port}"
+    # the dashboard's map fetches basemap tiles from the API in the browser: allow the dashboard's origin
+    origins = s.cors_origins or ",".join(dict.fromkeys(
+        [dash, f"http://localhost:{s.dashboard_port}", f"http://127.0.0.1:{s.dashboard_port}"]))
+    env = os.environ | {"GEO_DEMO": "1", "GEO_API_URL": s.resolved_api_url, "GEO_CORS_ORIGINS": origins}
     logs = s.data_path / "logs"
     services = [
         Service("API", [sys.executable, "-m", "geo.cli", "serve", "--demo"], http_ok(f"{api}/readyz"),
