@@ -17,6 +17,8 @@ from geo.api.core.config import DEMO_SECRET, get_catalogue
 from geo.api.core.context import request_id
 from geo.api.deps import AppState
 from geo.api.routes import auth, events, health, jobs, lookup, open311, plans, stats, workers
+from geo.api.services.credentials import PasswordChecker
+from geo.api.services.login_limiter import LoginLimiter, parse_networks
 from geo.api.services.lookup_index import IndexHolder
 from geo.config import Settings, get_settings
 
@@ -127,6 +129,10 @@ def create_app(settings: Settings | None = None, *, listen: bool = True) -> Fast
     """
     settings = settings or get_settings()
     secret = resolve_secret(settings)
+    try:
+        trusted = parse_networks(settings.trusted_proxies)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     from geo import logs
 
     logs.configure()
@@ -141,10 +147,17 @@ def create_app(settings: Settings | None = None, *, listen: bool = True) -> Fast
         holder = IndexHolder(engine, psycopg_dsn(url))
         if listen:
             holder.start_listener()
-        app.state.geo = AppState(settings=settings, engine=engine, holder=holder,
-                                 catalogue=get_catalogue(settings), secret=secret)
+        state = AppState(settings=settings, engine=engine, holder=holder, catalogue=get_catalogue(settings),
+                         secret=secret, trusted_proxies=trusted,
+                         limiter=LoginLimiter(engine, settings.login_rate_per_minute, settings.login_window_seconds,
+                                              settings.login_backoff_max_seconds),
+                         passwords=PasswordChecker(settings.hash_concurrency))
+        state.principals.start_listener(psycopg_dsn(url))  # principals are cached only while it listens
+        app.state.geo = state
         yield
         holder.stop()
+        state.principals.stop()
+        state.passwords.shutdown()
 
     app = FastAPI(
         title="geo — grid division service (网格化管理)",
