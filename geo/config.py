@@ -56,7 +56,10 @@ class Settings(BaseSettings):
                                        description="Failed logins allowed per username and client per window.")
     login_window_seconds: float = Field(
         default=60.0, alias="GEO_LOGIN_WINDOW_SECONDS", gt=0,
-        description="Window of the failed-login limit; the first back-off lasts until the window ends.")
+        description="Window of the failed-login limit (per username and client).")
+    login_backoff_seconds: float = Field(
+        default=60.0, alias="GEO_LOGIN_BACKOFF_SECONDS", gt=0,
+        description="First back-off once a window's failures reach the limit; doubled for each further one.")
     login_backoff_max_seconds: float = Field(
         default=900.0, alias="GEO_LOGIN_BACKOFF_MAX_SECONDS", gt=0,
         description="Longest back-off: repeated windows of failures double it up to this, never more.")

@@ -29,7 +29,7 @@ def serve(
 
     import uvicorn
 
-    from geo.api.main import ConfigError, resolve_secret
+    from geo.api.main import UVICORN_OPTIONS, ConfigError, resolve_secret
     from geo.config import get_settings, reset_settings
 
     if not demo and get_settings().demo:
@@ -45,8 +45,7 @@ def serve(
     except ConfigError as exc:
         _fail(str(exc), 2)
     uvicorn.run("geo.api.main:create_app", factory=True, host=host or s.api_host, port=port or s.api_port,
-                workers=workers, log_level="info", access_log=False, log_config=None,
-                proxy_headers=False)  # X-Forwarded-For only from GEO_TRUSTED_PROXIES (geo.api)
+                workers=workers, **UVICORN_OPTIONS)
 
 
 def _refuse_demo_credentials() -> None:

@@ -5,9 +5,9 @@ Rule, per (username, client address):
 * at most ``limit`` password checks per ``window`` seconds. A slot is *reserved* under a row lock before the
   password is checked, so 60 concurrent wrong passwords check at most ``limit`` of them, in any number of
   processes; the rest answer 429 without touching argon2;
-* when a window's last slot fails, the pair is blocked (back-off): until the window's length from now the
-  first time, doubling with every further blocked window, capped at ``backoff_max`` — a user is never locked
-  out for good: once the back-off is over the correct password works and clears the record;
+* when a window's last slot fails, the pair is blocked (back-off): ``backoff`` seconds the first time,
+  doubling with every further blocked window, capped at ``backoff_max`` — a user is never locked out for
+  good: once the back-off is over the correct password works and clears the record;
 * keys are per client, so an attacker elsewhere cannot lock a user out of their own machine.
 
 The client is the TCP peer; ``X-Forwarded-For`` is believed only when the peer is one of the configured
@@ -68,6 +68,7 @@ class LoginLimiter:
     engine: Engine
     limit: int = 10
     window: float = 60.0
+    backoff: float = 60.0
     backoff_max: float = 900.0
 
     @staticmethod
@@ -110,9 +111,9 @@ class LoginLimiter:
         with self.engine.begin() as conn:
             conn.execute(text("""
                 UPDATE login_attempts SET strikes = strikes + 1, updated_at = now(),
-                    blocked_until = now() + make_interval(secs => LEAST(:max, :w * power(2, strikes)))
+                    blocked_until = now() + make_interval(secs => LEAST(:max, :b * power(2, strikes)))
                 WHERE key = :k AND attempts >= :limit AND (blocked_until IS NULL OR blocked_until <= now())
-            """), {"k": key, "max": self.backoff_max, "w": self.window, "limit": self.limit})
+            """), {"k": key, "max": self.backoff_max, "b": self.backoff, "limit": self.limit})
 
     def succeeded(self, key: str) -> None:
         """The correct password: forget the pair's failures and back-offs."""
