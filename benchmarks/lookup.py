@@ -254,7 +254,24 @@ def _stop(p: subprocess.Popen) -> None:
             p.kill()
 
 
-def single_lookups(w: dict, a, tmp: Path, port: int, token: str) -> tuple[list, dict]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of *pid* and its children (uvicorn's worker processes), in seconds."""
+    pids = [pid]
+    try:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    total = 0
+    for q in pids:
+        try:
+            f = Path(f"/proc/{q}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(f[11]) + int(f[12])  # utime, stime (fields 14, 15)
+        except (OSError, IndexError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def single_lookups(w: dict, a, tmp: Path, port: int, token: str, api_pid: int) -> tuple[list, dict]:
     """wrk against the ceiling, the raw PostGIS handler and the API, with the same script and points."""
     from geo.api.services.lookup_index import load_index
 
@@ -279,6 +296,7 @@ def single_lookups(w: dict, a, tmp: Path, port: int, token: str) -> tuple[list, 
                "lookup": (f"{base}/v1/lookup", inside_args),
                "lookup_bbox": (f"{base}/v1/lookup", bbox_args),
                "healthz": (f"{base}/healthz", (None, None))}
+    pids = {"ceiling": bare.pid, "postgis": pg.pid, "lookup": api_pid, "lookup_bbox": api_pid, "healthz": api_pid}
     runs: dict[str, list[dict]] = {k: [] for k in targets}
     try:
         for url, (sc, ar) in targets.values():  # warm-up: tokens resolved, answers serialised, pools open
@@ -286,7 +304,10 @@ def single_lookups(w: dict, a, tmp: Path, port: int, token: str) -> tuple[list, 
         # interleaved rounds: on a shared machine, load drifts; each round measures every server back to back
         for _ in range(a.rounds):
             for k, (url, (sc, ar)) in targets.items():
-                runs[k].append(wrk(url, a.seconds, 16, sc, ar))
+                c0 = cpu_seconds(pids[k])
+                r = wrk(url, a.seconds, 16, sc, ar)
+                r["server_cpu_us"] = (cpu_seconds(pids[k]) - c0) / r["requests"] * 1e6  # CPU per request
+                runs[k].append(r)
     finally:
         _stop(bare)
         _stop(pg)
@@ -300,6 +321,8 @@ def single_lookups(w: dict, a, tmp: Path, port: int, token: str) -> tuple[list, 
     ratio = {k: float(np.median([r["rps"] / c["rps"] for r, c in zip(runs[k], runs["ceiling"])])) for k in targets}
     ratio_pg = {k: float(np.median([r["rps"] / c["rps"] for r, c in zip(runs[k], runs["postgis"])]))
                 for k in targets}
+    # the same by the server's CPU time per request (steadier than req/s when other work shares the cores)
+    cpu = {k: float(np.median([r["server_cpu_us"] for r in runs[k]])) for k in targets}
     table = [("ceiling: bare ASGI constant", rows["ceiling"]),
              ("raw PostGIS (pure-ASGI handler)", rows["postgis"]),
              ("GET /v1/lookup, points in grids", rows["lookup"]),
@@ -308,14 +331,18 @@ def single_lookups(w: dict, a, tmp: Path, port: int, token: str) -> tuple[list, 
     print(f"\nsingle lookups: wrk -t2 -c16, {a.rounds} interleaved rounds of {a.seconds} s, loopback, "
           f"{a.workers} uvicorn worker(s) (geo serve's settings), {w['grids']} grids, {os.cpu_count()} cores; "
           f"median run, median ratio of the rounds")
-    print(f"{'':36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'vs ceiling':>10} {'vs PostGIS':>10}")
+    print(f"{'':36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'vs ceiling':>10} {'vs PostGIS':>10} "
+          f"{'CPU us/req':>10} {'ceiling CPU / CPU':>17}")
     for (name, r), k in zip(table, targets):
         print(f"{name:36} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['non2xx']:8d} "
-              f"{ratio[k]:10.2f} {ratio_pg[k]:10.2f}")
+              f"{ratio[k]:10.2f} {ratio_pg[k]:10.2f} {cpu[k]:10.1f} {cpu['ceiling'] / cpu[k]:17.2f}")
     print("(ceiling, PostGIS and the first lookup row get the same points, all inside a grid; the 'bbox' row "
           "draws them from the plan's bounding box: its non-2xx are 404s naming the nearest grid, which costs a "
           "nearest-boundary search and an access-log line each)")
-    return table, {"median": rows, "runs": runs, "ratio_to_ceiling": ratio, "ratio_to_postgis": ratio_pg}
+    print("(CPU us/req: the server process's user+system CPU per answered request — PostGIS's own backends are "
+          "not counted in its row)")
+    return table, {"median": rows, "runs": runs, "ratio_to_ceiling": ratio, "ratio_to_postgis": ratio_pg,
+                   "server_cpu_us": cpu}
 
 
 def main() -> None:
@@ -342,7 +369,7 @@ def main() -> None:
 
         token = httpx.post(f"http://127.0.0.1:{port}/v1/auth/token",
                            data={"username": "bench", "password": "bench-password"}).json()["access_token"]
-        _, result["single"] = single_lookups(w, a, tmp, port, token)
+        _, result["single"] = single_lookups(w, a, tmp, port, token, api.pid)
         if not a.single_only:
             ext = grid_extent(w["engine"])
             bx, by = random_points(ext, a.batch, seed=2)

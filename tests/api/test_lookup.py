@@ -141,6 +141,31 @@ def test_fast_path_answers_exactly_as_the_route(client, world, geo_env, monkeypa
         assert r.json()["code"] == f"{COMM_A}001" and r.headers.get("x-request-id")
 
 
+def test_fast_path_404_is_access_logged_like_the_route(client, monkeypatch, caplog):
+    """A point outside every grid answered by the fast path still leaves its access-log line (every 4xx is
+    logged by default), with the request id the caller sent."""
+    import logging
+
+    from geo.api.errors import APIError
+    from geo.api.routes import lookup as lookup_module
+
+    kinds = []
+    real = lookup_module.fast_answer
+    monkeypatch.setattr(lookup_module, "fast_answer", lambda st, sc: kinds.append(type(r := real(st, sc))) or r)
+    h = token(client, "leader")
+    cache = client.app.state.geo.principals
+    end = time.monotonic() + 20
+    while cache.token(h["Authorization"][7:]) is None:  # resolved by the route once the listener is live
+        assert time.monotonic() < end, "the principal was never cached"
+        client.get("/v1/auth/me", headers=h)
+    caplog.set_level(logging.INFO, logger="geo.api")
+    r = client.get("/v1/lookup", params={"lon": X0 - 0.01, "lat": Y0 + DY / 2}, headers={**h, "X-Request-ID": "rid-404"})
+    assert r.status_code == 404 and r.json()["request_id"] == "rid-404" and r.headers["x-request-id"] == "rid-404"
+    assert kinds[-1] is APIError  # answered by the fast path
+    lines = [x for x in caplog.records if x.getMessage() == "request" and getattr(x, "request_id", None) == "rid-404"]
+    assert len(lines) == 1 and lines[0].status == 404 and lines[0].path == "/v1/lookup"
+
+
 def test_outside_every_grid_names_the_nearest(client):
     h = token(client, "leader")
     r = client.get("/v1/lookup", params={"lon": X0 - 0.01, "lat": Y0 + DY / 2}, headers=h)

@@ -1,10 +1,10 @@
 """Per-process cache of resolved principals, kept honest by PostgreSQL ``NOTIFY``.
 
 Resolving a caller (verify a JWT, read the user or API key) costs a database round trip; the cache makes
-it a dict lookup. It is only trusted while this process is LISTENing: every change to ``users`` or
-``api_keys`` fires ``NOTIFY geo_auth`` and every change to ``workers`` fires ``geo_changes`` (migrations
-0002/0005), and the listener thread drops the whole cache when one arrives — a revoked key, a disabled
-user or a password change is refused by every API process within milliseconds. While the listener is not
+it a dict lookup. It is only trusted while this process is LISTENing: every change to ``users``,
+``api_keys`` or ``jurisdictions`` fires ``NOTIFY geo_auth`` and every change to ``workers`` fires
+``geo_changes`` (migrations 0002/0005), and the listener thread drops the whole cache when one arrives — a
+revoked key, a disabled user or a password change is refused by every API process within milliseconds. While the listener is not
 connected (start-up, database restart) nothing is cached, so a missed notice can never keep a revoked
 principal alive.
 

@@ -4,8 +4,8 @@
   (``geo user add --replace``) or ``geo user disable`` increments it, so older tokens stop working.
 * ``login_attempts``: failed-login counters per (username, client) shared by every API process, read and
   written under a row lock so concurrent attempts cannot overrun the limit.
-* ``NOTIFY geo_auth`` on any change to ``users`` or ``api_keys``: every API process drops its cached
-  principals at once (a revocation is effective in milliseconds, not after a cache TTL).
+* ``NOTIFY geo_auth`` on any change to ``users``, ``api_keys`` or ``jurisdictions``: every API process
+  drops its cached principals at once (a revocation is effective in milliseconds, not after a cache TTL).
 
 Revision ID: 0005
 Revises: 0004
@@ -19,6 +19,9 @@ revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
+
+#: tables whose changes can change a cached principal (jurisdictions: a subtree's path)
+AUTH_TABLES = ("users", "api_keys", "jurisdictions")
 
 
 def upgrade() -> None:
@@ -40,13 +43,13 @@ def upgrade() -> None:
             RETURN NULL;
         END $$;
     """)
-    for table in ("users", "api_keys"):
+    for table in AUTH_TABLES:
         op.execute(f"CREATE TRIGGER {table}_notify_auth AFTER INSERT OR UPDATE OR DELETE ON {table} "
                    f"FOR EACH STATEMENT EXECUTE FUNCTION geo_notify_auth()")
 
 
 def downgrade() -> None:
-    for table in ("users", "api_keys"):
+    for table in AUTH_TABLES:
         op.execute(f"DROP TRIGGER IF EXISTS {table}_notify_auth ON {table}")
     op.execute("DROP FUNCTION IF EXISTS geo_notify_auth()")
     op.drop_index("ix_login_attempts_updated", table_name="login_attempts")
