@@ -289,7 +289,11 @@ def single_lookups(w: dict, a, tmp: Path, port: int, token: str, api_pid: int) -
     inside_args = (str(script), [str(files["inside"])])
     bbox_args = (str(script), [str(files["bbox"])])
     base = f"http://127.0.0.1:{port}"
-    bare, bport = start_baseline("bare", a.workers)
+    import httpx
+
+    first = open(files["inside"]).readline().strip()
+    size = len(httpx.get(f"{base}/v1/lookup?{first}", headers={"Authorization": f"Bearer {token}"}).content)
+    bare, bport = start_baseline("bare", a.workers, {"BENCH_CONSTANT_BYTES": str(size)})
     pg, pport = start_baseline("postgis", a.workers, {"DATABASE_URL": w["url"]})
     targets = {"ceiling": (f"http://127.0.0.1:{bport}/v1/lookup", inside_args),
                "postgis": (f"http://127.0.0.1:{pport}/v1/lookup", inside_args),
@@ -330,7 +334,7 @@ def single_lookups(w: dict, a, tmp: Path, port: int, token: str, api_pid: int) -
              ("FastAPI constant route /healthz", rows["healthz"])]
     print(f"\nsingle lookups: wrk -t2 -c16, {a.rounds} interleaved rounds of {a.seconds} s, loopback, "
           f"{a.workers} uvicorn worker(s) (geo serve's settings), {w['grids']} grids, {os.cpu_count()} cores; "
-          f"median run, median ratio of the rounds")
+          f"median run, median ratio of the rounds; the ceiling's constant is {size} bytes, as a lookup answer")
     print(f"{'':36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'vs ceiling':>10} {'vs PostGIS':>10} "
           f"{'CPU us/req':>10} {'ceiling CPU / CPU':>17}")
     for (name, r), k in zip(table, targets):
@@ -341,7 +345,7 @@ def single_lookups(w: dict, a, tmp: Path, port: int, token: str, api_pid: int) -
           "nearest-boundary search and an access-log line each)")
     print("(CPU us/req: the server process's user+system CPU per answered request — PostGIS's own backends are "
           "not counted in its row)")
-    return table, {"median": rows, "runs": runs, "ratio_to_ceiling": ratio, "ratio_to_postgis": ratio_pg,
+    return table, {"constant_bytes": size, "median": rows, "runs": runs, "ratio_to_ceiling": ratio, "ratio_to_postgis": ratio_pg,
                    "server_cpu_us": cpu}
 
 

@@ -1,7 +1,7 @@
 """The two baselines of the lookup benchmark, as ASGI apps served by uvicorn exactly like ``geo serve``.
 
-* ``bare``: a bare ASGI callable answering every request with a constant JSON body — no framework, no
-  middleware: the ceiling of one uvicorn worker on this machine.
+* ``bare``: a bare ASGI callable answering every request with a constant JSON body (as long as a lookup
+  answer) — no framework, no middleware: the ceiling of one uvicorn worker on this machine.
 * ``postgis``: a tiny pure-ASGI handler that answers ``GET /?lon=&lat=`` with the equivalent PostGIS query
   (``ST_Covers``, smallest code on shared edges, community/street/district names and staff) on a pool of
   async psycopg connections — the raw database baseline, driven by the same ``wrk`` as the API.
@@ -21,7 +21,10 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-CONSTANT = b'{"code":"000000000000000","name":"constant"}'
+#: ``BENCH_CONSTANT_BYTES`` pads the constant to the size of a real answer (the benchmark passes the size of a
+#: lookup answer, so the ceiling moves the same bytes through the socket)
+_n = int(os.environ.get("BENCH_CONSTANT_BYTES", "0"))
+CONSTANT = b'{"code":"000000000000000","name":"' + b"x" * max(0, _n - 45) + b'"}'
 
 #: The answer the API gives, from PostGIS: grid, community/street/district, chief and on-duty workers.
 LOOKUP_SQL = """

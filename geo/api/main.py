@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
-import uuid
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -47,6 +47,14 @@ def resolve_secret(settings: Settings) -> str:
 
 SLOW_MS = 500.0
 
+_RID_PREFIX = os.urandom(4).hex()
+_rid_counter = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """A request id unique across processes: 8 random hex digits per process, then a counter (16 in all)."""
+    return f"{_RID_PREFIX}{next(_rid_counter) & 0xFFFFFFFF:08x}"
+
 #: How ``geo serve`` runs uvicorn (benchmarks run their baselines with exactly these). No proxy headers:
 #: ``X-Forwarded-For`` is believed only from GEO_TRUSTED_PROXIES (services.login_limiter.client_address).
 UVICORN_OPTIONS = {"log_level": "info", "access_log": False, "log_config": None, "proxy_headers": False}
@@ -73,7 +81,7 @@ class RequestContext:
             if k == b"x-request-id":
                 rid = v.decode("latin-1")[:64]
                 break
-        rid = rid or uuid.uuid4().hex[:16]
+        rid = rid or new_request_id()
         token = request_id.set(rid)
         t0 = time.perf_counter()
         state = {"status": 500, "started": False}
@@ -122,27 +130,24 @@ class GeoAPI(FastAPI):
         if fast is not None and scope["type"] == "http" and scope["path"] == "/v1/lookup" \
                 and scope["method"] == "GET":
             t0 = time.perf_counter()
-            out = lookup.fast_answer(fast[0], scope)
+            out = lookup.fast_answer(fast[0], scope, fast[1])
             if out is not None:
                 rid = None
                 for name, value in scope["headers"]:
                     if name == b"x-request-id":
                         rid = value.decode("latin-1")[:64]
-                    elif name == b"origin" and fast[1]:
-                        out = None  # CORS headers are the CORS middleware's job
                 if type(out) is bytes:
                     await send({"type": "http.response.start", "status": 200, "headers": [
-                        (b"content-length", str(len(out)).encode()), (b"content-type", b"application/json"),
-                        (b"x-request-id", rid.encode("latin-1") if rid else os.urandom(8).hex().encode())]})
+                        (b"content-length", b"%d" % len(out)), (b"content-type", b"application/json"),
+                        (b"x-request-id", rid.encode("latin-1") if rid else new_request_id().encode())]})
                     await send({"type": "http.response.body", "body": out})
                     return
-                if out is not None:  # a 4xx the route would give: same body, same access log line
-                    rid = rid or os.urandom(8).hex()
-                    content = errors.body(out.code, out.message, out.details, **out.extra)
-                    content["request_id"] = rid
-                    await JSON(content, status_code=out.status, headers={"x-request-id": rid})(scope, receive, send)
-                    access_log(fast[2], rid, scope, out.status, t0)
-                    return
+                rid = rid or new_request_id()  # a 4xx the route would give: same body, same access log line
+                content = errors.body(out.code, out.message, out.details, **out.extra)
+                content["request_id"] = rid
+                await JSON(content, status_code=out.status, headers={"x-request-id": rid})(scope, receive, send)
+                access_log(fast[2], rid, scope, out.status, t0)
+                return
         await super().__call__(scope, receive, send)
 
 

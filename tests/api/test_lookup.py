@@ -70,8 +70,8 @@ def test_fast_path_answers_exactly_as_the_route(client, world, geo_env, monkeypa
     answered = []
     real = lookup_module.fast_answer
 
-    def counting(state, scope):
-        body = real(state, scope)
+    def counting(state, scope, cors=False):
+        body = real(state, scope, cors)
         answered.append(body is not None)
         return body
 
@@ -151,7 +151,7 @@ def test_fast_path_404_is_access_logged_like_the_route(client, monkeypatch, capl
 
     kinds = []
     real = lookup_module.fast_answer
-    monkeypatch.setattr(lookup_module, "fast_answer", lambda st, sc: kinds.append(type(r := real(st, sc))) or r)
+    monkeypatch.setattr(lookup_module, "fast_answer", lambda st, sc, cors=False: kinds.append(type(r := real(st, sc, cors))) or r)
     h = token(client, "leader")
     cache = client.app.state.geo.principals
     end = time.monotonic() + 20

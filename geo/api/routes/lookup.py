@@ -132,7 +132,7 @@ def _with_point(body: bytes, x: float, y: float) -> bytes:
 _FAST_CRS = {b"wgs84": None, b"gcj02": "gcj02", b"cgcs2000": "cgcs2000"}
 
 
-def fast_answer(state, scope) -> bytes | APIError | None:
+def fast_answer(state, scope, cors: bool = False) -> bytes | APIError | None:
     """The body of a successful ``GET /v1/lookup``, computed straight from the ASGI scope; the
     :class:`APIError` of a point outside every grid (answered as the route would: 404 naming the nearest
     grid); or None, and the request goes through FastAPI to the route, which handles everything else.
@@ -144,7 +144,7 @@ def fast_answer(state, scope) -> bytes | APIError | None:
     revocation) and whose role may read. Anything else — ``?at=``, bad input, no published plan, an
     unknown/expired/revoked credential, a first request with a new token — returns None, so those errors
     and their audit stay in one place. Answers are built by the route's own :func:`grid_body` and
-    :func:`_not_found`.
+    :func:`_not_found`. With *cors* on, a request with an ``Origin`` header is left to the CORS middleware.
     """
     lon = lat = None
     crs = b"wgs84"
@@ -173,6 +173,8 @@ def fast_answer(state, scope) -> bytes | APIError | None:
             auth = value
         elif name == b"x-api-key":
             key = value
+        elif name == b"origin" and cors:
+            return None
     cache = state.principals
     if key:  # the same precedence as deps.resolve_principal: an API key wins over a token
         p = cache.key(hash_api_key(key.decode("latin-1")))

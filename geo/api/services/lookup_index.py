@@ -28,6 +28,10 @@ from sqlalchemy import Engine, text
 
 log = logging.getLogger("geo.api.lookup")
 
+#: point-in-polygon on one (prepared) geometry and a scalar x, y: the ufunc itself, without the argument
+#: handling of the public wrapper (which costs as much as the test on the single-point path)
+_intersects_xy = getattr(shapely.lib, "intersects_xy", None) or shapely.intersects_xy
+
 _GEOD = Geod(ellps="WGS84")
 
 #: Largest side of the cell table in cells (the longer side of the plans' extent); 1024² cells ≈ 4 MB.
@@ -186,7 +190,7 @@ class GridIndex:
             k = -v - 2
             geoms = self.geoms
             for g in self._cand[self._cand_off[k]:self._cand_off[k + 1]].tolist():  # smallest code first
-                if shapely.intersects_xy(geoms[g], lon, lat):
+                if _intersects_xy(geoms[g], lon, lat):
                     return g
             return -1
         cand = self.tree.query(shapely.Point(lon, lat), predicate="covered_by")
