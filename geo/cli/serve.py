@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from geo.cli._app import app, console, fail as _fail
+from geo.cli._app import app, console, err, fail as _fail
 from geo.cli.db import db_up, summary
 from geo.cli.load import DEMO_DATASET, demo_data
 
@@ -20,17 +20,23 @@ def serve(
     workers: int = typer.Option(1, help="Worker processes."),
     demo: bool = typer.Option(False, "--demo", help="Allow the demo secret and demo credentials."),
 ) -> None:
-    """Run the API (uvicorn). Refuses to start without GEO_SECRET_KEY unless --demo."""
+    """Run the API (uvicorn). Refuses to start without GEO_SECRET_KEY unless --demo.
+
+    Demo mode (the public demo secret and passwords) comes only from ``--demo`` on the command line:
+    ``GEO_DEMO`` in the environment or ``.env`` is overridden for this process and its workers.
+    """
     import os
 
     import uvicorn
 
-    from geo.api.main import ConfigError, resolve_secret
+    from geo.api.main import UVICORN_OPTIONS, ConfigError, resolve_secret
     from geo.config import get_settings, reset_settings
 
-    if demo:
-        os.environ["GEO_DEMO"] = "1"
-        reset_settings()
+    if not demo and get_settings().demo:
+        err.print("[yellow]warning:[/] GEO_DEMO is set in the environment but ignored: demo mode (public demo "
+                      "secret and passwords) needs --demo on the command line", highlight=False)
+    os.environ["GEO_DEMO"] = "1" if demo else "0"  # inherited by the worker processes
+    reset_settings()
     s = get_settings()
     try:
         resolve_secret(s)
@@ -39,7 +45,7 @@ def serve(
     except ConfigError as exc:
         _fail(str(exc), 2)
     uvicorn.run("geo.api.main:create_app", factory=True, host=host or s.api_host, port=port or s.api_port,
-                workers=workers, log_level="info", access_log=False, log_config=None)
+                workers=workers, **UVICORN_OPTIONS)
 
 
 def _refuse_demo_credentials() -> None:

@@ -240,7 +240,22 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     created_at: Mapped[datetime] = _now()
     created_by: Mapped[str] = mapped_column(Text, nullable=False)
+    #: incremented on password change or disable: tokens issued for an older version are refused (0005)
+    token_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     __table_args__ = (CheckConstraint(f"role IN {ROLES}", name="ck_users_role"),)
+
+
+class LoginAttempt(Base):
+    """Failed-login counter of one (username, client), shared by every API process (migration 0005)."""
+
+    __tablename__ = "login_attempts"
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    window_start: Mapped[datetime] = _now()
+    strikes: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = _now()
+    __table_args__ = (Index("ix_login_attempts_updated", "updated_at"),)
 
 
 class ApiKey(Base):
