@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from geo.api.core.responses import JSON
 from geo.api.core.security import Principal
-from geo.api.deps import AppState, check_scope, get_state, require
+from geo.api.deps import AppState, authorize, get_state, require
 from geo.api.errors import APIError
 from geo.api.routes.events import owning_grid
 from geo.api.schemas import CallbackIn, WorkOrderIn
@@ -67,7 +67,7 @@ def _intake(state: AppState, p: Principal, body: WorkOrderIn):
         raise field_error("called_at", "来电时间", "不能早于 2000-01-01")
     lon, lat, address = _locate(state, p, body)
     grid = owning_grid(state, lon, lat)
-    check_scope(state, p, grid["jurisdiction_path"], "work_order.create", "grid", grid["code"], grid["jurisdiction_id"])
+    authorize(state, p, "event", grid["jurisdiction_path"], entity_id=grid["code"], jurisdiction_id=grid["jurisdiction_id"], write=True)
     payload = body.model_dump(exclude={"lon", "lat", "crs"}) | {"address": address}
     with state.engine.begin() as conn:
         row, created = svc.intake(conn, p, cat, body=payload, lon=lon, lat=lat, grid=grid,
