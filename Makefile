@@ -16,7 +16,7 @@ system-deps:
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip
-	@$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,bench]"
+	@$(BIN)/python -m pip install -q -c constraints.txt -e ".[dashboard,scale,dev,bench]"
 	@rm -f $(VENV)/.installed-*; touch $@
 
 # Start PostGIS, load the synthetic demo district, partition, serve API + dashboard.

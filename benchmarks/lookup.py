@@ -1,23 +1,29 @@
-"""Lookup benchmark: single /v1/lookup vs the HTTP ceiling and a raw PostGIS loop; batch vs geopandas.sjoin.
+"""Lookup benchmark: single GET /v1/lookup against honest baselines; batch vs geopandas.sjoin.
 
 Builds its own world in a temporary embedded PostGIS: the synthetic district at
 ``--scale`` (3.7 ≈ 1.1 M people ≈ 700+ grids) loaded with the project's loaders,
-partitioned by the engine at district level and published. Then, in one run:
+partitioned by the engine at district level and published. Then, in one run, with
+the same load generator (``wrk -t2 -c16``, loopback, the same Lua script and random
+points) against servers run by uvicorn with ``geo serve``'s own settings
+(:data:`geo.api.main.UVICORN_OPTIONS`) and the same number of workers:
 
-1. ``wrk`` (16 connections, loopback) against ``/v1/ping`` (a constant from the
-   same app: the HTTP ceiling) and ``/v1/lookup`` with random points;
-2. a raw psycopg loop (16 threads, one connection each) of the equivalent
-   PostGIS query (``ST_Covers``, smallest code on shared edges, with the
-   community/street/district names the API returns);
-3. ``POST /v1/lookup/batch`` of 1,000,000 random points (JSON, end to end:
-   serialise, upload, answer, parse) next to ``geopandas.sjoin`` on the same
-   points in-process;
-4. agreement of the in-memory STRtree with PostGIS ``ST_Covers`` on 100,000
-   random points (a tenth of them exactly on grid vertices/edges).
+1. the **ceiling**: a bare ASGI callable returning a constant
+   (:func:`benchmarks.lookup_apps.bare`) — no framework at all;
+2. the **raw PostGIS baseline**: a tiny pure-ASGI handler running the equivalent
+   PostGIS query per request on 16 async connections (:func:`benchmarks.lookup_apps.postgis`);
+3. the API: ``GET /v1/lookup`` (memory index, authenticated with a Bearer token) and, for
+   context, FastAPI's own constant route ``/healthz``;
+
+and the ratios to the ceiling and to PostGIS are printed. Then (unless ``--single-only``):
+
+4. ``POST /v1/lookup/batch`` of 1,000,000 random points (JSON, end to end) next to
+   ``geopandas.sjoin`` on the same points in-process;
+5. agreement of the in-memory index with PostGIS ``ST_Covers`` on 100,000 random
+   points (a tenth of them exactly on grid vertices/edges).
 
 Usage::
 
-    python benchmarks/lookup.py [--scale 3.7] [--seconds 15] [--workers 1]
+    python benchmarks/lookup.py [--scale 3.7] [--seconds 10] [--rounds 3] [--workers 1] [--single-only]
 
 Needs Debian's ``wrk`` (``apt-get install wrk``; ``make`` installs it).
 """
@@ -33,7 +39,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -66,7 +71,7 @@ def private_cluster(tmp: Path, **env: str):
 def world(scale: float, tmp: Path) -> dict:
     """Cluster up, synthetic district loaded and partitioned at district level, plan published, a user."""
     cluster = private_cluster(tmp, GEO_DEMO="1")
-    from geo.cli import load_demo_files
+    from geo.services.loading import load_demo_files
     from geo.db import migrate
     from geo.db.partitioning import run_partition
     from geo.db.plans import publish
@@ -110,6 +115,22 @@ def start_api(workers: int) -> tuple[subprocess.Popen, int]:
         time.sleep(0.2)
     p.kill()
     raise RuntimeError("API did not start (run `geo serve --demo` by hand to see why)")
+
+
+def start_baseline(which: str, workers: int, env_extra: dict | None = None) -> tuple[subprocess.Popen, int]:
+    """Serve ``benchmarks.lookup_apps:<which>`` with geo serve's uvicorn settings on a free port."""
+    port = free_port()
+    env = os.environ | {"PYTHONPATH": str(REPO)} | (env_extra or {})
+    p = subprocess.Popen([sys.executable, "-m", "benchmarks.lookup_apps", which, str(port), str(workers)], env=env,
+                         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return p, port
+        time.sleep(0.1)
+    p.kill()
+    raise RuntimeError(f"baseline {which} did not start")
 
 
 def grid_extent(engine) -> tuple[float, float, float, float]:
@@ -173,49 +194,6 @@ def wrk(url: str, seconds: int, conns: int, script: str | None = None, args: lis
             "socket_errors": sum(map(int, errs.groups())) if errs else 0}
 
 
-def raw_postgis(url: str, xs, ys, seconds: float, threads: int = 16) -> dict:
-    import psycopg
-
-    # The same answer the API gives: grid, its community/street/district, chief and on-duty workers.
-    sql = """
-        SELECT g.code, g.name, g.kind, g.level, g.population, p.id, p.version, c.code, c.name, s.code, s.name,
-               d.code, d.name,
-               (SELECT json_agg(json_build_object('id', w.id, 'name', w.name, 'role', w.role, 'on_duty', w.on_duty,
-                                                  'phone', w.phone))
-                FROM worker_grids wg JOIN workers w ON w.id = wg.worker_id
-                WHERE wg.grid_code = g.code AND (w.on_duty OR w.role = 'chief')) AS staff
-        FROM grids g
-        JOIN grid_plans p ON p.id = g.plan_id AND p.status = 'published'
-        LEFT JOIN jurisdictions c ON c.code = g.community_code
-        LEFT JOIN jurisdictions s ON s.id = c.parent_id LEFT JOIN jurisdictions d ON d.id = s.parent_id
-        WHERE ST_Covers(g.geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) ORDER BY g.code LIMIT 1
-    """
-    lat: list[list[float]] = [[] for _ in range(threads)]
-    stop = time.perf_counter() + seconds
-
-    def loop(k):
-        with psycopg.connect(url.replace("+psycopg", "")) as conn:
-            cur = conn.cursor()
-            i = k
-            while time.perf_counter() < stop:
-                t = time.perf_counter()
-                cur.execute(sql, (float(xs[i % len(xs)]), float(ys[i % len(ys)])), prepare=True)
-                cur.fetchone()
-                lat[k].append(time.perf_counter() - t)
-                i += threads
-
-    ts = [threading.Thread(target=loop, args=(k,)) for k in range(threads)]
-    t0 = time.perf_counter()
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    wall = time.perf_counter() - t0
-    allv = np.concatenate([np.array(v) for v in lat]) * 1000
-    return {"rps": len(allv) / wall, "p50_ms": float(np.percentile(allv, 50)), "p99_ms": float(np.percentile(allv, 99)),
-            "non2xx": 0}
-
-
 def batch_api(port: int, token: str, xs, ys) -> tuple[float, list]:
     import httpx
     import orjson
@@ -267,12 +245,118 @@ def agreement(engine, plan_id, n=100_000) -> dict:
             "postgis_s": t_sql, "inside": sum(c is not None for c in sql)}
 
 
+def _stop(p: subprocess.Popen) -> None:
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of *pid* and its children (uvicorn's worker processes), in seconds."""
+    pids = [pid]
+    try:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    total = 0
+    for q in pids:
+        try:
+            f = Path(f"/proc/{q}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(f[11]) + int(f[12])  # utime, stime (fields 14, 15)
+        except (OSError, IndexError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def single_lookups(w: dict, a, tmp: Path, port: int, token: str, api_pid: int) -> tuple[list, dict]:
+    """wrk against the ceiling, the raw PostGIS handler and the API, with the same script and points."""
+    from geo.api.services.lookup_index import load_index
+
+    ext = grid_extent(w["engine"])
+    xs, ys = random_points(ext, 40_000, seed=1)
+    inside = load_index(w["engine"]).lookup_many(xs, ys) >= 0
+    files = {}
+    for name, keep in (("inside", inside), ("bbox", np.ones(len(xs), bool))):
+        files[name] = tmp / f"points-{name}.txt"
+        files[name].write_text("\n".join(f"lon={x:.7f}&lat={y:.7f}" for x, y in zip(xs[keep][:20_000],
+                                                                                    ys[keep][:20_000])))
+    outside_share = 1 - inside.mean()
+    script = tmp / "lookup.lua"
+    script.write_text(WRK_LUA % token)
+    inside_args = (str(script), [str(files["inside"])])
+    bbox_args = (str(script), [str(files["bbox"])])
+    base = f"http://127.0.0.1:{port}"
+    import httpx
+
+    first = open(files["inside"]).readline().strip()
+    size = len(httpx.get(f"{base}/v1/lookup?{first}", headers={"Authorization": f"Bearer {token}"}).content)
+    bare, bport = start_baseline("bare", a.workers, {"BENCH_CONSTANT_BYTES": str(size)})
+    pg, pport = start_baseline("postgis", a.workers, {"DATABASE_URL": w["url"]})
+    targets = {"ceiling": (f"http://127.0.0.1:{bport}/v1/lookup", inside_args),
+               "postgis": (f"http://127.0.0.1:{pport}/v1/lookup", inside_args),
+               "lookup": (f"{base}/v1/lookup", inside_args),
+               "lookup_bbox": (f"{base}/v1/lookup", bbox_args),
+               "healthz": (f"{base}/healthz", (None, None))}
+    pids = {"ceiling": bare.pid, "postgis": pg.pid, "lookup": api_pid, "lookup_bbox": api_pid, "healthz": api_pid}
+    runs: dict[str, list[dict]] = {k: [] for k in targets}
+    try:
+        for url, (sc, ar) in targets.values():  # warm-up: tokens resolved, answers serialised, pools open
+            wrk(url, 2, 16, sc, ar)
+        # interleaved rounds: on a shared machine, load drifts; each round measures every server back to back
+        for _ in range(a.rounds):
+            for k, (url, (sc, ar)) in targets.items():
+                c0 = cpu_seconds(pids[k])
+                r = wrk(url, a.seconds, 16, sc, ar)
+                r["server_cpu_us"] = (cpu_seconds(pids[k]) - c0) / r["requests"] * 1e6  # CPU per request
+                runs[k].append(r)
+    finally:
+        _stop(bare)
+        _stop(pg)
+
+    def median_run(k):
+        rs = sorted(runs[k], key=lambda r: r["rps"])
+        return rs[len(rs) // 2]
+
+    rows = {k: median_run(k) for k in targets}
+    # ratio per round (servers measured back to back), then the median of the rounds
+    ratio = {k: float(np.median([r["rps"] / c["rps"] for r, c in zip(runs[k], runs["ceiling"])])) for k in targets}
+    ratio_pg = {k: float(np.median([r["rps"] / c["rps"] for r, c in zip(runs[k], runs["postgis"])]))
+                for k in targets}
+    # the same by the server's CPU time per request (steadier than req/s when other work shares the cores)
+    cpu = {k: float(np.median([r["server_cpu_us"] for r in runs[k]])) for k in targets}
+    table = [("ceiling: bare ASGI constant", rows["ceiling"]),
+             ("raw PostGIS (pure-ASGI handler)", rows["postgis"]),
+             ("GET /v1/lookup, points in grids", rows["lookup"]),
+             (f"GET /v1/lookup, bbox ({outside_share:.0%} 404)", rows["lookup_bbox"]),
+             ("FastAPI constant route /healthz", rows["healthz"])]
+    print(f"\nsingle lookups: wrk -t2 -c16, {a.rounds} interleaved rounds of {a.seconds} s, loopback, "
+          f"{a.workers} uvicorn worker(s) (geo serve's settings), {w['grids']} grids, {os.cpu_count()} cores; "
+          f"median run, median ratio of the rounds; the ceiling's constant is {size} bytes, as a lookup answer")
+    print(f"{'':36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'vs ceiling':>10} {'vs PostGIS':>10} "
+          f"{'CPU us/req':>10} {'ceiling CPU / CPU':>17}")
+    for (name, r), k in zip(table, targets):
+        print(f"{name:36} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['non2xx']:8d} "
+              f"{ratio[k]:10.2f} {ratio_pg[k]:10.2f} {cpu[k]:10.1f} {cpu['ceiling'] / cpu[k]:17.2f}")
+    print("(ceiling, PostGIS and the first lookup row get the same points, all inside a grid; the 'bbox' row "
+          "draws them from the plan's bounding box: its non-2xx are 404s naming the nearest grid, which costs a "
+          "nearest-boundary search and an access-log line each)")
+    print("(CPU us/req: the server process's user+system CPU per answered request — PostGIS's own backends are "
+          "not counted in its row)")
+    return table, {"constant_bytes": size, "median": rows, "runs": runs, "ratio_to_ceiling": ratio, "ratio_to_postgis": ratio_pg,
+                   "server_cpu_us": cpu}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, default=3.7)
     ap.add_argument("--seconds", type=int, default=15)
-    ap.add_argument("--workers", type=int, default=1, help="API worker processes")
+    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (every server)")
     ap.add_argument("--batch", type=int, default=1_000_000)
+    ap.add_argument("--rounds", type=int, default=3, help="Interleaved rounds of the single-lookup runs")
+    ap.add_argument("--single-only", action="store_true", help="Only the single-lookup table")
     ap.add_argument("--keep", action="store_true", help="Keep the temporary cluster")
     a = ap.parse_args()
     if not shutil.which("wrk"):
@@ -283,52 +367,33 @@ def main() -> None:
     print(f"world: synthetic district scale {a.scale}: {w['people']:,} people, {w['grids']} grids "
           f"(partition {w['partition_s']:.1f} s)", flush=True)
     api, port = start_api(a.workers)
+    result = {"grids": w["grids"]}
     try:
         import httpx
 
         token = httpx.post(f"http://127.0.0.1:{port}/v1/auth/token",
                            data={"username": "bench", "password": "bench-password"}).json()["access_token"]
-        ext = grid_extent(w["engine"])
-        xs, ys = random_points(ext, 20_000, seed=1)
-        pts_file = tmp / "points.txt"
-        pts_file.write_text("\n".join(f"lon={x:.7f}&lat={y:.7f}" for x, y in zip(xs, ys)))
-        script = tmp / "lookup.lua"
-        script.write_text(WRK_LUA % token)
-        base = f"http://127.0.0.1:{port}"
-        wrk(f"{base}/v1/ping", 3, 16)  # warm-up
-        ceiling = wrk(f"{base}/v1/ping", a.seconds, 16)
-        single = wrk(f"{base}/v1/lookup", a.seconds, 16, str(script), [str(pts_file)])
-        raw = raw_postgis(w["url"], xs, ys, a.seconds, threads=16)
-        bx, by = random_points(ext, a.batch, seed=2)
-        t_api, codes_api = batch_api(port, token, bx, by)
-        t_sj, codes_sj = batch_sjoin(w["engine"], w["plan_id"], bx, by)
-        inside = [c for c in codes_api if c]
-        same = sum((a_ or None) == (b_ if isinstance(b_, str) else None) for a_, b_ in zip(codes_api, codes_sj))
-        agree = agreement(w["engine"], w["plan_id"])
+        _, result["single"] = single_lookups(w, a, tmp, port, token, api.pid)
+        if not a.single_only:
+            ext = grid_extent(w["engine"])
+            bx, by = random_points(ext, a.batch, seed=2)
+            t_api, codes_api = batch_api(port, token, bx, by)
+            t_sj, codes_sj = batch_sjoin(w["engine"], w["plan_id"], bx, by)
+            inside = [c for c in codes_api if c]
+            same = sum((a_ or None) == (b_ if isinstance(b_, str) else None) for a_, b_ in zip(codes_api, codes_sj))
+            agree = agreement(w["engine"], w["plan_id"])
+            result.update(batch_api_s=t_api, batch_sjoin_s=t_sj, agreement=agree)
     finally:
-        api.terminate()
-        api.wait(10)
-    rows = [("HTTP ceiling (/v1/ping)", ceiling), ("GET /v1/lookup (STRtree)", single),
-            ("raw psycopg loop, PostGIS ST_Covers", raw)]
-    print(f"\nsingle lookups: 16 concurrent clients, {a.seconds} s each, loopback, {a.workers} API worker(s), "
-          f"{w['grids']} grids")
-    print(f"{'':40} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'vs ceiling':>10}")
-    for name, r in rows:
-        print(f"{name:40} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['non2xx']:8d} "
-              f"{r['rps'] / ceiling['rps']:10.2f}")
-    print(f"lookup / raw PostGIS throughput: {single['rps'] / raw['rps']:.2f}x")
-    print("(non-2xx of the lookups are 404 'not in any grid' bodies naming the nearest grid: the random points "
-          "fill the plan's bounding box; the raw loop answers those with an empty result)")
-    print(f"\nbatch of {a.batch:,} random points ({len(inside):,} inside a grid)")
-    print(f"{'POST /v1/lookup/batch (JSON, end to end)':45} {t_api:7.2f} s")
-    print(f"{'geopandas.sjoin (in-process, no I/O)':45} {t_sj:7.2f} s   ratio API/sjoin {t_api / t_sj:.2f}")
-    print(f"answers identical to sjoin: {same:,} of {len(codes_api):,} "
-          f"(sjoin's 'within' excludes boundary points; the API's rule is ST_Covers)")
-    print(f"\nSTRtree vs PostGIS ST_Covers on {agree['points']:,} points ({agree['on_edges_or_vertices']:,} on "
-          f"vertices): {agree['disagreements']} disagreements; STRtree {agree['strtree_s']:.2f} s, "
-          f"PostGIS {agree['postgis_s']:.2f} s")
-    result = {"grids": w["grids"], "ceiling": ceiling, "lookup": single, "raw_postgis": raw, "batch_api_s": t_api,
-              "batch_sjoin_s": t_sj, "agreement": agree}
+        _stop(api)
+    if not a.single_only:
+        print(f"\nbatch of {a.batch:,} random points ({len(inside):,} inside a grid)")
+        print(f"{'POST /v1/lookup/batch (JSON, end to end)':45} {t_api:7.2f} s")
+        print(f"{'geopandas.sjoin (in-process, no I/O)':45} {t_sj:7.2f} s   ratio API/sjoin {t_api / t_sj:.2f}")
+        print(f"answers identical to sjoin: {same:,} of {len(codes_api):,} "
+              f"(sjoin's 'within' excludes boundary points; the API's rule is ST_Covers)")
+        print(f"\nSTRtree vs PostGIS ST_Covers on {agree['points']:,} points ({agree['on_edges_or_vertices']:,} on "
+              f"vertices): {agree['disagreements']} disagreements; STRtree {agree['strtree_s']:.2f} s, "
+              f"PostGIS {agree['postgis_s']:.2f} s")
     (tmp / "result.json").write_text(json.dumps(result, indent=2))
     if not a.keep:
         from geo.db.session import dispose_engines

@@ -4,7 +4,7 @@ Builds the synthetic district (``--scale``) in a private embedded PostGIS with t
 partitions every community (``--level community``) or street three ways on the same data, in one run:
 
 * ``serial``  — one process, one jurisdiction after the other (the baseline);
-* ``dask ×1`` — the CLI's path (``_partition_many``) on a LocalCluster with one worker process;
+* ``dask ×1`` — the CLI's path (:func:`geo.services.partition.partition_many`) on a LocalCluster with one worker process;
 * ``dask ×N`` — the same with ``--workers`` processes.
 
 Each run writes its own draft plans. The table gives wall time, the ratio to serial, and the sum of the
@@ -38,12 +38,13 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="geo-bench-scaleout-"))
     tmp.chmod(0o755)
     cluster = private_cluster(tmp, GEO_ACTOR="bench:scaleout")
-    from geo.cli import _partition_many, _partition_one, load_demo_files
     from geo.db import migrate
     from geo.db.cluster import database_url
     from geo.db.partitioning import jurisdictions_to_partition
     from geo.db.session import get_engine
     from geo.demo import write_demo
+    from geo.services.loading import load_demo_files
+    from geo.services.partition import partition_many, partition_one
 
     results = []
     try:
@@ -53,15 +54,15 @@ def main() -> None:
         engine = get_engine()
         codes = jurisdictions_to_partition(engine, a.level, None)
         opts = dict(min_pop=1000, max_pop=2000, by="people", seed=0, population_dataset="demo",
-                    streets_dataset="demo", use_streets=True, stable=False, actor="bench:scaleout")
+                    streets_dataset="demo", use_streets=True, stable=False)
         print(f"{len(codes)} {a.level} jurisdictions, scale {a.scale}", flush=True)
 
         t0 = time.perf_counter()
-        serial = [_partition_one(c, dict(opts), database_url()) for c in codes]
+        serial = [partition_one(c, dict(opts), actor="bench:scaleout", url=database_url()) for c in codes]
         results.append(("serial (one process)", time.perf_counter() - t0, serial))
         for n in sorted({1, a.workers}):
             t0 = time.perf_counter()
-            out = _partition_many(codes, {k: v for k, v in opts.items() if k != "actor"}, n, None)
+            out = partition_many(codes, dict(opts), workers=n, actor="bench:scaleout")
             results.append((f"dask LocalCluster × {n}", time.perf_counter() - t0, out))
     finally:
         cluster.down()

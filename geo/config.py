@@ -53,7 +53,23 @@ class Settings(BaseSettings):
         description="JSON event catalogue (categories, SLAs, 权责清单); default: the one shipped in geo/data.",
     )
     login_rate_per_minute: int = Field(default=10, alias="GEO_LOGIN_RATE_PER_MINUTE",
-                                       description="Failed logins allowed per username and client per minute.")
+                                       description="Failed logins allowed per username and client per window.")
+    login_window_seconds: float = Field(
+        default=60.0, alias="GEO_LOGIN_WINDOW_SECONDS", gt=0,
+        description="Window of the failed-login limit (per username and client).")
+    login_backoff_seconds: float = Field(
+        default=60.0, alias="GEO_LOGIN_BACKOFF_SECONDS", gt=0,
+        description="First back-off once a window's failures reach the limit; doubled for each further one.")
+    login_backoff_max_seconds: float = Field(
+        default=900.0, alias="GEO_LOGIN_BACKOFF_MAX_SECONDS", gt=0,
+        description="Longest back-off: repeated windows of failures double it up to this, never more.")
+    trusted_proxies: str = Field(
+        default="", alias="GEO_TRUSTED_PROXIES",
+        description="Comma-separated addresses/CIDRs of reverse proxies whose X-Forwarded-For is believed; "
+                    "from anyone else the header is ignored.")
+    hash_concurrency: int = Field(
+        default=2, alias="GEO_HASH_CONCURRENCY", ge=1,
+        description="Password checks (argon2, 19 MiB each) run at once per API process; more logins wait.")
     batch_max_points: int = Field(default=1_000_000, alias="GEO_BATCH_MAX_POINTS")
     max_body_bytes: int = Field(default=1_000_000, alias="GEO_MAX_BODY_BYTES", ge=1,
                                 description="Largest request body of an ordinary route (413 beyond, before reading).")

@@ -8,6 +8,8 @@ import os
 import sys
 from datetime import datetime, timezone
 
+from geo.context import request_id
+
 _STANDARD = set(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {"message", "asctime"}
 
 
@@ -15,8 +17,6 @@ class JSONFormatter(logging.Formatter):
     """Render a record as JSON: time, level, logger, message, request id and any ``extra=`` fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        from geo.api.core.context import request_id
-
         out = {"ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
                "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
         rid = request_id.get()

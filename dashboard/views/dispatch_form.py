@@ -79,12 +79,14 @@ def create_event(tok: str, g: dict, address: str | None = None) -> None:
                      lat=f'{pt.get("lat", 0):.6f}', grid=g["code"]))
         go = st.form_submit_button(t("submit_event"), type="primary", icon=":material/add_alert:",
                                    key=f"{FORM}_go_{n}")
-    if not go:
-        return
-    errs = validate(sub, src, desc, rphone, anon)
+    ekey = f"{FORM}__errs_{n}"
+    if go:  # the messages stay until the next submission (a rerun caused by the map must not eat them)
+        st.session_state[ekey] = validate(sub, src, desc, rphone, anon)
+    errs = st.session_state.get(ekey) or []
     if errs:
         st.html(f'<div data-testid="form-errors" data-n="{len(errs)}"></div>')
         st.error("\n\n".join(errs), icon=":material/error:")
+    if not go or errs:
         return
     body = {"category": sub[0], "subtype": sub[1], "source": src, "lon": pt.get("lon"), "lat": pt.get("lat"),
             "crs": "wgs84", "description": desc.strip(), "address": (addr or "").strip() or None,
@@ -98,6 +100,7 @@ def create_event(tok: str, g: dict, address: str | None = None) -> None:
     except api.ApiError as exc:
         if isinstance(exc, api.ApiUnavailable) or exc.status not in (403, 409, 422):
             raise
+        st.session_state[ekey] = [ui.api_error_text(exc)]
         st.error(ui.api_error_text(exc), icon=":material/error:")
         return
     st.session_state[f"{FORM}__last"] = (digest, key)

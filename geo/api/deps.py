@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass, field
 
 import jwt
@@ -16,9 +14,10 @@ from geo.api.core.security import Principal, decode_token, hash_api_key
 from geo.api.errors import APIError
 from geo.access import audit, policy
 from geo.api.services.lookup_index import IndexHolder
+from geo.api.services.credentials import PasswordChecker
+from geo.api.services.login_limiter import LoginLimiter
+from geo.api.services.principals import PrincipalCache
 from geo.config import Settings
-
-PRINCIPAL_TTL = 30.0  # seconds a resolved token/key is trusted before re-reading the user
 
 
 @dataclass
@@ -28,41 +27,30 @@ class AppState:
     holder: IndexHolder
     catalogue: Catalogue
     secret: str
-    _cache: dict = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    login_failures: dict = field(default_factory=dict)
-
-    def cache_get(self, key):
-        """A cached principal (or None for a cached miss); raises KeyError when absent or stale."""
-        with self._lock:
-            hit = self._cache.get(key)
-        if hit and time.monotonic() - hit[0] < PRINCIPAL_TTL:
-            return hit[1]
-        raise KeyError(key)
-
-    def cache_put(self, key, value) -> None:
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = (time.monotonic(), value)
+    #: resolved tokens and API keys, dropped on every ``NOTIFY geo_auth`` (see services.principals)
+    principals: PrincipalCache = field(default_factory=PrincipalCache)
+    limiter: LoginLimiter | None = None  # the shared failed-login limit
+    passwords: PasswordChecker | None = None  # bounded argon2 checks
+    trusted_proxies: tuple = ()  # networks whose X-Forwarded-For is believed
 
     def forget(self) -> None:
-        with self._lock:
-            self._cache.clear()
+        """Drop every cached principal (this process only; other processes learn it through NOTIFY)."""
+        self.principals.invalidate()
 
 
 def get_state(request: Request) -> AppState:
     return request.app.state.geo
 
 
-def _load_user(engine: Engine, username: str) -> Principal | None:
+def _load_user(engine: Engine, username: str, version: int) -> Principal | None:
+    """The active user *username* if its token_version is still *version* (else None: revoked)."""
     with engine.connect() as conn:
         r = conn.execute(text("""
-            SELECT u.id, u.username, u.role, u.jurisdiction_id, j.path, u.active,
+            SELECT u.id, u.username, u.role, u.jurisdiction_id, j.path, u.active, u.token_version,
                    (SELECT w.id FROM workers w WHERE w.user_id = u.id ORDER BY w.id LIMIT 1) AS worker_id
             FROM users u JOIN jurisdictions j ON j.id = u.jurisdiction_id WHERE u.username = :u
         """), {"u": username}).first()
-    if r is None or not r.active:
+    if r is None or not r.active or r.token_version != version:
         return None
     return Principal("user", r.id, r.username, r.role, r.jurisdiction_id, r.path, r.worker_id)
 
@@ -78,41 +66,44 @@ def _load_key(engine: Engine, key_hash: str) -> Principal | None:
     return Principal("api_key", r.id, r.name, r.role, r.jurisdiction_id, r.path)
 
 
-async def _cached(state: AppState, key, loader):
-    try:
-        return state.cache_get(key)
-    except KeyError:
-        value = await run_in_threadpool(loader)
-        state.cache_put(key, value)
-        return value
+def _unauthorized(code: str, message: str) -> APIError:
+    return APIError(401, code, message, headers={"WWW-Authenticate": "Bearer"})
 
 
 async def resolve_principal(state: AppState, token: str | None, key: str | None) -> Principal | None:
+    """The principal of a Bearer token or an API key (None when neither is given; 401 when invalid).
+
+    Cached per process until the next auth change notice (:mod:`geo.api.services.principals`): a revoked key,
+    a disabled user or a token older than the user's ``token_version`` is refused as soon as the notice
+    arrives, in every process.
+    """
+    cache = state.principals
     if key:
         h = hash_api_key(key)
-        p = await _cached(state, ("key", h), lambda: _load_key(state.engine, h))
+        p = cache.key(h)
         if p is None:
-            raise APIError(401, "unauthorized", "invalid or revoked API key (X-API-Key)",
-                           headers={"WWW-Authenticate": "Bearer"})
+            gen = cache.generation
+            p = await run_in_threadpool(_load_key, state.engine, h)
+            if p is None:
+                raise _unauthorized("unauthorized", "invalid or revoked API key (X-API-Key)")
+            cache.put_key(gen, h, p)
         return p
     if token:
-        try:  # a verified token is remembered until PRINCIPAL_TTL (never past its own expiry)
-            return state.cache_get(("token", token))
-        except KeyError:
-            pass
+        p = cache.token(token)
+        if p is not None:
+            return p
         try:
             claims = decode_token(state.secret, token)
         except jwt.ExpiredSignatureError:
-            raise APIError(401, "token_expired", "the access token has expired; log in again",
-                           headers={"WWW-Authenticate": "Bearer"}) from None
+            raise _unauthorized("token_expired", "the access token has expired; log in again") from None
         except jwt.PyJWTError:
-            raise APIError(401, "unauthorized", "invalid access token",
-                           headers={"WWW-Authenticate": "Bearer"}) from None
-        p = await _cached(state, ("user", claims["sub"]), lambda: _load_user(state.engine, claims["sub"]))
+            raise _unauthorized("unauthorized", "invalid access token") from None
+        gen = cache.generation
+        p = await run_in_threadpool(_load_user, state.engine, claims["sub"], claims["ver"])
         if p is None:
-            raise APIError(401, "unauthorized", "user unknown or deactivated", headers={"WWW-Authenticate": "Bearer"})
-        if claims["exp"] - time.time() > PRINCIPAL_TTL:
-            state.cache_put(("token", token), p)
+            raise _unauthorized("unauthorized", "user unknown, deactivated, or token revoked (password changed); "
+                                                "log in again")
+        cache.put_token(gen, token, p, float(claims["exp"]))
         return p
     return None
 

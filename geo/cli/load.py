@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from geo.cli._app import app, console, err, fail as _fail, progress as _progress
+from geo.services.loading import DEMO_DATASET
 
 
 load_app = typer.Typer(help="Load data files into PostGIS (one transaction per load).", no_args_is_help=True)
@@ -16,67 +17,41 @@ app.add_typer(load_app, name="load")
 
 def _run_load(kind: str, file: Path, *, crs, layer, x_col, y_col, dataset, replace, skip_bad, jurisdiction,
               columns, level=None, report_json: Optional[Path] = None) -> None:
-    from geo.config import get_settings
+    """Thin wrapper over :func:`geo.services.loading.load_file`: show the report, the rejects, the result."""
     from geo.crs import CRSError
     from geo.db.cluster import ClusterError
-    from geo.db.loads import LoadError, write_boundaries, write_load
-    from geo.db.session import cli_actor, get_engine
-    from geo.io.checks import rejects_path, validate
-    from geo.io.readers import InputError, read_table
+    from geo.db.loads import LoadError
+    from geo.io.readers import InputError
+    from geo.services.loading import LoadRejected, load_file
 
-    settings = get_settings()
-    try:
-        engine = get_engine()
-        juris_geom, juris_name = None, "the jurisdiction"
-        if jurisdiction:
-            juris_geom, juris_name = _jurisdiction_geom(engine, jurisdiction)
-        with _progress() as prog:
-            t = prog.add_task(f"reading {file.name}", total=None)
-            raw = read_table(file, layer=layer, crs=crs, x_col=x_col, y_col=y_col)
-            prog.update(t, description=f"checking {len(raw.frame)} rows", total=len(raw.frame), completed=0)
-            clean, report = validate(raw, kind, columns, jurisdiction=juris_geom, jurisdiction_name=juris_name,
-                                     level=level)
-            prog.update(t, completed=len(raw.frame))
+    def show(report) -> None:
         if report_json:
             report_json.write_text(report.to_json())
         if report.problems:
             err.print(report.message(), highlight=False, soft_wrap=True)
-        if not report.ok:
-            path = report.write_rejects(raw.frame, rejects_path(file, settings.data_path))
-            err.print(f"rejected rows written to {path}")
-            if not skip_bad:
-                _fail(f"{report.n_rejected} of {report.rows_read} rows rejected; nothing was written. Fix the rows "
-                      f"listed above (or pass --skip-bad to load the {len(clean)} valid rows and keep the rejects "
-                      f"file).", 1)
-        name = dataset or file.name.split(".")[0]
+
+    try:
         with _progress() as prog:
-            t = prog.add_task(f"writing {len(clean)} rows", total=len(clean))
-            if kind == "boundaries":
-                res = write_boundaries(engine, clean, report, source=str(file), actor=cli_actor(), replace=replace)
-            else:
-                res = write_load(engine, kind, clean, report, dataset=name, source=str(file), actor=cli_actor(),
-                                 replace=replace, progress=lambda d, n: prog.update(t, completed=d))
+            t = prog.add_task(f"loading {file.name}", total=None)
+            out = load_file(kind, file, columns, crs=crs, layer=layer, x_col=x_col, y_col=y_col, dataset=dataset,
+                            replace=replace, skip_bad=skip_bad, jurisdiction=jurisdiction, level=level,
+                            on_report=show, progress=lambda d, n: prog.update(t, completed=d, total=n))
+    except LoadRejected as exc:
+        if exc.rejects:
+            err.print(f"rejected rows written to {exc.rejects}")
+        _fail(str(exc), 1)
     except (InputError, CRSError, LoadError, ClusterError) as exc:
         _fail(str(exc), 2)
+    if out.rejects:
+        err.print(f"rejected rows written to {out.rejects}")
+    res, report = out.result, out.report
     total = ""
-    if kind == "population":
-        total = f", {int(clean['people'].sum()):,} people"
-        if clean["households"].notna().any():
-            total += f", {int(clean['households'].sum()):,} households"
+    if out.people is not None:
+        total = f", {out.people:,} people"
+        if out.households is not None:
+            total += f", {out.households:,} households"
     console.print(f"loaded {res.rows_loaded} {kind} rows as dataset {res.dataset!r} (load {res.load_id}){total}"
                   + (f"; {report.n_rejected} rejected" if report.n_rejected else ""))
-
-
-def _jurisdiction_geom(engine, code: str):
-    import shapely
-    from sqlalchemy import text
-
-    with engine.connect() as conn:
-        row = conn.execute(text("SELECT name, ST_AsBinary(geom) FROM jurisdictions WHERE code = :c"),
-                           {"c": code}).first()
-    if row is None:
-        _fail(f"jurisdiction {code!r} not found; load boundaries first (geo load boundaries FILE)", 2)
-    return shapely.from_wkb(bytes(row[1])), f"{row[0]} ({code})"
 
 
 CRS_HELP = "CRS of the coordinates: EPSG code (EPSG:4326, EPSG:4490 = CGCS2000) or gcj02. Overrides the file's label."
@@ -179,7 +154,6 @@ def load_boundaries(
 
 # --------------------------------------------------------------------------- demo data
 
-DEMO_DATASET = "demo"
 
 
 @app.command("demo-data")
@@ -200,28 +174,11 @@ def demo_data(
                   f"{t.get('people', 0):,} people in {t.get('buildings', 0):,} buildings — SYNTHETIC, not real data")
     if not load:
         return
-    load_demo_files(info["files"])
     from geo.cli.db import summary
+    from geo.services.loading import load_demo_files
+
+    for out in load_demo_files(info["files"]):
+        r = out.result
+        console.print(f"loaded {r.rows_loaded} {r.kind} rows as dataset {r.dataset!r} (load {r.load_id})")
 
     summary()
-
-
-def load_demo_files(files: dict[str, str]) -> None:
-    """Load the demo's layer files exactly as a user would with `geo load` (replacing an earlier demo)."""
-    from geo.io.checks import ColumnMap
-
-    common = dict(crs=None, layer=None, x_col=None, y_col=None, skip_bad=False, jurisdiction=None,
-                  report_json=None)
-    for layer in ("boundary", "subdistricts", "communities"):
-        _run_load("boundaries", Path(files[layer]), dataset=None, replace=True,
-                  columns=ColumnMap(code="code", name="name", level="level", urban="urban", parent="parent_code"),
-                  **common)
-    _run_load("population", Path(files["population"]), dataset=DEMO_DATASET, replace=True,
-              columns=ColumnMap(id="id", people="people", households="households", building="building",
-                                name="address", address="address"), **common)
-    _run_load("streets", Path(files["streets"]), dataset=DEMO_DATASET, replace=True,
-              columns=ColumnMap(id="id", name="name", klass="klass"), **common)
-    _run_load("special-areas", Path(files["special_areas"]), dataset=DEMO_DATASET, replace=True,
-              columns=ColumnMap(id="id", name="name", kind="kind"), **common)
-
-

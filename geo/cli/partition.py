@@ -16,18 +16,6 @@ plan_app = typer.Typer(help="Grid plans: list, diff, publish.", no_args_is_help=
 app.add_typer(plan_app, name="plan")
 
 
-def _partition_one(code: str, opts: dict, url: str | None = None) -> dict:
-    """Partition one jurisdiction (also runs inside Dask workers); returns a summary dict."""
-    from geo.db.partitioning import run_partition
-    from geo.db.session import cli_actor, get_engine
-
-    plan_id, plan = run_partition(get_engine(url), code, actor=opts.pop("actor", None) or cli_actor(), **opts)
-    r = plan.report
-    return {"jurisdiction": code, "plan_id": plan_id, "grids": r["n_grids"],
-            "in_range": round(r["range"]["in_range_share"], 4), "pp_mean": round(r["compactness"]["polsby_popper_mean"], 3),
-            "seconds": round(r["runtime_s"], 2)}
-
-
 @app.command("partition")
 def partition_cmd(
     jurisdiction: Optional[str] = typer.Argument(None, help="12-digit code of the jurisdiction to divide."),
@@ -77,7 +65,9 @@ def partition_cmd(
         codes = jurisdictions_to_partition(get_engine(), level, under)
         if not codes:
             _fail(f"no {level} with population loaded", 2)
-        results = _partition_many(codes, opts, workers, scheduler)
+        from geo.services.partition import partition_many
+
+        results = partition_many(codes, opts, workers=workers, scheduler=scheduler)
         t = Table(title=f"{len(results)} jurisdictions")
         for col in ("jurisdiction", "plan_id", "grids", "in_range", "pp_mean", "seconds", "error"):
             t.add_column(col)
@@ -141,45 +131,13 @@ def _read_buildings(path: Path):
     return fp
 
 
-def _partition_many(codes: list[str], opts: dict, workers: int, scheduler: str | None) -> list[dict]:
-    from dask.distributed import Client, LocalCluster
-
-    from geo.db.cluster import database_url
-    from geo.db.session import cli_actor
-
-    url = database_url()
-    opts = dict(opts, actor=cli_actor())
-    cluster = None
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
-    try:
-        futures = {c: client.submit(_partition_one, c, dict(opts), url, pure=False, key=f"partition-{c}")
-                   for c in codes}
-        out = []
-        for c, f in futures.items():
-            try:
-                out.append(f.result())
-            except Exception as exc:  # noqa: BLE001 — report per jurisdiction, keep the others
-                out.append({"jurisdiction": c, "error": str(exc)})
-        return out
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
 def _publish(plan_id: int) -> None:
-    from geo.db import plans
-    from geo.db.session import cli_actor, get_engine
-
-    from geo.config import get_settings
+    from geo.db.plans import PlanError
+    from geo.services.partition import publish
 
     try:
-        res = plans.publish(get_engine(), plan_id, cli_actor(), switch_in=get_settings().publish_switch_seconds)
-    except plans.PlanError as exc:
+        res = publish(plan_id)
+    except PlanError as exc:
         _fail(str(exc), 2)
     console.print(f"plan {plan_id} published, in force from {res['effective_at']}"
                   + (f"; retires {res['retired']}" if res["retired"] else ""))

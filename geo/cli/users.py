@@ -38,21 +38,49 @@ def user_add(
     console.print(f"user {username!r} ({role}, {jurisdiction}) saved as id {uid}")
 
 
+@user_app.command("disable")
+def user_disable(
+    username: str,
+    enable: bool = typer.Option(False, "--enable", help="Re-enable instead (old tokens stay invalid)."),
+) -> None:
+    """Disable a login: its tokens are refused by every API process within a second."""
+    from geo.db.session import cli_actor, get_engine
+    from geo.db.users import UserError, set_user_active
+
+    try:
+        uid = set_user_active(get_engine(), username, enable, actor=cli_actor())
+    except UserError as exc:
+        _fail(str(exc), 2)
+    console.print(f"user {username!r} (id {uid}) {'enabled' if enable else 'disabled; its tokens are revoked'}")
+
+
 @user_app.command("apikey")
 def user_apikey(
-    name: str,
-    role: str = typer.Option(..., help="Role of the device/integration (e.g. dispatcher for the 12345 hotline)."),
-    jurisdiction: str = typer.Option(..., help="12-digit code of its subtree."),
+    name: Optional[str] = typer.Argument(None, help="Name of the device or integration of a new key."),
+    role: Optional[str] = typer.Option(None, help="Role of the device/integration (e.g. dispatcher for the 12345 "
+                                                  "hotline)."),
+    jurisdiction: Optional[str] = typer.Option(None, help="12-digit code of its subtree."),
+    revoke: Optional[str] = typer.Option(None, "--revoke", metavar="NAME|ID",
+                                         help="Revoke the active key with this name or id instead."),
 ) -> None:
-    """Create an API key for a device or integration; the key is printed once."""
+    """Create an API key for a device or integration (the key is printed once), or --revoke one."""
     from geo.db.session import cli_actor, get_engine
-    from geo.db.users import UserError, add_api_key
+    from geo.db.users import UserError, add_api_key, revoke_api_key
 
+    if revoke is not None:
+        if name or role or jurisdiction:
+            _fail("--revoke NAME|ID takes no other argument or option", 2)
+        try:
+            ids = revoke_api_key(get_engine(), revoke, actor=cli_actor())
+        except UserError as exc:
+            _fail(str(exc), 2)
+        console.print(f"API key {ids[0]} ({revoke!r}) revoked; every API process refuses it within a second")
+        return
+    if not (name and role and jurisdiction):
+        _fail("a new API key needs NAME, --role and --jurisdiction (or --revoke NAME|ID)", 2)
     try:
         key = add_api_key(get_engine(), name, role, jurisdiction, actor=cli_actor())
     except UserError as exc:
         _fail(str(exc), 2)
     console.print(f"API key for {name!r} (store it now, it is not shown again):")
     print(key)
-
-

@@ -26,11 +26,27 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+    """Apply Alembic migrations up to *revision*; at head also the job queue's schema (procrastinate)."""
+    cfg = alembic_config(url)
+    command.upgrade(cfg, revision)
+    if revision == "head":
+        from geo.jobs.queue import ensure_schema
+
+        ensure_schema(cfg.get_main_option("sqlalchemy.url"))
 
 
 def downgrade(url: str | None = None, revision: str = "base") -> None:
-    command.downgrade(alembic_config(url), revision)
+    """Revert Alembic migrations down to *revision*; at base the job queue's schema goes too."""
+    cfg = alembic_config(url)
+    command.downgrade(cfg, revision)
+    if revision == "base":
+        from geo.jobs.queue import drop_schema
+
+        engine = create_engine(cfg.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+        try:
+            drop_schema(engine)
+        finally:
+            engine.dispose()
 
 
 def head_revision() -> str:

@@ -240,7 +240,22 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     created_at: Mapped[datetime] = _now()
     created_by: Mapped[str] = mapped_column(Text, nullable=False)
+    #: incremented on password change or disable: tokens issued for an older version are refused (0005)
+    token_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     __table_args__ = (CheckConstraint(f"role IN {ROLES}", name="ck_users_role"),)
+
+
+class LoginAttempt(Base):
+    """Failed-login counter of one (username, client), shared by every API process (migration 0005)."""
+
+    __tablename__ = "login_attempts"
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    window_start: Mapped[datetime] = _now()
+    strikes: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = _now()
+    __table_args__ = (Index("ix_login_attempts_updated", "updated_at"),)
 
 
 class ApiKey(Base):
@@ -372,7 +387,8 @@ class EventTransition(Base):
 
 
 class PartitionJob(Base):
-    """A partition run requested through the API (runs in the background; progress is polled)."""
+    """A partition run requested through the API, run by a ``geo worker`` off the procrastinate queue
+    (``queue_job_id``); its state, progress and attempts are polled here."""
 
     __tablename__ = "partition_jobs"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -386,7 +402,12 @@ class PartitionJob(Base):
     created_at: Mapped[datetime] = _now()
     created_by: Mapped[str] = mapped_column(Text, nullable=False)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    __table_args__ = (CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="ck_partition_jobs_state"),)
+    queue_job_id: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_by: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (CheckConstraint("state IN ('queued', 'running', 'done', 'failed', 'cancelled')",
+                                      name="ck_partition_jobs_state"),)
 
 
 # --------------------------------------------------------------------------- dispatch (migration 0007)

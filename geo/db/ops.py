@@ -111,6 +111,7 @@ def doctor(engine: Engine, settings) -> list[Check]:
     cur, head = migrate.current_revision(engine.url.render_as_string(hide_password=False)), migrate.head_revision()
     out.append(Check("migrations", "ok" if cur == head else "fail", f"at {cur}, head {head}",
                      "" if cur == head else "geo db migrate"))
+    out.extend(_queue_checks(engine))
     with engine.connect() as conn:
         have = set(conn.execute(text("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")).scalars())
         missing = [i for i in EXPECTED_INDEXES if i not in have]
@@ -146,3 +147,17 @@ def doctor(engine: Engine, settings) -> list[Check]:
                          "" if settings.secret_key else "export GEO_SECRET_KEY=$(python -c 'import secrets; "
                          "print(secrets.token_urlsafe(48))')"))
     return out
+
+
+def _queue_checks(engine: Engine) -> list[Check]:
+    """The job queue: its schema, live workers (heartbeat), jobs waiting or stuck."""
+    from geo.jobs.queue import STALLED_S, schema_applied
+
+    if not schema_applied(engine):
+        return [Check("job queue", "fail", "procrastinate schema missing", "geo db migrate")]
+    with engine.connect() as conn:
+        live = conn.execute(text("SELECT count(*) FROM procrastinate_workers WHERE last_heartbeat > now() - "
+                                 "make_interval(secs => :s)"), {"s": STALLED_S}).scalar_one()
+        waiting = conn.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'")).scalar_one()
+    return [Check("job worker", "ok" if live else "warn", f"{live} live worker(s), {waiting} job(s) waiting",
+                  "start one: geo worker (geo demo starts it)")]

@@ -1,4 +1,13 @@
-"""Users and API keys in the database (the CLI's `geo user add` / `geo apikey add`)."""
+"""Users and API keys in the database (the CLI's ``geo user add|disable|apikey``).
+
+Passwords are argon2id with the OWASP minimum parameters (19 MiB, 2 passes, 1 lane): each check holds
+19 MiB for ~25 ms, so a login flood costs bounded memory (the API also caps concurrent checks). Hashes
+made with other parameters still verify and are re-hashed at the next successful login.
+
+Every change to ``users`` or ``api_keys`` fires ``NOTIFY geo_auth`` (migration 0005): API processes drop
+their cached principals immediately; a password change or disable also bumps ``token_version`` so every
+token issued before it is refused.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +20,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, text
 
 ROLES = ("admin", "planner", "dispatcher", "worker", "leader")
-_ph = PasswordHasher()
+#: argon2id, OWASP's recommended minimum (m=19 MiB, t=2, p=1)
+_ph = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+_DUMMY: list[str] = []
 
 
 class UserError(ValueError):
@@ -23,11 +34,30 @@ def hash_password(password: str) -> str:
     return _ph.hash(password)
 
 
-def verify_password(password: str, hashed: str) -> bool:
+def verify_password(password: str, hashed: str | None) -> bool:
+    """Check *password* against *hashed*; with ``hashed=None`` (unknown user) check it against a dummy hash of
+    the same parameters and return False, so an unknown user costs the same time as a wrong password."""
+    if hashed is None:
+        if not _DUMMY:
+            _DUMMY.append(_ph.hash(secrets.token_urlsafe(16)))
+        hashed = _DUMMY[0]
+        try:
+            _ph.verify(hashed, password)
+        except (VerificationError, InvalidHashError):
+            pass
+        return False
     try:
         return _ph.verify(hashed, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def needs_rehash(hashed: str) -> bool:
+    """Was *hashed* made with other parameters than today's?"""
+    try:
+        return _ph.check_needs_rehash(hashed)
+    except InvalidHashError:
+        return True
 
 
 def hash_api_key(key: str) -> str:
@@ -57,7 +87,8 @@ def add_user(engine: Engine, username: str, password: str, role: str, jurisdicti
             INSERT INTO users (username, full_name, password_hash, role, jurisdiction_id, created_by)
             VALUES (:u, :f, :h, :r, :j, :a)
             ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash, role = EXCLUDED.role,
-                jurisdiction_id = EXCLUDED.jurisdiction_id, full_name = EXCLUDED.full_name, active = true
+                jurisdiction_id = EXCLUDED.jurisdiction_id, full_name = EXCLUDED.full_name, active = true,
+                token_version = users.token_version + 1  -- a reset invalidates every earlier token
             RETURNING id
         """), {"u": username, "f": full_name, "h": hash_password(password), "r": role, "j": jid,
                "a": actor}).scalar_one()
@@ -87,3 +118,46 @@ def add_api_key(engine: Engine, name: str, role: str, jurisdiction_code: str, *,
         """), {"a": actor, "id": str(kid), "j": jid,
                "d": json.dumps({"name": name, "role": role}, ensure_ascii=False)})
     return key
+
+
+def _audit(conn, actor: str, action: str, entity: str, entity_id, jid, detail: dict) -> None:
+    conn.execute(text("""
+        INSERT INTO audit_log (actor, action, entity, entity_id, jurisdiction_id, detail)
+        VALUES (:a, :act, :e, :id, :j, CAST(:d AS jsonb))
+    """), {"a": actor, "act": action, "e": entity, "id": str(entity_id), "j": jid,
+           "d": json.dumps(detail, ensure_ascii=False)})
+
+
+def set_user_active(engine: Engine, username: str, active: bool, *, actor: str) -> int:
+    """Disable (or re-enable) a login; disabling also invalidates its tokens. Returns the user id."""
+    with engine.begin() as conn:
+        r = conn.execute(text("""
+            UPDATE users SET active = :a, token_version = token_version + CASE WHEN :a THEN 0 ELSE 1 END
+            WHERE username = :u RETURNING id, jurisdiction_id
+        """), {"a": active, "u": username}).first()
+        if r is None:
+            raise UserError(f"user {username!r} not found")
+        _audit(conn, actor, "user.enable" if active else "user.disable", "users", r.id, r.jurisdiction_id,
+               {"username": username})
+    return r.id
+
+
+def revoke_api_key(engine: Engine, name_or_id: str, *, actor: str) -> list[int]:
+    """Revoke the active API key with this id or name; returns the revoked ids.
+
+    A name shared by several active keys is refused (naming their ids) rather than revoking them all.
+    """
+    with engine.begin() as conn:
+        rows = conn.execute(text("""
+            SELECT id, name, jurisdiction_id FROM api_keys
+            WHERE active AND (name = :n OR (:n ~ '^[0-9]{1,9}$' AND id = CAST(:n AS integer))) ORDER BY id
+        """), {"n": name_or_id}).all()
+        if not rows:
+            raise UserError(f"no active API key with id or name {name_or_id!r}")
+        if len(rows) > 1:
+            raise UserError(f"{len(rows)} active API keys match {name_or_id!r} (ids {[r.id for r in rows]}); "
+                            f"revoke one by its id")
+        r = rows[0]
+        conn.execute(text("UPDATE api_keys SET active = false WHERE id = :i"), {"i": r.id})
+        _audit(conn, actor, "apikey.revoke", "api_keys", r.id, r.jurisdiction_id, {"name": r.name})
+    return [r.id]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import geopandas as gpd
 import numpy as np
@@ -59,38 +60,110 @@ def test_shared_edge_goes_to_the_smaller_code(client):
 
 
 def test_fast_path_answers_exactly_as_the_route(client, world, geo_env, monkeypatch):
-    """GET /v1/lookup is answered before routing (LookupFastPath): same status and body as the FastAPI route."""
+    """GET /v1/lookup is answered before routing (GeoAPI + lookup.fast_answer): same status, body and headers
+    as the FastAPI route of an app without the fast path, for every kind of caller and input."""
     from fastapi.testclient import TestClient
 
     from geo.api.main import create_app
-    from geo.api.routes.lookup import LookupFastPath
+    from geo.api.routes import lookup as lookup_module
 
-    app = create_app(listen=False)
-    app.user_middleware = [m for m in app.user_middleware if m.cls is not LookupFastPath]
-    assert len(app.user_middleware) == len(client.app.user_middleware) - 1
-    cases = [({"lon": centre(COMM_A, 1)[0], "lat": centre(COMM_A, 1)[1]}, "leader"),
+    answered = []
+    real = lookup_module.fast_answer
+
+    def counting(state, scope, cors=False):
+        body = real(state, scope, cors)
+        answered.append(body is not None)
+        return body
+
+    monkeypatch.setattr(lookup_module, "fast_answer", counting)
+    a1 = centre(COMM_A, 1)
+    cases = [({"lon": a1[0], "lat": a1[1]}, "leader"),
              ({"lon": X0 + DX, "lat": Y0 + DY}, "dispatcher"),  # a corner of four grids
+             ({"lon": X0 + 0.1, "lat": Y0 + 0.3 * DY}, "worker"),  # the edge between the two communities
+             ({"lon": a1[0], "lat": a1[1], "crs": "gcj02"}, "planner"),
+             ({"lon": centre(COMM_B, 3)[0], "lat": centre(COMM_B, 3)[1], "crs": "cgcs2000"}, "worker"),
+             ({"lon": f"{a1[0]:.12f}", "lat": f"{a1[1]:.3f}"}, "hotline_key"),
+             ({"lon": a1[0], "lat": a1[1]}, "sensor_key_b"),
              ({"lon": X0 - 0.01, "lat": Y0 + DY / 2}, "leader"),  # outside: 404 with the nearest grid
              ({"lon": "abc", "lat": 30.5}, "leader"), ({"lat": 30.5}, "leader"), ({"lon": 1, "lat": 91}, "leader"),
-             ({"lon": 114.2, "lat": 30.5, "crs": "baidu"}, "leader"),
-             ({"lon": centre(COMM_B, 3)[0], "lat": centre(COMM_B, 3)[1], "crs": "cgcs2000"}, "worker"),
+             ({"lon": "nan", "lat": 30.5}, "leader"), ({"lon": 114.2, "lat": 30.5, "crs": "baidu"}, "leader"),
+             ({"lon": a1[0], "lat": a1[1], "at": "2020-01-01T00:00:00Z"}, "leader"),
+             ({"lon": a1[0], "lat": a1[1]}, "bogus_token"), ({"lon": a1[0], "lat": a1[1]}, "bogus_key"),
              ({"lon": 114.2, "lat": 30.5}, None)]  # no credentials: 401
-    with TestClient(app) as route:
-        for params, role in cases:
-            fast = client.get("/v1/lookup", params=params, headers=token(client, role) if role else {})
-            slow = route.get("/v1/lookup", params=params, headers=token(route, role) if role else {})
-            fb, sb = fast.json(), slow.json()
-            fb.pop("request_id", None), sb.pop("request_id", None)
-            assert (fast.status_code, fb) == (slow.status_code, sb), params
-            assert fast.headers["content-type"] == slow.headers["content-type"]
-            assert fast.headers.get("x-request-id")
-    # and the fast path does the work: with the route removed, lookups are still answered
+
+    def creds(c, who):
+        if who is None:
+            return {}
+        if who in ("hotline_key", "sensor_key_b", "bogus_key"):
+            return {"X-API-Key": world.get(who, "geo_not-a-key")}
+        if who == "bogus_token":
+            return {"Authorization": "Bearer not.a.token"}
+        return token(c, who)
+
+    cache = client.app.state.geo.principals
+    end = time.monotonic() + 20
+    while not cache.live:  # principals are cached (and the fast path used) once the auth listener is connected
+        assert time.monotonic() < end, "the auth listener did not connect"
+        time.sleep(0.05)
+    with TestClient(create_app(listen=False, fast_lookup=False)) as route:
+        fast_headers, n_fast = {}, 0
+        for params, who in cases:
+            fh = fast_headers.setdefault(who, creds(client, who))
+            slow = route.get("/v1/lookup", params=params, headers=creds(route, who))
+            sb = slow.json()
+            sb.pop("request_id", None)
+            for attempt in range(2):  # the first use of a token resolves it; the second is served from cache
+                fast = client.get("/v1/lookup", params=params, headers={**fh, "X-Request-ID": f"req-{attempt}"})
+                fb = fast.json()
+                fb.pop("request_id", None)
+                assert (fast.status_code, fb) == (slow.status_code, sb), (params, who)
+                assert fast.headers["content-type"] == slow.headers["content-type"]
+                assert fast.headers["content-length"] == str(len(fast.content))
+                assert fast.headers["x-request-id"] == f"req-{attempt}"
+                by_fast = answered.pop()
+                # the fast path answers successes and points outside every grid, every one once the caller is
+                # cached, and nothing else
+                plain = fast.status_code == 200 or fb.get("error") == "not_in_any_grid"
+                assert by_fast == (plain and (attempt == 1 or by_fast)), (params, who, attempt)
+                n_fast += by_fast
+    assert n_fast >= 8
+    # and the fast path really does the work: with the route removed, lookups are still answered
     bare = create_app(listen=False)
     bare.router.routes = [r for r in bare.router.routes if getattr(r, "path", None) != "/v1/lookup"]
     with TestClient(bare) as only_fast:
-        params = {"lon": centre(COMM_A, 1)[0], "lat": centre(COMM_A, 1)[1]}
-        r = only_fast.get("/v1/lookup", params=params, headers=token(only_fast, "leader"))
-        assert r.status_code == 200 and r.json()["code"] == f"{COMM_A}001"
+        params = {"lon": a1[0], "lat": a1[1]}
+        h = token(only_fast, "leader")
+        only_fast.get("/v1/auth/me", headers=h)  # resolves (and caches) the token
+        end = time.monotonic() + 20  # the cache is trusted once the auth listener is connected
+        while (r := only_fast.get("/v1/lookup", params=params, headers=h)).status_code != 200:
+            assert time.monotonic() < end, r.text
+            only_fast.get("/v1/auth/me", headers=h)
+        assert r.json()["code"] == f"{COMM_A}001" and r.headers.get("x-request-id")
+
+
+def test_fast_path_404_is_access_logged_like_the_route(client, monkeypatch, caplog):
+    """A point outside every grid answered by the fast path still leaves its access-log line (every 4xx is
+    logged by default), with the request id the caller sent."""
+    import logging
+
+    from geo.api.errors import APIError
+    from geo.api.routes import lookup as lookup_module
+
+    kinds = []
+    real = lookup_module.fast_answer
+    monkeypatch.setattr(lookup_module, "fast_answer", lambda st, sc, cors=False: kinds.append(type(r := real(st, sc, cors))) or r)
+    h = token(client, "leader")
+    cache = client.app.state.geo.principals
+    end = time.monotonic() + 20
+    while cache.token(h["Authorization"][7:]) is None:  # resolved by the route once the listener is live
+        assert time.monotonic() < end, "the principal was never cached"
+        client.get("/v1/auth/me", headers=h)
+    caplog.set_level(logging.INFO, logger="geo.api")
+    r = client.get("/v1/lookup", params={"lon": X0 - 0.01, "lat": Y0 + DY / 2}, headers={**h, "X-Request-ID": "rid-404"})
+    assert r.status_code == 404 and r.json()["request_id"] == "rid-404" and r.headers["x-request-id"] == "rid-404"
+    assert kinds[-1] is APIError  # answered by the fast path
+    lines = [x for x in caplog.records if x.getMessage() == "request" and getattr(x, "request_id", None) == "rid-404"]
+    assert len(lines) == 1 and lines[0].status == 404 and lines[0].path == "/v1/lookup"
 
 
 def test_outside_every_grid_names_the_nearest(client):

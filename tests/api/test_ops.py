@@ -83,6 +83,9 @@ def test_doctor_on_a_healthy_world(world, engine):
     checks = {c.name: c for c in doctor(engine, Settings(GEO_DEMO=True))}
     # the test world has plans but no population units, so there is nothing for "published plans" to cover
     assert checks.pop("published plans").status == "warn"
+    # no `geo worker` runs in this test: queued partitions would wait, and doctor says so
+    w = checks.pop("job worker")
+    assert w.status == "warn" and w.detail.startswith("0 live worker(s)") and "geo worker" in w.fix
     assert all(c.status == "ok" for c in checks.values()), {k: (c.status, c.detail) for k, c in checks.items()}
     with engine.begin() as c:
         c.execute(text("DROP INDEX ix_events_path"))

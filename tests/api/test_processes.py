@@ -27,8 +27,10 @@ def start_api(env_extra: dict) -> tuple[subprocess.Popen, str]:
         "GEO_API_PORT": str(port), "GEO_DEMO": "1"}
     # the JSON request log goes to a file: an unread pipe would fill up and stall the server
     log = tempfile.NamedTemporaryFile(prefix=f"geo-api-{port}-", suffix=".log", delete=False)
-    p = subprocess.Popen([sys.executable, "-m", "geo.cli", "serve", "--demo"], env=env,
-                         stdout=subprocess.DEVNULL, stderr=log)
+    from geo.supervise import spawn
+
+    # dies with the test session even if pytest is killed before its teardown (PR_SET_PDEATHSIG)
+    p = spawn([sys.executable, "-m", "geo.cli", "serve", "--demo"], env=env, stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -73,6 +74,13 @@ def stack(chromium_path, browser_db_url, tmp_path_factory) -> Stack:
                    work)
         procs.append(api)
         wait_http(f"{api_url}/readyz", api, 90, ok=lambda r: r.status_code == 200 and r.json()["grids_indexed"] > 0)
+        # partition jobs started from the planner page run in a worker, never in the API
+        worker = Proc("worker", [sys.executable, "-m", "geo.cli", "worker"], env, work, work)
+        procs.append(worker)
+        deadline = time.monotonic() + 60
+        while "waiting for jobs" not in worker.tail():
+            assert worker.alive() and time.monotonic() < deadline, worker.tail()
+            time.sleep(0.2)
         # a draft to publish from the planner page: the first street with a published plan
         js = httpx.get(f"{api_url}/v1/jurisdictions", headers=auth(api_url, "admin"), timeout=10).json()
         code = next(j["code"] for j in js if j["level"] == "street" and j["published_plan_id"])

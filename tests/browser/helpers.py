@@ -33,14 +33,18 @@ def free_port() -> int:
 
 
 class Proc:
-    """A child process in its own session (so it and its children stop together), output to a log file."""
+    """A child process in its own session (so it and its children stop together) that dies with the test run;
+    output to a log file."""
 
     def __init__(self, name: str, cmd: list[str], env: dict, cwd: Path, log_dir: Path):
         self.name = name
         self.log = log_dir / f"{name}.log"
         self._fh = open(self.log, "wb")
-        self.p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=self._fh, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, start_new_session=True)
+        from geo.supervise import spawn
+
+        # own process group (stop() reaches its children) + PR_SET_PDEATHSIG: dies with the test session even
+        # when pytest itself is killed (timeout, SIGKILL) and no fixture teardown runs
+        self.p = spawn(cmd, env=env, cwd=cwd, stdout=self._fh, stderr=subprocess.STDOUT)
 
     def tail(self, n: int = 4000) -> str:
         try:

@@ -1,6 +1,5 @@
-"""Per-request context (request id) shared by logging, errors and the audit log.
+"""Per-request context for the API: the request id lives in :mod:`geo.context` (below the API layer)."""
 
-The variable itself lives beside the audit writer (:mod:`geo.access.audit`), which sits below the API.
-"""
+from geo.context import request_id
 
-from geo.access.audit import request_id  # noqa: F401  (re-exported)
+__all__ = ["request_id"]

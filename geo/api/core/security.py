@@ -29,16 +29,27 @@ from geo.access.policy import MASKS, mask_name, mask_phone  # noqa: E402,F401  (
 PII_ROLES = MASKS["reporter"]
 
 
-def create_token(secret: str, *, subject: str, role: str, jurisdiction_id: int, ttl_minutes: int) -> str:
+def create_token(secret: str, *, subject: str, role: str, jurisdiction_id: int, ttl_minutes: int,
+                 version: int = 0) -> str:
+    """A signed access token for *subject*.
+
+    Parameters
+    ----------
+    version : int
+        The user's ``token_version`` now; the token is refused once it changes (password reset, disable).
+    """
     now = datetime.now(timezone.utc)
-    payload = {"sub": subject, "role": role, "jid": jurisdiction_id, "iat": now,
+    payload = {"sub": subject, "role": role, "jid": jurisdiction_id, "ver": version, "iat": now,
                "exp": now + timedelta(minutes=ttl_minutes)}
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
 def decode_token(secret: str, token: str) -> dict:
-    """Decode and verify a token; raises jwt.PyJWTError."""
-    return jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+    """Decode and verify a token (signature, expiry, subject and version present); raises jwt.PyJWTError."""
+    claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "ver"]})
+    if not isinstance(claims["ver"], int) or not isinstance(claims["sub"], str):
+        raise jwt.InvalidTokenError("malformed claims")
+    return claims
 
 
 @dataclass(frozen=True)

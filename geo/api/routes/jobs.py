@@ -1,15 +1,14 @@
-"""Partition jobs: a planner starts a partition of a jurisdiction and polls its progress.
+"""Partition jobs: a planner starts a partition of a jurisdiction, polls its progress, may cancel it.
 
-The job runs in a background thread of the API process that accepted it (one
-at a time per process); its state lives in ``partition_jobs`` so any API
-process can answer ``GET /v1/jobs/{id}``. The result is a *draft* plan.
+The API only records the job (``partition_jobs``) and puts it on the procrastinate queue; a separate
+``geo worker`` process runs it (:mod:`geo.jobs.tasks`), so a partition never competes with lookups in an API
+process and survives API restarts. The result is a *draft* plan.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -24,7 +23,6 @@ from geo.api.schemas import Input
 
 router = APIRouter(prefix="/v1", tags=["plans"])
 log = logging.getLogger("geo.api.jobs")
-_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="geo-partition")
 
 
 class PartitionIn(Input):
@@ -48,33 +46,10 @@ class PartitionIn(Input):
 def _job_json(r) -> dict:
     return {"id": r["id"], "state": r["state"], "progress": r["progress"], "stage": r["stage"],
             "plan_id": r["plan_id"], "error": r["error"], "params": r["params"], "created_by": r["created_by"],
+            "attempts": r["attempts"], "cancelled_by": r["cancelled_by"],
             "created_at": r["created_at"].isoformat(),
+            "started_at": r["started_at"].isoformat() if r["started_at"] else None,
             "finished_at": r["finished_at"].isoformat() if r["finished_at"] else None}
-
-
-def _run(engine, job_id: int, code: str, params: dict, actor: str) -> None:
-    from geo.db.partitioning import run_partition
-
-    def update(**kw):
-        sets = ", ".join(f"{k} = :{k}" for k in kw)
-        with engine.begin() as conn:
-            conn.execute(text(f"UPDATE partition_jobs SET {sets} WHERE id = :id"), kw | {"id": job_id})
-
-    update(state="running", stage="reading inputs", progress=0.01)
-    try:
-        plan_id, _ = run_partition(
-            engine, code, actor=actor, min_pop=params["min_pop"], max_pop=params["max_pop"], by=params["by"],
-            seed=params["seed"], stable=not params["from_scratch"], use_streets=params["use_streets"],
-            population_dataset=params["population_dataset"], streets_dataset=params["streets_dataset"],
-            progress=lambda stage, frac: update(stage=stage, progress=round(min(max(frac, 0.0), 0.99), 3)))
-        with engine.begin() as conn:
-            conn.execute(text("UPDATE partition_jobs SET state = 'done', progress = 1, stage = 'done', plan_id = :p, "
-                              "finished_at = now() WHERE id = :id"), {"p": plan_id, "id": job_id})
-    except Exception as exc:  # noqa: BLE001 — the job reports any failure
-        log.exception("partition job %s failed", job_id)
-        with engine.begin() as conn:
-            conn.execute(text("UPDATE partition_jobs SET state = 'failed', error = :e, finished_at = now() "
-                              "WHERE id = :id"), {"e": f"{type(exc).__name__}: {exc}", "id": job_id})
 
 
 @router.post("/jurisdictions/{code}/partition", status_code=202,
@@ -93,13 +68,22 @@ def start_partition(request: Request, code: str, body: PartitionIn, p: Principal
             RETURNING id
         """), {"j": j.id, "p": json.dumps(params), "a": p.actor}).scalar_one()
         audit.record(conn, p, "plan.partition", "partition_jobs", job_id, jurisdiction_id=j.id, detail=params)
-    _pool.submit(_run, st.engine, job_id, code, params, p.actor)
+    from geo.jobs import queue
+
+    try:
+        qid = queue.defer("partition", str(st.engine.url.render_as_string(hide_password=False)), job_id=job_id)
+    except Exception as exc:  # noqa: BLE001 — the queue is down: say so, leave no job that never runs
+        log.exception("could not queue partition job %s", job_id)
+        with st.engine.begin() as conn:
+            conn.execute(text("UPDATE partition_jobs SET state = 'failed', error = :e, finished_at = now() "
+                              "WHERE id = :id"), {"e": f"could not queue: {type(exc).__name__}", "id": job_id})
+        raise APIError(503, "queue_unavailable", "the job queue is unavailable; try again later") from exc
+    with st.engine.begin() as conn:
+        conn.execute(text("UPDATE partition_jobs SET queue_job_id = :q WHERE id = :id"), {"q": qid, "id": job_id})
     return {"job_id": job_id, "state": "queued"}
 
 
-@router.get("/jobs/{job_id}", summary="State and progress of a partition job")
-def get_job(request: Request, job_id: int, p: Principal = Depends(require("read"))):
-    st = get_state(request)
+def _load(st, job_id: int):
     with st.engine.connect() as conn:
         r = conn.execute(text("""
             SELECT pj.*, j.path FROM partition_jobs pj JOIN jurisdictions j ON j.id = pj.jurisdiction_id
@@ -107,5 +91,40 @@ def get_job(request: Request, job_id: int, p: Principal = Depends(require("read"
         """), {"id": job_id}).mappings().first()
     if r is None:
         raise APIError(404, "not_found", f"job {job_id} not found")
+    return r
+
+
+@router.get("/jobs/{job_id}", summary="State and progress of a partition job")
+def get_job(request: Request, job_id: int, p: Principal = Depends(require("read"))):
+    st = get_state(request)
+    r = _load(st, job_id)
     authorize(st, p, "job", r["path"], entity_id=job_id, jurisdiction_id=r["jurisdiction_id"])
     return _job_json(r)
+
+
+@router.post("/jobs/{job_id}/cancel", summary="Cancel a queued partition job, or stop a running one (planner)")
+def cancel_job(request: Request, job_id: int, p: Principal = Depends(require("plan.write"))):
+    """A queued job is cancelled at once; a running one stops at its next progress step (state ``cancelled``).
+
+    A finished job cannot be cancelled (409)."""
+    from geo.jobs import queue
+
+    st = get_state(request)
+    r = _load(st, job_id)
+    authorize(st, p, "job", r["path"], entity_id=job_id, jurisdiction_id=r["jurisdiction_id"], write=True)
+    if r["state"] in ("done", "failed", "cancelled"):
+        raise APIError(409, "conflict", f"job {job_id} is already {r['state']}")
+    url = str(st.engine.url.render_as_string(hide_password=False))
+    stopped = queue.cancel(r["queue_job_id"], url) if r["queue_job_id"] else False
+    status = queue.status(r["queue_job_id"], url) if r["queue_job_id"] else None
+    with st.engine.begin() as conn:
+        if status in ("cancelled", None):  # it had not started: cancelled for good
+            conn.execute(text("UPDATE partition_jobs SET state = 'cancelled', stage = 'cancelled', cancelled_by = :a, "
+                              "finished_at = now() WHERE id = :id AND state NOT IN ('done', 'failed')"),
+                         {"a": p.actor, "id": job_id})
+        elif status == "doing":  # its worker stops it at the next progress step and marks it cancelled
+            conn.execute(text("UPDATE partition_jobs SET cancelled_by = :a, stage = 'cancel requested' "
+                              "WHERE id = :id"), {"a": p.actor, "id": job_id})
+        audit.record(conn, p, "plan.partition.cancel", "partition_jobs", job_id, jurisdiction_id=r["jurisdiction_id"],
+                     detail={"queue_status": status, "requested": stopped})
+    return _job_json(_load(st, job_id))

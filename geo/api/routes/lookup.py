@@ -19,9 +19,9 @@ from sqlalchemy import text
 
 from geo.access import policy
 from geo.api.core.responses import JSON
-from geo.api.core.security import Principal
-from geo.api.deps import current_principal, get_state, require
-from geo.api.errors import APIError, api_error_response
+from geo.api.core.security import Principal, hash_api_key
+from geo.api.deps import get_state, require
+from geo.api.errors import APIError
 from geo.api.services.lookup_index import SQL_LOOKUP, GridIndex
 from geo.crs import gcj02_to_wgs84, point_to_wgs84
 
@@ -87,7 +87,7 @@ def _invalid(name: str, msg: str, raw) -> APIError:
             openapi_extra={"parameters": LOOKUP_PARAMETERS})
 async def lookup(request: Request, p: Principal = Depends(require("read"))):
     """The hot path of dispatch: parameters are read by hand (declared above for OpenAPI) because
-    per-parameter validation cost more than the lookup itself. Usually answered by :class:`LookupFastPath`
+    per-parameter validation cost more than the lookup itself. Usually answered by :func:`fast_answer`
     before routing; this route serves what the fast path passes on (``?at=``, refusals)."""
     return await answer(get_state(request), request.query_params, p)
 
@@ -112,8 +112,14 @@ async def answer(state, q, p: Principal) -> Response:
     i = idx.lookup(x, y)
     if i < 0:
         return _not_found(idx, x, y)
-    # the answer for a grid depends on the caller only through what the policy lets it see of the staff:
-    # serialise it once per (grid, view) and index generation
+    return Response(_with_point(grid_body(idx, staff, i, p), x, y), media_type="application/json")
+
+
+def grid_body(idx: GridIndex, staff: dict, i: int, p: Principal) -> bytes:
+    """The JSON answer for grid *i* as *p* may see it, without the point.
+
+    The answer depends on the caller only through what the policy lets it see of the staff, so it is
+    serialised once per (grid, view) and index generation."""
     path = idx.info[i].path
     view = (policy.can_read(p, "grid_staff", path), policy.sees(p, "staff_phone"))
     body = idx.bodies.get((i, view))
@@ -121,35 +127,83 @@ async def answer(state, q, p: Principal) -> Response:
         d = grid_payload(idx, i)
         d.update(staff_payload(policy.staff_view(p, path, [staff_dict(s) for s in staff.get(idx.codes[i], [])])))
         body = idx.bodies[(i, view)] = orjson.dumps(d)
-    return Response(body[:-1] + b',"point":' + orjson.dumps({"lon": x, "lat": y, "crs": "wgs84"}) + b"}",
-                    media_type="application/json")
+    return body
 
 
-class LookupFastPath:
-    """Pure-ASGI middleware answering ``GET /v1/lookup`` from the memory index without FastAPI's routing and
-    dependency resolution, which cost as much as the lookup itself. Same authentication (cached principals),
-    same answers and error bodies as the route; ``?at=`` (a database query) and callers whose role may not
-    read go on to the route, which handles and audits them."""
+def _with_point(body: bytes, x: float, y: float) -> bytes:
+    return body[:-1] + b',"point":' + orjson.dumps({"lon": x, "lat": y, "crs": "wgs84"}) + b"}"
 
-    PATH = router.prefix
 
-    def __init__(self, app):
-        self.app = app
+# --------------------------------------------------------------------------- the fast path
 
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] != self.PATH or scope["method"] != "GET":
-            return await self.app(scope, receive, send)
-        request = Request(scope, receive)
-        if "at" in request.query_params:
-            return await self.app(scope, receive, send)
+_FAST_CRS = {b"wgs84": None, b"gcj02": "gcj02", b"cgcs2000": "cgcs2000"}
+
+
+def fast_answer(state, scope, cors: bool = False) -> bytes | APIError | None:
+    """The body of a successful ``GET /v1/lookup``, computed straight from the ASGI scope; the
+    :class:`APIError` of a point outside every grid (answered as the route would: 404 naming the nearest
+    grid); or None, and the request goes through FastAPI to the route, which handles everything else.
+
+    Called by :class:`geo.api.main.GeoAPI` before any middleware or routing (those cost three times the
+    lookup). It answers only the plain case: ``lon``, ``lat`` and optionally ``crs``, each once and without
+    percent-encoding, and a caller whose principal is already in this process's
+    cache (:class:`geo.api.services.principals.PrincipalCache`: a dict lookup, dropped by ``NOTIFY`` on any
+    revocation) and whose role may read. Anything else — ``?at=``, bad input, no published plan, an
+    unknown/expired/revoked credential, a first request with a new token — returns None, so those errors
+    and their audit stay in one place. Answers are built by the route's own :func:`grid_body` and
+    :func:`_not_found`. With *cors* on, a request with an ``Origin`` header is left to the CORS middleware.
+    """
+    lon = lat = None
+    crs = b"wgs84"
+    seen_crs = False
+    for part in scope["query_string"].split(b"&"):
+        k, _, v = part.partition(b"=")
+        if k == b"lon" and lon is None:
+            lon = v
+        elif k == b"lat" and lat is None:
+            lat = v
+        elif k == b"crs" and not seen_crs:
+            crs, seen_crs = v, True
+        else:
+            return None
+    if lon is None or lat is None or crs not in _FAST_CRS or b"%" in lon or b"%" in lat:
+        return None
+    try:
+        x, y = float(lon), float(lat)
+    except ValueError:
+        return None
+    if not (-180.0 <= x <= 180.0 and -90.0 <= y <= 90.0):
+        return None
+    auth = key = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            auth = value
+        elif name == b"x-api-key":
+            key = value
+        elif name == b"origin" and cors:
+            return None
+    cache = state.principals
+    if key:  # the same precedence as deps.resolve_principal: an API key wins over a token
+        p = cache.key(hash_api_key(key.decode("latin-1")))
+    elif auth is not None and auth[:7].lower() == b"bearer ":
+        p = cache.token(auth[7:].strip().decode("latin-1"))
+    else:
+        return None
+    if p is None or not policy.may(p, "read"):
+        return None
+    if _FAST_CRS[crs] is not None:
+        x, y = point_to_wgs84(x, y, _FAST_CRS[crs])
+    holder = state.holder
+    idx, staff = holder.index, holder.staff
+    i = idx.lookup(x, y)
+    if i < 0:
+        if len(idx) == 0:
+            return None
         try:
-            p = await current_principal(request)
-            if not policy.may(p, "read"):
-                return await self.app(scope, receive, send)
-            response = await answer(get_state(request), request.query_params, p)
+            _not_found(idx, x, y)
         except APIError as exc:
-            response = api_error_response(exc)
-        await response(scope, receive, send)
+            return exc
+    return _with_point(grid_body(idx, staff, i, p), x, y)
 
 
 def _not_found(idx: GridIndex, x: float, y: float):

@@ -28,6 +28,10 @@ from sqlalchemy import Engine, text
 
 log = logging.getLogger("geo.api.lookup")
 
+#: point-in-polygon on one (prepared) geometry and a scalar x, y: the ufunc itself, without the argument
+#: handling of the public wrapper (which costs as much as the test on the single-point path)
+_intersects_xy = getattr(shapely.lib, "intersects_xy", None) or shapely.intersects_xy
+
 _GEOD = Geod(ellps="WGS84")
 
 #: Largest side of the cell table in cells (the longer side of the plans' extent); 1024² cells ≈ 4 MB.
@@ -88,9 +92,11 @@ class GridIndex:
         """A uniform raster over the grids: each cell holds its owner when no grid edge comes near it.
 
         Every edge is sampled at half a cell and the cells around the samples are marked "near an edge"
-        (-2); every other cell lies wholly inside one grid (or outside all) and takes the owner of its
-        centre, found by the exact test. Most points are then answered by one array read; only points in
-        marked cells go through the exact ``covers`` test.
+        (stored as ``-(k + 2)``, k indexing their candidate lists); every other cell lies wholly inside one
+        grid (or outside all) and takes the owner of its centre, found by the exact test. Most points are
+        then answered by one array read; a point in a marked cell is tested (exact ``covers``: a point
+        intersects a polygon iff the polygon covers it) against the few grids that touch its cell, smallest
+        code first — no STRtree query and no Point object on the single-point path.
         """
         self._cells = None
         if len(self.geoms) == 0:
@@ -111,6 +117,15 @@ class GridIndex:
         table = np.full((ny, nx), -2, dtype=np.int32)
         jj, ii = np.nonzero(~near)
         table[jj, ii] = self._exact(x0 + (ii + 0.5) * size, y0 + (jj + 0.5) * size)
+        # near-edge cells: the grids that touch the cell, smallest code first; cell k is stored as -(k + 2)
+        jj, ii = np.nonzero(near)
+        boxes = shapely.box(x0 + ii * size, y0 + jj * size, x0 + (ii + 1) * size, y0 + (jj + 1) * size)
+        cell, grid = self.tree.query(boxes, predicate="intersects")
+        order = np.lexsort((self._rank[grid], cell))
+        cell, grid = cell[order], grid[order]
+        self._cand = grid.astype(np.int64)
+        self._cand_off = np.searchsorted(cell, np.arange(len(jj) + 1)).tolist()
+        table[jj, ii] = -(np.arange(len(jj), dtype=np.int32) + 2)
         self._cells = (float(x0), float(y0), 1.0 / size, nx, ny, table)
 
     def _exact(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -158,7 +173,7 @@ class GridIndex:
         inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
         out = np.full(len(x), -1, dtype=np.int64)
         out[inside] = table[iy[inside].astype(np.int64), ix[inside].astype(np.int64)]
-        near = np.flatnonzero(out == -2)
+        near = np.flatnonzero(out <= -2)
         if len(near):
             out[near] = self._exact(x[near], y[near])
         return out
@@ -170,9 +185,15 @@ class GridIndex:
             i, j = math.floor((lon - x0) * inv), math.floor((lat - y0) * inv)
             if not (0 <= i < nx and 0 <= j < ny):
                 return -1
-            v = int(table[j, i])
-            if v != -2:
+            v = table.item(j, i)
+            if v >= -1:
                 return v
+            k = -v - 2
+            geoms = self.geoms
+            for g in self._cand[self._cand_off[k]:self._cand_off[k + 1]].tolist():  # smallest code first
+                if _intersects_xy(geoms[g], lon, lat):
+                    return g
+            return -1
         cand = self.tree.query(shapely.Point(lon, lat), predicate="covered_by")
         if len(cand) == 0:
             return -1

@@ -1,0 +1,66 @@
+"""The tasks ``geo worker`` runs. Each task takes the id of its row in a job table (:mod:`geo.jobs.tracked`)
+and reads its parameters from there, so the queue carries no copy of them.
+
+Adding a job kind (import, export, PDF): a table with the tracked columns, an entry in
+:data:`geo.jobs.tracked.JOB_TABLES`, and a ``@blueprint.task`` here that runs a service function with a
+:class:`~geo.jobs.tracked.Tracker`'s ``progress`` callback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from procrastinate import Blueprint, JobContext
+from procrastinate.exceptions import JobAborted
+
+from geo.jobs.tracked import Cancelled, Tracker
+
+log = logging.getLogger("geo.jobs")
+blueprint = Blueprint()
+
+
+def _engine():
+    from geo.db.session import get_engine
+
+    return get_engine()
+
+
+@blueprint.task(name="partition", pass_context=True)
+def partition(context: JobContext, job_id: int) -> int | None:
+    """Run the partition of ``partition_jobs`` row *job_id* and store its draft plan.
+
+    Parameters
+    ----------
+    context : procrastinate's job context (attempt count, abort requests).
+    job_id : id in ``partition_jobs``.
+
+    Returns
+    -------
+    int | None : the draft plan's id (None when cancelled).
+    """
+    from sqlalchemy import text
+
+    from geo.services.partition import partition_one
+
+    engine = _engine()
+    t = Tracker(engine, "partition_jobs", job_id, should_abort=context.should_abort)
+    try:
+        row = t.start(attempt=(context.job.attempts or 0) + 1)
+        with engine.connect() as conn:
+            code = conn.execute(text("SELECT code FROM jurisdictions WHERE id = :j"),
+                                {"j": row["jurisdiction_id"]}).scalar_one()
+        p = row["params"]
+        summary = partition_one(
+            code, dict(min_pop=p["min_pop"], max_pop=p["max_pop"], by=p["by"], seed=p["seed"],
+                       stable=not p["from_scratch"], use_streets=p["use_streets"],
+                       population_dataset=p["population_dataset"], streets_dataset=p["streets_dataset"]),
+            actor=row["created_by"], progress=t.progress, engine=engine)
+    except Cancelled:
+        t.finish("cancelled", stage="cancelled")
+        raise JobAborted() from None
+    except Exception as exc:  # noqa: BLE001 — the job row reports any failure, the queue marks it failed
+        log.exception("partition job %s failed", job_id)
+        t.finish("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    t.finish("done", plan_id=summary["plan_id"])
+    return summary["plan_id"]
