@@ -505,6 +505,7 @@ SUCCESS: dict[tuple[str, str], Any] = {
     ("get", "/open311/v2/requests.json"): [Open311Request],
     ("post", "/open311/v2/requests.json"): [Open311Submitted],
     ("get", "/open311/v2/requests/{request_id}.json"): [Open311Request],
+    ("post", "/v1/jobs/{job_id}/cancel"): Job,
     ("post", "/v1/work-orders"): WorkOrder,
     ("get", "/v1/work-orders"): WorkOrderList,
     ("get", "/v1/work-orders/{order_no}"): WorkOrder,

@@ -12,12 +12,13 @@ token issued before it is refused.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, text
+
+from geo.access import audit
 
 ROLES = ("admin", "planner", "dispatcher", "worker", "leader")
 #: argon2id, OWASP's recommended minimum (m=19 MiB, t=2, p=1)
@@ -92,11 +93,8 @@ def add_user(engine: Engine, username: str, password: str, role: str, jurisdicti
             RETURNING id
         """), {"u": username, "f": full_name, "h": hash_password(password), "r": role, "j": jid,
                "a": actor}).scalar_one()
-        conn.execute(text("""
-            INSERT INTO audit_log (actor, action, entity, entity_id, jurisdiction_id, detail)
-            VALUES (:a, 'user.add', 'users', :id, :j, CAST(:d AS jsonb))
-        """), {"a": actor, "id": str(uid), "j": jid,
-               "d": json.dumps({"username": username, "role": role, "replace": bool(exists)}, ensure_ascii=False)})
+        audit.record(conn, actor, "user.add", "users", uid, jurisdiction_id=jid,
+                     detail={"username": username, "role": role, "replace": bool(exists)})
     return uid
 
 
@@ -112,20 +110,9 @@ def add_api_key(engine: Engine, name: str, role: str, jurisdiction_code: str, *,
             INSERT INTO api_keys (name, prefix, key_hash, role, jurisdiction_id, created_by)
             VALUES (:n, :p, :h, :r, :j, :a) RETURNING id
         """), {"n": name, "p": key[:8], "h": hash_api_key(key), "r": role, "j": jid, "a": actor}).scalar_one()
-        conn.execute(text("""
-            INSERT INTO audit_log (actor, action, entity, entity_id, jurisdiction_id, detail)
-            VALUES (:a, 'apikey.add', 'api_keys', :id, :j, CAST(:d AS jsonb))
-        """), {"a": actor, "id": str(kid), "j": jid,
-               "d": json.dumps({"name": name, "role": role}, ensure_ascii=False)})
+        audit.record(conn, actor, "apikey.add", "api_keys", kid, jurisdiction_id=jid,
+                     detail={"name": name, "role": role})
     return key
-
-
-def _audit(conn, actor: str, action: str, entity: str, entity_id, jid, detail: dict) -> None:
-    conn.execute(text("""
-        INSERT INTO audit_log (actor, action, entity, entity_id, jurisdiction_id, detail)
-        VALUES (:a, :act, :e, :id, :j, CAST(:d AS jsonb))
-    """), {"a": actor, "act": action, "e": entity, "id": str(entity_id), "j": jid,
-           "d": json.dumps(detail, ensure_ascii=False)})
 
 
 def set_user_active(engine: Engine, username: str, active: bool, *, actor: str) -> int:
@@ -137,8 +124,8 @@ def set_user_active(engine: Engine, username: str, active: bool, *, actor: str) 
         """), {"a": active, "u": username}).first()
         if r is None:
             raise UserError(f"user {username!r} not found")
-        _audit(conn, actor, "user.enable" if active else "user.disable", "users", r.id, r.jurisdiction_id,
-               {"username": username})
+        audit.record(conn, actor, "user.enable" if active else "user.disable", "users", r.id,
+                     jurisdiction_id=r.jurisdiction_id, detail={"username": username})
     return r.id
 
 
@@ -159,5 +146,6 @@ def revoke_api_key(engine: Engine, name_or_id: str, *, actor: str) -> list[int]:
                             f"revoke one by its id")
         r = rows[0]
         conn.execute(text("UPDATE api_keys SET active = false WHERE id = :i"), {"i": r.id})
-        _audit(conn, actor, "apikey.revoke", "api_keys", r.id, r.jurisdiction_id, {"name": r.name})
+        audit.record(conn, actor, "apikey.revoke", "api_keys", r.id, jurisdiction_id=r.jurisdiction_id,
+                     detail={"name": r.name})
     return [r.id]

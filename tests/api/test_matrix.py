@@ -94,6 +94,7 @@ TABLE: list[tuple] = [
     ("GET",   "/v1/tiles/{z}/{x}/{y}.mvt",              READ,    READ,    200, 200,   200,    200,   None),
     ("POST",  "/v1/jurisdictions/{code}/partition",     PLANNERS, PLANNERS, 202, 202, 404,    404,   None),
     ("GET",   "/v1/jobs/{job_id}",                      READ,    READ,    200, 200,   404,    404,   None),
+    ("POST",  "/v1/jobs/{job_id}/cancel",               PLANNERS, PLANNERS, 200, 200, 404,    404,   None),
     ("POST",  "/v1/events",                             FIELD,   FIELD,   201, 201,   403,    403,   "reporter"),
     ("GET",   "/v1/events",                             READ,    READ,    OK,  OK,    HID,    HID,   "reporter"),
     ("GET",   "/v1/events/{event_id}",                  READ,    READ,    200, 200,   404,    404,   "reporter"),
@@ -268,6 +269,14 @@ def _fresh_event(ctx) -> int:
         return _event(conn, S1C1, 10)
 
 
+def _fresh_job(engine) -> int:
+    """A queued partition job of S1 (not yet on the queue: cancelling it is immediate)."""
+    with engine.begin() as conn:
+        return conn.execute(text("INSERT INTO partition_jobs (jurisdiction_id, params, created_by) "
+                                 "SELECT id, '{}'::jsonb, 'test' FROM jurisdictions WHERE code = :c RETURNING id"),
+                            {"c": S1}).scalar_one()
+
+
 def _fresh_draft(ctx) -> int:
     from geo.db import plans
 
@@ -344,6 +353,7 @@ REQUESTS = {
     ("GET", "/v1/tiles/{z}/{x}/{y}.mvt"): lambda c: ("/v1/tiles/10/836/424.mvt", {}),
     ("POST", "/v1/jurisdictions/{code}/partition"): lambda c: (f"/v1/jurisdictions/{S1}/partition", {"json": {}}),
     ("GET", "/v1/jobs/{job_id}"): lambda c: (f"/v1/jobs/{c['job']}", {}),
+    ("POST", "/v1/jobs/{job_id}/cancel"): lambda c: (f"/v1/jobs/{_fresh_job(c['engine'])}/cancel", {}),
     ("POST", "/v1/events"): lambda c: ("/v1/events", {"json": _event_body()}),
     ("GET", "/v1/events"): lambda c: ("/v1/events", {"params": {"limit": 5000}}),
     ("GET", "/v1/events/{event_id}"): lambda c: (f"/v1/events/{c['event']}", {}),
