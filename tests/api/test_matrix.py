@@ -646,3 +646,29 @@ def test_duplicate_suggestions_from_another_street_are_not_shown(city):
                                           ("0271234567", "*******567"), ("+86 139 1234 5678", "+86**********5678")])
 def test_phone_masking_never_shows_a_short_number_whole(phone, masked):
     assert policy.mask_phone(phone) == masked
+
+
+def test_kiosk_token_reads_like_a_leader_login(city):
+    """A kiosk token (made by a leader through POST /v1/kiosk-tokens) is an API key of the leader role: on
+    every read route and at every relation it gets what a leader login gets, and it writes nothing."""
+    client, creds = city["client"], city["creds"]
+    compared = 0
+    for rel in RELATIONS:
+        r = client.post("/v1/kiosk-tokens", json={"name": f"墙{rel}"}, headers=creds[("leader", rel, "login")])
+        assert r.status_code == 201 and r.json()["role"] == "leader", r.text
+        kiosk = {"X-API-Key": r.json()["token"]}
+        for row in TABLE:
+            method, path, gate = row[0], row[1], row[2]
+            if gate is None or (method != "GET" and path not in READ_ONLY_POSTS):
+                continue
+            url, kw = REQUESTS[(method, path)](city)
+            a = client.request(method, url, headers=creds[("leader", rel, "login")], **kw)
+            b = client.request(method, url, headers=kiosk, **kw)
+            assert a.status_code == b.status_code, (path, rel, a.status_code, b.status_code, b.text[:200])
+            if expected(row, "leader", rel) in (OK, HID):
+                assert target_shown(path, a.json(), city) == target_shown(path, b.json(), city), (path, rel)
+            compared += 1
+        # and a leader's rights only: no event, no worker, no 12345 order
+        assert client.post("/v1/events", json=_event_body(), headers=kiosk).status_code == 403
+        assert client.post("/v1/work-orders", json=_order_body(*centre(S1C1, 15)), headers=kiosk).status_code == 403
+    assert compared > 4 * 30
