@@ -22,8 +22,7 @@ from geo.db.users import hash_api_key, hash_password, verify_password  # noqa: F
 
 ALGORITHM = "HS256"
 
-#: action → roles, and the roles that see reporters' personal data: the one copy is geo.access.policy
-from geo.access.policy import ACTIONS as PERMISSIONS  # noqa: E402
+#: the roles that see reporters' personal data (the one copy of every access rule is geo.access.policy)
 from geo.access.policy import MASKS, mask_name, mask_phone  # noqa: E402,F401  (re-exported)
 
 PII_ROLES = MASKS["reporter"]
@@ -68,13 +67,7 @@ class Principal:
     def actor(self) -> str:
         return f"{'user' if self.kind == 'user' else 'key'}:{self.name}"
 
-    def can(self, action: str) -> bool:
-        return self.role in PERMISSIONS[action]
-
-    def covers(self, path: str | None) -> bool:
-        """Is a jurisdiction (by its path) inside this principal's subtree?"""
-        return path is not None and path.startswith(self.jurisdiction_path)
-
     @property
     def sees_pii(self) -> bool:
+        """Does this role see reporters' personal data in clear (:data:`geo.access.policy.MASKS`)?"""
         return self.role in PII_ROLES
