@@ -545,7 +545,7 @@ ERROR_STATUSES = {
     "503": "Database unavailable or busy; retry after Retry-After",
 }
 
-#: non-JSON success bodies: path → media type
+#: non-JSON success bodies: path → media type (or a tuple of them)
 MEDIA = {
     "/v1/grids": "application/geo+json",
     "/v1/plans/{plan_id}/grids": "application/geo+json",
@@ -588,9 +588,10 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
                 if path == "/v1/events" and method == "post":  # an idempotent replay answers 200 with the same body
                     responses["200"] = {"description": "Idempotent replay",
                                         "content": {"application/json": {"schema": js}}}
-            if media and ok:
-                fmt = {"type": "string", "format": "binary"} if "vector-tile" in media else {"type": "object"}
-                responses[ok]["content"] = {media: {"schema": fmt}}
+            if media and ok:  # one media type, or a tuple of the types a route may answer (an export's formats)
+                responses[ok]["content"] = {
+                    m: {"schema": {"type": "object"} if m.endswith("json") else {"type": "string", "format": "binary"}}
+                    for m in ((media,) if isinstance(media, str) else media)}
             if path == "/v1/lookup/batch" and ok:
                 responses[ok].setdefault("content", {})["text/csv"] = {"schema": {"type": "string"}}
     comps = schema.get("components", {}).get("schemas", {})
