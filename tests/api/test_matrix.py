@@ -66,6 +66,8 @@ READ_ONLY_POSTS = {"/v1/lookup/batch", "/v1/auth/token"}
 #: sibling succeeds on its own street — asserted in test_access_matrix to have touched nothing of S1
 OWN_JURISDICTION_WRITES = {"/v1/emergency", "/v1/kiosk-tokens"}
 CALLER_NAME = "赵六"
+#: personal data that exists only in S1C1 (its staff, its 12345 callers): never in a sibling's or child's answer
+PII_MARKERS = ("王网格长", "李网格员", CALLER_NAME)
 
 # Outcome of a cell: an HTTP status; OK/HID are 2xx with the target object shown / not shown.
 OK, HID = "ok", "hidden"
@@ -517,6 +519,7 @@ def test_access_matrix(city, capsys):
     client, creds = city["client"], city["creds"]
     assert {(r[0], r[1]) for r in TABLE} == _routes(client.app)
     cells, failures, tally = 0, [], Counter()
+    cross_pii, cross_writes = Counter({k: 0 for k in KINDS}), Counter({k: 0 for k in KINDS})
     for row in TABLE:
         method, path, gate, *_, check = row
         combos = list(itertools.product(ROLES, RELATIONS, KINDS))
@@ -544,12 +547,18 @@ def test_access_matrix(city, capsys):
                     failures.append((method, path, role, rel, kind, "pii", repr(exc)[:300], ""))
                     continue
             writes = method != "GET" and path not in READ_ONLY_POSTS and gate is not None
-            if rel == "sibling" and writes and got < 300 and path not in OWN_JURISDICTION_WRITES:
-                failures.append((method, path, role, rel, kind, "no cross-street write", got, ""))
+            cross = rel in ("sibling", "child")  # the S1C1 targets lie outside the caller's subtree
+            if cross and writes and got < 300 and path not in OWN_JURISDICTION_WRITES:
+                cross_writes[kind] += 1
+                failures.append((method, path, role, rel, kind, "no cross-jurisdiction write", got, ""))
+            if cross and got < 300 and any(m in r.text for m in PII_MARKERS):
+                cross_pii[kind] += 1
+                failures.append((method, path, role, rel, kind, "no cross-jurisdiction PII", got, r.text[:200]))
             tally[(kind, "2xx" if got < 300 else str(got))] += 1
     with capsys.disabled():
         print(f"\naccess matrix: {cells} cells ({len(TABLE)} routes × {len(ROLES)} roles × {len(RELATIONS)} "
               f"relations × {len(KINDS)} credential kinds); outcomes {dict(sorted(tally.items()))}; "
+              f"cross-jurisdiction PII reads {dict(cross_pii)}, cross-jurisdiction writes {dict(cross_writes)}; "
               f"{len(failures)} failures")
     assert not failures, "\n".join(map(str, failures[:40]))
     # login and key columns are the same table entry: their tallies must agree exactly
