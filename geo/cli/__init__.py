@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from geo.cli._app import app
 from geo.cli import db, load, partition, serve, users  # noqa: F401  (register the commands)
+from geo.cli import grids  # noqa: F401,E402  (geo load grids, geo plan export/print)
 from geo.cli.load import load_demo_files
 from geo.cli.partition import _partition_many, _partition_one
 

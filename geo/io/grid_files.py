@@ -121,21 +121,73 @@ def detect_dbf_encoding(dbf: bytes) -> str:
     """UTF-8 when the DBF's records decode as UTF-8, else GBK (raises InputError when neither does)."""
     if len(dbf) < 32:
         return "UTF-8"
+    import codecs
+
     header_len = int.from_bytes(dbf[8:10], "little")
-    body = dbf[header_len:]
-    fields = dbf[32:header_len]
-    try:
-        body.decode("utf-8")
-        fields.split(b"\r")[0].decode("utf-8")
+    names = [dbf[k:k + 11].split(b"\0")[0] for k in range(32, header_len - 1, 32) if dbf[k] != 0x0D]
+    body = dbf[header_len:].rstrip(b"\x1a")
+
+    def ok(enc: str) -> bool:
+        try:
+            body.decode(enc)
+            for n in names:  # writers cut long names at 10 bytes, even inside a character: allow a cut tail
+                codecs.getincrementaldecoder(enc)().decode(n, final=False)
+            return True
+        except UnicodeDecodeError:
+            return False
+
+    if ok("utf-8"):
         return "UTF-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        body.decode("gbk")
+    if ok("gbk"):
         return "GBK"
-    except UnicodeDecodeError:
-        raise InputError("the Shapefile has no .cpg and its attributes are neither UTF-8 nor GBK; "
-                         "add a .cpg naming the encoding") from None
+    raise InputError("the Shapefile has no .cpg and its attributes are neither UTF-8 nor GBK; "
+                     "add a .cpg naming the encoding")
+
+
+def _fix_cut_names(dbf: bytes, enc: str) -> bytes | None:
+    """The DBF with field names that were cut inside a character trimmed to whole characters (None: none)."""
+    header_len = int.from_bytes(dbf[8:10], "little")
+    out = bytearray(dbf)
+    changed = False
+    for k in range(32, header_len - 1, 32):
+        if dbf[k] == 0x0D:
+            break
+        raw = dbf[k:k + 11].split(b"\0")[0]
+        try:
+            raw.decode(enc)
+        except UnicodeDecodeError:
+            good = raw
+            while good:
+                good = good[:-1]
+                try:
+                    good.decode(enc)
+                    break
+                except UnicodeDecodeError:
+                    continue
+            out[k:k + 11] = good.ljust(11, b"\0")
+            changed = True
+    return bytes(out) if changed else None
+
+
+def _readable_copy(path: Path, target: str, dbf: bytes | None, enc: str | None, tmp: Path) -> str:
+    """*target*, or a copy in *tmp* whose DBF field names are whole characters (GDAL/pyogrio refuse cut ones)."""
+    if dbf is None or enc is None:
+        return target
+    fixed = _fix_cut_names(dbf, enc)
+    if fixed is None:
+        return target
+    if path.suffix.lower() == ".zip":
+        with zipfile.ZipFile(path) as z:
+            z.extractall(tmp)
+        shp = next(tmp.rglob("*.shp"))
+    else:
+        import shutil
+
+        for f in path.parent.glob(path.stem + ".*"):
+            shutil.copy(f, tmp / f.name)
+        shp = tmp / path.name
+    next(shp.parent.glob(shp.stem + ".[dD][bB][fF]")).write_bytes(fixed)
+    return str(shp)
 
 
 def _cpg_encoding(raw: bytes) -> str:
@@ -152,6 +204,10 @@ def _pick(columns, wanted: str | None, role: str, source: str) -> str | None:
     for c in CANDIDATES[role]:
         if c.lower() in lower:
             return lower[c.lower()]
+    for c in columns:  # a name cut at 10 bytes by a Shapefile writer (网格编码 in UTF-8 → 网格编 + a broken byte)
+        cut = "".join(ch for ch in str(c) if ch.isprintable() and ch != "\ufffd").strip()
+        if len(cut) >= 3 and any(k.startswith(cut) for k in CANDIDATES[role]):
+            return c
     short = {v: k for k, v in SHP_NAMES.items()}
     for c in columns:  # Shapefile short names of our own export
         if short.get(str(c)) in CANDIDATES[role]:
@@ -219,22 +275,27 @@ def read_grid_file(path: str | Path, *, crs: Any = None, layer: str | None = Non
     if suffix not in (".gpkg", ".shp", ".zip", ".geojson", ".json", ".csv"):
         raise InputError(f"{p}: unsupported grid file {suffix!r}; expected GeoPackage (.gpkg), zipped Shapefile "
                          f"(.zip), Shapefile (.shp), GeoJSON (.geojson) or CSV with a wkt column")
+    import tempfile
+
     encoding = None
     target: Any = p
-    if suffix in (".shp", ".zip"):
-        target, cpg, dbf = _shp_members(p)
-        if target is None:
-            raise InputError(f"{p}: the zip holds no .shp file")
-        if cpg:
-            encoding = _cpg_encoding(cpg)
-        elif dbf is not None:
-            encoding = detect_dbf_encoding(dbf)
-    try:
-        frame = _read_csv(p) if suffix == ".csv" else pyogrio.read_dataframe(target, layer=layer, encoding=encoding)
-    except InputError:
-        raise
-    except Exception as exc:  # noqa: BLE001 — GDAL's message names the problem
-        raise InputError(f"{p}: cannot read: {exc}") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        if suffix in (".shp", ".zip"):
+            target, cpg, dbf = _shp_members(p)
+            if target is None:
+                raise InputError(f"{p}: the zip holds no .shp file")
+            if cpg:
+                encoding = _cpg_encoding(cpg)
+            elif dbf is not None:
+                encoding = detect_dbf_encoding(dbf)
+            target = _readable_copy(p, target, dbf, encoding, Path(tmp))
+        try:
+            frame = _read_csv(p) if suffix == ".csv" else pyogrio.read_dataframe(target, layer=layer,
+                                                                                 encoding=encoding)
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — GDAL's message names the problem
+            raise InputError(f"{p}: cannot read: {exc}") from None
     if crs is None and frame.crs is None:
         raise CRSError(f"{p}: the file carries no CRS; pass --crs wgs84, cgcs2000 or gcj02")
     real = parse_crs(crs) if crs is not None else frame.crs
