@@ -16,7 +16,7 @@ from geo.api import errors
 from geo.api.core.config import DEMO_SECRET, get_catalogue
 from geo.api.core.context import request_id
 from geo.api.deps import AppState
-from geo.api.routes import auth, events, health, jobs, lookup, open311, plans, stats, workers
+from geo.api.routes import auth, events, health, jobs, lookup, open311, planner, plans, stats, workers
 from geo.api.services.lookup_index import IndexHolder
 from geo.config import Settings, get_settings
 
@@ -24,7 +24,7 @@ log = logging.getLogger("geo.api")
 
 
 ROUTERS = (health.router, auth.router, lookup.router, plans.router, jobs.router, events.router, workers.router,
-           stats.router, open311.router)
+           stats.router, open311.router, planner.router)
 
 
 class ConfigError(RuntimeError):

@@ -145,7 +145,7 @@ def _json_default(o):
 
 
 def publish(engine: Engine, plan_id: int, actor: str, *, switch_in: float = 0.0, rollback: bool = False,
-            detail: dict | None = None) -> dict:
+            detail: dict | None = None, before_commit=None) -> dict:
     """Publish a draft: the jurisdiction's published plan (if any) is retired in the same transaction.
 
     Parameters
@@ -159,6 +159,8 @@ def publish(engine: Engine, plan_id: int, actor: str, *, switch_in: float = 0.0,
         Re-publish a *retired* plan (roll back to it); audited as ``plan.rollback``.
     detail : dict, optional
         More for the audit row (e.g. a staffing override and its reason).
+    before_commit : callable(Connection), optional
+        Run inside the publishing transaction (e.g. carrying staff to the new grid codes).
     """
     with engine.begin() as conn:
         plan = conn.execute(text("SELECT id, jurisdiction_id, status, version FROM grid_plans WHERE id = :p FOR UPDATE"),
@@ -179,6 +181,8 @@ def publish(engine: Engine, plan_id: int, actor: str, *, switch_in: float = 0.0,
             UPDATE grid_plans SET status = 'published', published_at = :at, published_by = :a, retired_at = NULL
             WHERE id = :p
         """), {"p": plan_id, "a": actor, "at": at})
+        if before_commit is not None:
+            before_commit(conn)
         _audit(conn, actor, "plan.rollback" if rollback else "plan.publish", "grid_plans", plan_id,
                plan.jurisdiction_id, {"version": plan.version, "retired": old, "effective_at": at.isoformat(),
                                       **(detail or {})})

@@ -115,3 +115,36 @@ def drawn_grids(faults: bool = True) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame({"网格编码": [r[0] for r in rows], "网格名称": [r[1] for r in rows],
                              "网格类型": ["基础"] * len(rows), "网格长": [f"张{k}" for k in range(len(rows))]},
                             geometry=[r[2] for r in rows], crs=4326)
+
+
+@pytest.fixture
+def pclient(pworld, geo_env, monkeypatch):
+    """A TestClient on a fresh app over :func:`pworld`."""
+    from fastapi.testclient import TestClient
+
+    from geo.api.main import create_app
+    from geo.config import reset_settings
+
+    monkeypatch.setenv("GEO_DEMO", "1")
+    monkeypatch.setenv("GEO_PUBLISH_SWITCH_SECONDS", "0")
+    reset_settings()
+    with TestClient(create_app(listen=False)) as c:
+        yield c
+
+
+def hdr(client, username: str) -> dict:
+    r = client.post("/v1/auth/token", data={"username": username, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def upload(client, h, gdf, tmp_path, name="grids.geojson", **form):
+    f = tmp_path / name
+    gdf.to_file(f, driver="GeoJSON")
+    return client.post(f"/v1/jurisdictions/{STREET}/grid-imports", headers=h,
+                       files={"file": (name, f.read_bytes(), "application/geo+json")},
+                       data={"min_pop": str(MIN), "max_pop": str(MAX), **{k: str(v) for k, v in form.items()}})
+
+
+def centre_of(i: int, j: int) -> tuple[float, float]:
+    return X0 + (i + 0.5) * CW, Y0 + (j + 0.5) * CH
