@@ -131,14 +131,18 @@ def _partition_many(codes: list[str], opts: dict, workers: int, scheduler: str |
             cluster.close()
 
 
-def _publish(plan_id: int) -> None:
+def _publish(plan_id: int, override_unstaffed: bool = False, reason: str | None = None) -> None:
     from geo.db import plans
     from geo.db.session import cli_actor, get_engine
+    from geo.db.staffing import StaffingRefused, publish_staffed
 
     from geo.config import get_settings
 
     try:
-        res = plans.publish(get_engine(), plan_id, cli_actor(), switch_in=get_settings().publish_switch_seconds)
+        res = publish_staffed(get_engine(), plan_id, cli_actor(), override_unstaffed=override_unstaffed,
+                              reason=reason, switch_in=get_settings().publish_switch_seconds)
+    except StaffingRefused as exc:
+        _fail(f"{exc} (geo plan publish {plan_id} --override-unstaffed --reason '…')", 2)
     except plans.PlanError as exc:
         _fail(str(exc), 2)
     console.print(f"plan {plan_id} published, in force from {res['effective_at']}"
@@ -146,9 +150,12 @@ def _publish(plan_id: int) -> None:
 
 
 @plan_app.command("publish")
-def plan_publish(plan_id: int) -> None:
-    """Publish a draft plan (the jurisdiction's published plan is retired, never deleted)."""
-    _publish(plan_id)
+def plan_publish(plan_id: int,
+                 override_unstaffed: bool = typer.Option(False, "--override-unstaffed",
+                                                         help="publish although some grids have no chief"),
+                 reason: Optional[str] = typer.Option(None, help="why (required with --override-unstaffed)")) -> None:
+    """Publish a draft plan with its staff carried (the jurisdiction's published plan is retired, never deleted)."""
+    _publish(plan_id, override_unstaffed, reason)
 
 
 @plan_app.command("list")

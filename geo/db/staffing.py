@@ -4,7 +4,8 @@ needs an explicit override with a reason (audited).
 
 Residents are matched point by point: each population unit (its point on surface) is located in the draft
 and in the published plan (first grid by code on a shared edge, the lookup's tie rule); the pair with the
-most people decides a draft grid's predecessor.
+most people decides a draft grid's predecessor. Only a grid where nobody lives falls back to the published
+grid it overlaps most by area.
 """
 
 from __future__ import annotations
@@ -61,6 +62,14 @@ def proposal(engine: Engine, plan_id: int) -> dict:
             """), {"j": plan["jurisdiction_id"], "ds": ds, "d": plan_id, "p": pub}).all()
             for dc, pc, n in rows:
                 pairs.setdefault(dc, (pc, int(n)))  # first row per draft grid: most residents shared
+        if pub is not None:  # a grid nobody lives in: the published grid it overlaps most (by area)
+            for dc, pc in conn.execute(text("""
+                SELECT DISTINCT ON (d.code) d.code, p.code FROM grids d JOIN grids p
+                    ON p.plan_id = :p AND ST_Intersects(d.geom, p.geom)
+                WHERE d.plan_id = :d AND NOT (d.code = ANY(:known))
+                ORDER BY d.code, ST_Area(ST_Intersection(d.geom, p.geom)) DESC, p.code
+            """), {"p": pub, "d": plan_id, "known": list(pairs)}).all():
+                pairs[dc] = (pc, 0)
         staff = _staff_of(conn, sorted({pc for pc, _ in pairs.values()} | {g["code"] for g in grids}))
     out = []
     for g in grids:

@@ -36,7 +36,7 @@ def _scope(st, p: Principal, path: str | None, action: str, entity: str, entity_
         raise
 
 
-def _plan(st, p: Principal, plan_id: int, action: str) -> dict:
+def _plan(st, p: Principal, plan_id: int, action: str, hide: bool = True) -> dict:
     with st.engine.connect() as conn:
         r = conn.execute(text("""
             SELECT gp.id, gp.status, gp.kind, gp.version, gp.params, gp.jurisdiction_id, j.path, j.code AS jcode
@@ -44,7 +44,10 @@ def _plan(st, p: Principal, plan_id: int, action: str) -> dict:
         """), {"p": plan_id}).mappings().first()
     if r is None:
         raise APIError(404, "not_found", f"plan {plan_id} not found")
-    _scope(st, p, r["path"], action, "plan", plan_id, r["jurisdiction_id"])
+    if hide:
+        _scope(st, p, r["path"], action, "plan", plan_id, r["jurisdiction_id"])
+    else:  # the existing publish route keeps its 403 until the policy module answers 404 everywhere
+        check_scope(st, p, r["path"], action, "plan", plan_id, r["jurisdiction_id"])
     return dict(r)
 
 
@@ -240,13 +243,14 @@ class PublishIn(BaseModel):
     reason: str | None = Field(None, max_length=500, description="why (required with override_unstaffed)")
 
 
-def publish_or_refuse(st, p: Principal, plan_id: int, body: PublishIn | None, rollback: bool) -> dict:
+def publish_or_refuse(st, p: Principal, plan_id: int, body: PublishIn | None, rollback: bool,
+                      hide: bool = True) -> dict:
     """Publish (or roll back to) a plan with the staffing rule; 409 with the unstaffed grids otherwise."""
     from geo.api.services import audit
     from geo.db import plans as db_plans
     from geo.db.staffing import StaffingRefused, publish_staffed
 
-    r = _plan(st, p, plan_id, "plan.publish")
+    r = _plan(st, p, plan_id, "plan.publish", hide=hide)
     body = body or PublishIn()
     try:
         out = publish_staffed(st.engine, plan_id, p.actor, override_unstaffed=body.override_unstaffed,

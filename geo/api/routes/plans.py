@@ -118,7 +118,7 @@ def publish_plan(request: Request, plan_id: int, body: "PublishIn | None" = None
     chief it answers 409 unless ``override_unstaffed`` is given with a ``reason`` (audited)."""
     from geo.api.routes.planner import publish_or_refuse
 
-    return publish_or_refuse(get_state(request), p, plan_id, body, rollback=False)
+    return publish_or_refuse(get_state(request), p, plan_id, body, rollback=False, hide=False)
 
 
 # --------------------------------------------------------------------------- grids as GeoJSON / MVT
