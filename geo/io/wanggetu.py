@@ -112,6 +112,8 @@ def render_pdf(grids: gpd.GeoDataFrame, *, title: str, subtitle: str, streets: g
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
+    ax.set_xlabel("")
+    ax.set_ylabel("")
     # north arrow
     w, h = maxx - minx + 2 * pad, maxy - miny + 2 * pad
     ax_x, ax_y = maxx + pad - 0.06 * w, maxy + pad - 0.14 * h

@@ -55,17 +55,25 @@ def _figures(page, plan_after: int | None = None):
     return loc
 
 
+def _pick(page, label: str, text: str) -> None:
+    """Choose an option unless the selectbox already shows it (clicking an open one closes it)."""
+    cur = page.locator(f"input[aria-label^='{label}']").first
+    if cur.count() and text in (cur.input_value() or ""):
+        return
+    choose(page, label, text)
+
+
 def _apply(page, op_label: str, *, a: str | None = None, b: str | None = None, lon=None, lat=None, k=None):
     old = page.locator('[data-testid="edit-figures"]').get_attribute("data-plan-id") \
         if page.locator('[data-testid="edit-figures"]').count() else None
-    choose(page, "操作", op_label)
+    _pick(page, "操作", op_label)
     if lon is not None:
         page.get_by_label("街区内一点 经度（点击地图）").fill(f"{lon:.6f}")
         page.get_by_label("纬度").fill(f"{lat:.6f}")
     if a:
-        choose(page, "网格 A", a)
+        _pick(page, "网格 A", a)
     if b:
-        choose(page, "网格 B（目标）", b)
+        _pick(page, "网格 B（目标）", b)
     if k:
         page.get_by_label("拆分为").fill(str(k))
     page.get_by_role("button", name="应用调整").click()

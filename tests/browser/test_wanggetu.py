@@ -35,7 +35,9 @@ def test_wanggetu_pdf_of_a_demo_community(stack, tmp_path):
     pdf = tmp_path / "w.pdf"
     pdf.write_bytes(r.content)
     info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
-    assert "1191 x 842" in info.replace(".", " ").replace("  ", " ") or "1190.55 x 841.89" in info, info
+    size = next(ln for ln in info.splitlines() if ln.startswith("Page size"))
+    w, h = (float(v) for v in size.split(":")[1].split("pts")[0].split("x"))
+    assert (round(w), round(h)) == (1191, 842), size  # A3 landscape in points
     txt = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
     assert f"{comm['name']}网格图" in txt
     codes = [f["properties"]["code"] for f in fc["features"] if f["properties"]["community_code"] == comm["code"]]
