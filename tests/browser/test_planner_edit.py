@@ -60,7 +60,12 @@ def _pick(page, label: str, text: str) -> None:
     cur = page.locator(f"input[aria-label^='{label}']").first
     if cur.count() and text in (cur.input_value() or ""):
         return
-    choose(page, label, text)
+    combo = page.get_by_role("combobox", name=label)
+    combo.click()
+    page.keyboard.type(text)  # long lists are virtualised: filter first, then the option is in view
+    page.get_by_role("option").filter(has_text=text).first.click()
+    page.wait_for_function("([l, t]) => { const e = document.querySelector(`input[aria-label^='${l}']`);"
+                           " return e && e.value.includes(t); }", arg=[label, text])
 
 
 def _apply(page, op_label: str, *, a: str | None = None, b: str | None = None, lon=None, lat=None, k=None):

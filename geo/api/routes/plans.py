@@ -75,6 +75,7 @@ def _plan_json(r, with_quality: bool = True) -> dict:
     for k in ("created_at", "published_at", "retired_at"):
         out[k] = r[k].isoformat() if r[k] else None
     out["params"] = r["params"]
+    out["kind"], out["parent_id"] = r.get("kind", "engine"), r.get("parent_id")  # migration 0006
     if with_quality:
         out["quality"] = r["quality"]
     return out
