@@ -20,6 +20,19 @@ different grid. New grids are numbered north-west to south-east (rows of
 roughly one grid height, west to east within a row), deterministically;
 ordinary grids before exclusive ones, so that a fresh plan's names run
 第1网格 … 第n网格 without gaps.
+
+More than 999 grids under one prefix
+------------------------------------
+A 3-digit serial holds 999 grids. A prefix that is a community's code (its last
+three digits are not ``000``) can never hold more: :func:`check_code_capacity`
+says so *before* the solve, with the fix (pass the communities, or a
+street/county-level prefix). A prefix ending in ``000`` is a county or
+street/town code (统计用区划代码 gives 居委会 001–199 and 村委会 200–399 at the
+community level, never 000 or 9xx): its grids beyond the 999th are numbered in
+*overflow sub-prefixes* ``prefix[:9] + "901"`` … ``"999"`` (99 × 999 more
+grids), so codes keep 15 digits. Overflow sub-prefixes are filled in order,
+each after the largest serial ever used in it, so codes stay stable across
+re-draws like ordinary ones; names keep counting (第1000网格, …).
 """
 
 from __future__ import annotations
@@ -33,11 +46,110 @@ import numpy as np
 import pandas as pd
 import shapely
 
-__all__ = ["assign_codes", "grid_name", "DEFAULT_PREFIX", "nw_order"]
+__all__ = ["assign_codes", "grid_name", "DEFAULT_PREFIX", "nw_order", "GridCodeCapacityError", "check_code_capacity",
+           "code_capacity", "overflow_prefixes", "MAX_SERIAL"]
 
 #: Prefix used when no community is known.
 DEFAULT_PREFIX = "000000000000"
 _CODE12 = re.compile(r"^\d{12}$")
+#: Largest 3-digit serial under one 12-digit prefix.
+MAX_SERIAL = 999
+_OVERFLOW = range(901, 1000)  # community digits of the overflow sub-prefixes of a "...000" prefix
+
+
+class GridCodeCapacityError(ValueError):
+    """More grids under one 12-digit prefix than its codes can number (raised before the solve)."""
+
+
+def overflow_prefixes(prefix: str) -> list[str]:
+    """The 12-digit prefixes grids of *prefix* are numbered in, in order of use.
+
+    Parameters
+    ----------
+    prefix : str
+        12-digit prefix.
+
+    Returns
+    -------
+    list of str
+        ``[prefix]`` for a community code; for a county or street/town code
+        (ending in ``000``) also its overflow sub-prefixes ``prefix[:9] + "901"`` … ``"999"``.
+    """
+    if prefix.endswith("000"):
+        return [prefix] + [f"{prefix[:9]}{c:03d}" for c in _OVERFLOW]
+    return [prefix]
+
+
+def _family(prefix12: str) -> str:
+    """The prefix whose numbering *prefix12* belongs to (itself unless it is an overflow sub-prefix)."""
+    return f"{prefix12[:9]}000" if int(prefix12[9:]) in _OVERFLOW else prefix12
+
+
+def code_capacity(prefix: str) -> int:
+    """How many grids *prefix* can number (999, or 99,900 for a prefix ending in ``000``)."""
+    return MAX_SERIAL * len(overflow_prefixes(prefix))
+
+
+def check_code_capacity(values, community=None, special=None, min_pop: float = 1000, max_pop: float = 2000,
+                        target: float | None = None, prefix: str = DEFAULT_PREFIX) -> dict[str, int]:
+    """Check, before solving, that every prefix can number the grids it will get.
+
+    The number of grids of a prefix is estimated from the atoms: the
+    population to balance (atoms that are not special units) divided by the
+    target, moved into ``[ceil(p / max_pop), floor(p / min_pop)]`` (the
+    engine's own count, :func:`geo.partition.regions.region_count`), plus one
+    exclusive grid per special unit.
+
+    Parameters
+    ----------
+    values : array of float
+        Population (the balanced column) per atom.
+    community : array, optional
+        12-digit community code per atom (None where unknown: *prefix*).
+    special : array, optional
+        Special unit id per atom (None for ordinary atoms).
+    min_pop, max_pop, target : float
+        Grid population range and target (default the middle).
+    prefix : str
+        12-digit prefix where no community is known.
+
+    Returns
+    -------
+    dict
+        Estimated grids per prefix.
+
+    Raises
+    ------
+    GridCodeCapacityError
+        When an estimate exceeds :func:`code_capacity`, naming the prefix, the
+        estimate and the fix.
+    """
+    from .regions import region_count
+
+    v = np.asarray(values, dtype=float)
+    n = v.size
+    target = float(target) if target else (min_pop + max_pop) / 2.0
+    comm = pd.Series(list(community) if community is not None else [None] * n, dtype=object)
+    pref = comm.map(lambda c: _prefix(c, prefix)).to_numpy(dtype=object) if n else np.zeros(0, dtype=object)
+    spec = pd.Series(list(special) if special is not None else [None] * n, dtype=object)
+    is_spec = spec.notna().to_numpy() if n else np.zeros(0, dtype=bool)
+    out: dict[str, int] = {}
+    for pf in sorted(set(pref.tolist())):
+        m = pref == pf
+        p = float(v[m & ~is_spec].sum())
+        k = region_count(p, min_pop, max_pop, target) if p > 0 else 0
+        k += int(spec[m & is_spec].nunique())
+        out[pf] = k
+        cap = code_capacity(pf)
+        if k > cap:
+            fix = ("pass the communities (each numbers its own grids)" if pf.endswith("000") else
+                   "pass the communities, or a street/county-level prefix ending in 000 (its grids beyond the "
+                   "999th are numbered in the overflow sub-prefixes ...901-...999)")
+            raise GridCodeCapacityError(
+                f"about {k:,} grids of {min_pop:g}-{max_pop:g} people would fall under prefix {pf} "
+                f"({p:,.0f} people), but its 15-digit codes can number only {cap:,}: {fix}, or raise min_pop/max_pop"
+            )
+    return out
 
 
 def grid_name(kind: str, serial: int, community_name: str | None = None, special_name: str | None = None,
@@ -123,8 +235,9 @@ def _match_previous(geoms: np.ndarray, prefixes: list[str], previous: gpd.GeoDat
     # unchanged: symmetric difference below equal_tol m² (or relative 1e-6)
     same = (sym <= np.maximum(equal_tol, 1e-6 * union))
     used: set[str] = set()
+    pfam = [_family(c[:12]) if len(c) == 15 and c.isdigit() else c[:12] for c in pcodes]
     for g, p in zip(gi[same], pi[same]):
-        if out[g] is None and pcodes[p] not in used and pcodes[p][:12] == prefixes[g]:
+        if out[g] is None and pcodes[p] not in used and pfam[p] == prefixes[g]:
             out[g] = pcodes[p]
             used.add(pcodes[p])
     if carry == "matched":
@@ -133,7 +246,7 @@ def _match_previous(geoms: np.ndarray, prefixes: list[str], previous: gpd.GeoDat
             g, p = gi[k], pi[k]
             if iou[k] < match_iou:
                 break
-            if out[g] is None and pcodes[p] not in used and pcodes[p][:12] == prefixes[g]:
+            if out[g] is None and pcodes[p] not in used and pfam[p] == prefixes[g]:
                 out[g] = pcodes[p]
                 used.add(pcodes[p])
     return out
@@ -232,17 +345,24 @@ def assign_codes(
     for k in order:
         if carried[k] is not None:
             continue
-        s = max_serial.get(prefixes[k], 0) + 1
-        if s > 999:
-            raise ValueError(
-                f"more than 999 grids under prefix {prefixes[k]}: pass communities so that each "
-                "community numbers its own grids"
+        family = overflow_prefixes(prefixes[k])
+        for pf in family:
+            s = max_serial.get(pf, 0) + 1
+            if s <= MAX_SERIAL:
+                break
+        else:
+            raise GridCodeCapacityError(
+                f"more than {code_capacity(prefixes[k]):,} grids under prefix {prefixes[k]}: pass communities so "
+                "that each community numbers its own grids"
             )
-        max_serial[prefixes[k]] = s
-        codes[k] = f"{prefixes[k]}{s:03d}"
+        max_serial[pf] = s
+        codes[k] = f"{pf}{s:03d}"
         serials[k] = s
+    # name numbers keep counting through the overflow sub-prefixes (第1000网格 ...)
+    ordinal = [int(serials[k]) + (MAX_SERIAL * (_OVERFLOW.index(int(codes[k][9:12])) + 1)
+                                  if codes[k] and _family(codes[k][:12]) != codes[k][:12] else 0) for k in range(n)]
     out_names = [
-        grid_name(knd[k], int(serials[k]), names.get(comm[k]) if comm[k] is not None else None, sp_names[k],
+        grid_name(knd[k], ordinal[k], names.get(comm[k]) if comm[k] is not None else None, sp_names[k],
                   jurisdiction_name)
         for k in range(n)
     ]

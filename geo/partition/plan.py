@@ -37,7 +37,7 @@ from .atoms import (ATOM_CONTRACT, REFINE_LEVELS, _as_gs, _ensure_contract, _lin
                     atoms_from_polygons, footprint_buildings, join_building_atoms, refine_infeasible,
                     split_atoms_by_area,
                     split_polygon_by_area)
-from .codes import DEFAULT_PREFIX
+from .codes import DEFAULT_PREFIX, check_code_capacity
 from .grids import GRID_LEVEL, build_grids, buildings_across_grids, dissolve, fill_pinholes
 from .inputs import PartitionInputError, check_population, check_special, split_streets
 from .quality import _stability
@@ -312,6 +312,9 @@ def partition(
         fine_units = population
     timings["atoms"] = time.perf_counter() - t0
     report_progress("atoms", 1.0)
+    # more grids than 15-digit codes can number under a prefix: fail now, not after the solve
+    check_code_capacity(atoms[by].to_numpy(), atoms["community"].to_numpy(), atoms["special"].to_numpy(), min_pop,
+                        max_pop, target, prefix)
 
     t1 = time.perf_counter()
     adj = build_adjacency(atoms, gap_tol=gap_tol)
