@@ -339,15 +339,19 @@ def partition(
     rb, redraw_info = solve(atoms, adj, off)
     for level in REFINE_LEVELS:  # some community cannot be divided with whole blocks: cut them by building groups
         refined = refine_infeasible(atoms, points, rb.labels_, rb.region_flags_, min_pop, cut_roads, max_pop,
-                                    level=level, adjacency=adj, fine_units=fine_units)
+                                    level=level, adjacency=adj, fine_units=fine_units, parents=True)
         if refined is None:  # nothing infeasible, or nothing to cut at this level: try the finer one
             continue
-        atoms, info, points = refined
+        atoms, info, points, parent = refined
         report["atoms"].setdefault("refined", []).append(info)
         report["atoms"]["n_atoms"] = int(len(atoms))
         adj = build_adjacency(atoms, gap_tol=gap_tol)
         off = off_street_lengths(atoms, adj, street_lines) if street_lines is not None else None
-        rb, redraw_info = solve(atoms, adj, off)
+        # warm start: the pieces keep their atom's region, so regions in range stay as they are and only
+        # the infeasible ones (now made of finer pieces) are re-solved with their neighbours
+        rb = RegionBuilder(atoms, adj, min_pop=min_pop, max_pop=max_pop, by=by, target=target, seed=seed,
+                           initial_labels=rb.labels_[parent], move_cost=0.0, progress=progress,
+                           off_street=off).solve()
     timings["regions"] = time.perf_counter() - t2
 
     t3 = time.perf_counter()
