@@ -325,15 +325,19 @@ def partition(
     prev_grids = previous.grids if isinstance(previous, Plan) else previous
     t2 = time.perf_counter()
 
+    # balance what verify will measure: the unrounded areal shares (pieces of a block rounded one by one
+    # drift by a person or two each, and a grid of many pieces would be published outside the range)
+    bal = "people_exact" if by == "people" and "people_exact" in atoms.columns else by
+
     def solve(atoms, adj, off):
         if prev_grids is not None and stable:
             from .redraw import previous_labels
 
             init = previous_labels(atoms, prev_grids)
-            rb = RegionBuilder(atoms, adj, min_pop=min_pop, max_pop=max_pop, by=by, target=target, seed=seed,
+            rb = RegionBuilder(atoms, adj, min_pop=min_pop, max_pop=max_pop, by=bal, target=target, seed=seed,
                                initial_labels=init, progress=progress, off_street=off).solve()
             return rb, dict(getattr(rb, "repair_stats_", {}))
-        return RegionBuilder(atoms, adj, min_pop=min_pop, max_pop=max_pop, by=by, target=target, seed=seed,
+        return RegionBuilder(atoms, adj, min_pop=min_pop, max_pop=max_pop, by=bal, target=target, seed=seed,
                              progress=progress, off_street=off).solve(), None
 
     rb, redraw_info = solve(atoms, adj, off)
@@ -349,7 +353,7 @@ def partition(
         off = off_street_lengths(atoms, adj, street_lines) if street_lines is not None else None
         # warm start: the pieces keep their atom's region, so regions in range stay as they are and only
         # the infeasible ones (now made of finer pieces) are re-solved with their neighbours
-        rb = RegionBuilder(atoms, adj, min_pop=min_pop, max_pop=max_pop, by=by, target=target, seed=seed,
+        rb = RegionBuilder(atoms, adj, min_pop=min_pop, max_pop=max_pop, by=bal, target=target, seed=seed,
                            initial_labels=rb.labels_[parent], move_cost=0.0, progress=progress,
                            off_street=off).solve()
     timings["regions"] = time.perf_counter() - t2
