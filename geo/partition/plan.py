@@ -32,7 +32,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from .adjacency import build_adjacency
+from .adjacency import build_adjacency, update_adjacency
 from .atoms import (ATOM_CONTRACT, REFINE_LEVELS, _as_gs, _ensure_contract, _line_array, _make_atoms, _split,  # noqa: F401
                     atoms_from_polygons, footprint_buildings, join_building_atoms, refine_infeasible,
                     split_atoms_by_area,
@@ -41,7 +41,7 @@ from .codes import DEFAULT_PREFIX, check_code_capacity
 from .grids import GRID_LEVEL, build_grids, buildings_across_grids, dissolve, fill_pinholes
 from .inputs import PartitionInputError, check_population, check_special, split_streets
 from .quality import _stability
-from .regions import RegionBuilder
+from .regions import FLAG_INFEASIBLE, RegionBuilder
 from .verify import metric_crs, verify
 
 __all__ = [
@@ -346,16 +346,23 @@ def partition(
                                     level=level, adjacency=adj, fine_units=fine_units, parents=True)
         if refined is None:  # nothing infeasible, or nothing to cut at this level: try the finer one
             continue
+        before = atoms
         atoms, info, points, parent = refined
         report["atoms"].setdefault("refined", []).append(info)
         report["atoms"]["n_atoms"] = int(len(atoms))
-        adj = build_adjacency(atoms, gap_tol=gap_tol)
+        adj = update_adjacency(adj, parent, before, atoms, gap_tol=gap_tol)  # only pairs at new pieces measured
         off = off_street_lengths(atoms, adj, street_lines) if street_lines is not None else None
         # warm start: the pieces keep their atom's region, so regions in range stay as they are and only
         # the infeasible ones (now made of finer pieces) are re-solved with their neighbours
         rb = RegionBuilder(atoms, adj, min_pop=min_pop, max_pop=max_pop, by=bal, target=target, seed=seed,
                            initial_labels=rb.labels_[parent], move_cost=0.0, progress=progress,
                            off_street=off).solve()
+    if any(FLAG_INFEASIBLE in f for f in rb.region_flags_):
+        # still infeasible with fine atoms: a peninsula of coarse blocks whose people fit no whole number of
+        # grids until several regions out; one more warm re-solve, its range repair reaching six rings out
+        rb = RegionBuilder(atoms, adj, min_pop=min_pop, max_pop=max_pop, by=bal, target=target, seed=seed,
+                           initial_labels=rb.labels_, move_cost=0.0, progress=progress, off_street=off,
+                           repair_rings=6).solve()
     timings["regions"] = time.perf_counter() - t2
 
     t3 = time.perf_counter()

@@ -83,3 +83,30 @@ def test_larger_coarse_lattice_needs_a_refine_round_and_ends_in_range():
     assert plan.grids["people"].between(1000, 1200).all(), sorted(plan.grids["people"].tolist())
     assert plan.report["invariants"]["ok"]
     assert plan.grids["people"].sum() == pop["people"].sum()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_update_adjacency_after_a_refine_equals_a_full_rebuild(seed):
+    """The refine rounds measure only pairs at new pieces; the result is the full adjacency, bridges too."""
+    from geo.partition.adjacency import build_adjacency, update_adjacency
+    from geo.partition.plan import refine_infeasible
+    from geo.partition.regions import FLAG_INFEASIBLE
+
+    rng = np.random.default_rng(seed)
+    boxes = [shapely.box(i * 100, j * 100, (i + 1) * 100, (j + 1) * 100) for j in range(8) for i in range(8)]
+    boxes.append(shapely.box(815, 0, 900, 90))  # an island 15 m off the lattice: a bridged edge
+    pop = gpd.GeoDataFrame({"people": rng.integers(300, 900, len(boxes))}, geometry=boxes, crs=CRS)
+    atoms = atoms_from_polygons(pop)
+    adj = build_adjacency(atoms, gap_tol=20.0)
+    labels = np.arange(len(atoms)) // 4
+    flags = [[FLAG_INFEASIBLE] if r in (3, 7, 16) else [] for r in range(labels.max() + 1)]
+    new, _, _, parent = refine_infeasible(atoms, None, labels, flags, 1000, max_pop=1200, adjacency=adj,
+                                          fine_units=pop, parents=True)
+    assert len(new) > len(atoms) and parent.shape == (len(new),)
+    assert new["people"].sum() == atoms["people"].sum()
+    full = build_adjacency(new, gap_tol=20.0)
+    upd = update_adjacency(adj, parent, atoms, new, gap_tol=20.0)
+    assert full.bridged.any()
+    for k in ("i", "j", "bridged"):
+        assert np.array_equal(getattr(full, k), getattr(upd, k)), k
+    assert np.allclose(full.length, upd.length) and np.allclose(full.gap, upd.gap)
