@@ -248,7 +248,10 @@ def update_adjacency(old: Adjacency, parent: np.ndarray, old_geoms, geoms, min_s
 
 def _shared_edges(g, a, b, min_shared, snap_tol):
     """Pairs (a, b) of touching atoms that share more than *min_shared* metres of outline, with the length."""
-    bnd_a, bnd_b = shapely.boundary(g[a]), shapely.boundary(g[b])
+    bnd = np.empty(g.size, dtype=object)  # one outline per atom involved, not one per pair
+    used = np.unique(np.concatenate([a, b]))
+    bnd[used] = shapely.boundary(g[used])
+    bnd_a, bnd_b = bnd[a], bnd[b]
     inter = shapely.intersection(bnd_a, bnd_b)
     shared = shapely.length(inter)
     if snap_tol > 0:
