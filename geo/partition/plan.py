@@ -13,7 +13,8 @@ Pipeline::
       -- regions ------ contiguous, compact, balanced regions       (geo.partition.regions)
       |                 or a stable re-draw of a previous plan (initial labels, geo.partition.redraw)
       -- refine ------- communities left infeasible: their blocks cut into building groups
-      |                 and solved again                            (atoms.refine_infeasible)
+      |                 and re-solved warm from the previous regions (atoms.refine_infeasible;
+      |                 adjacency updated at the new pieces only, then a wide-ring repair if needed)
       -- grids -------- one dissolve, codes and names              (geo.partition.grids)
       -- verify ------- the report: every count, range, building, piece recomputed from the
                         final polygons and the raw input           (geo.partition.verify)
