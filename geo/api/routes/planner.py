@@ -18,25 +18,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 
 from geo.api.core.security import Principal
-from geo.api.deps import check_scope, get_state, require
+from geo.api.deps import authorize, get_state, require
 from geo.api.errors import APIError
 
 router = APIRouter(prefix="/v1", tags=["planner"])
 MAX_UPLOAD = 50 * 1024 * 1024
 
 
-def _scope(st, p: Principal, path: str | None, action: str, entity: str, entity_id, jid) -> None:
-    """The subtree rule of :func:`geo.api.deps.check_scope`; outside it the object is reported not found (404),
-    so a sibling street cannot learn what exists (merge note: the policy module's ``authorize`` does the same)."""
-    try:
-        check_scope(st, p, path, action, entity, entity_id, jid)
-    except APIError as exc:
-        if exc.status == 403:
-            raise APIError(404, "not_found", f"{entity} {entity_id} not found") from None
-        raise
+def _scope(st, p: Principal, path: str | None, action: str, kind: str, entity_id, jid) -> None:
+    """The policy's rule for *kind* (``plan`` or ``jurisdiction``): outside the caller's subtree the object is
+    not found (404), a role that may not change it gets 403; refusals are audited."""
+    write = action != "read"
+    authorize(st, p, kind, path, entity_id=entity_id, jurisdiction_id=jid, write=write,
+              action=action if write else None)
 
 
-def _plan(st, p: Principal, plan_id: int, action: str, hide: bool = True) -> dict:
+def _plan(st, p: Principal, plan_id: int, action: str) -> dict:
     with st.engine.connect() as conn:
         r = conn.execute(text("""
             SELECT gp.id, gp.status, gp.kind, gp.version, gp.params, gp.jurisdiction_id, j.path, j.code AS jcode
@@ -44,10 +41,7 @@ def _plan(st, p: Principal, plan_id: int, action: str, hide: bool = True) -> dic
         """), {"p": plan_id}).mappings().first()
     if r is None:
         raise APIError(404, "not_found", f"plan {plan_id} not found")
-    if hide:
-        _scope(st, p, r["path"], action, "plan", plan_id, r["jurisdiction_id"])
-    else:  # the existing publish route keeps its 403 until the policy module answers 404 everywhere
-        check_scope(st, p, r["path"], action, "plan", plan_id, r["jurisdiction_id"])
+    _scope(st, p, r["path"], action, "plan", plan_id, r["jurisdiction_id"])
     return dict(r)
 
 
@@ -243,14 +237,13 @@ class PublishIn(BaseModel):
     reason: str | None = Field(None, max_length=500, description="why (required with override_unstaffed)")
 
 
-def publish_or_refuse(st, p: Principal, plan_id: int, body: PublishIn | None, rollback: bool,
-                      hide: bool = True) -> dict:
+def publish_or_refuse(st, p: Principal, plan_id: int, body: PublishIn | None, rollback: bool) -> dict:
     """Publish (or roll back to) a plan with the staffing rule; 409 with the unstaffed grids otherwise."""
     from geo.api.services import audit
     from geo.db import plans as db_plans
     from geo.db.staffing import StaffingRefused, publish_staffed
 
-    r = _plan(st, p, plan_id, "plan.publish", hide=hide)
+    r = _plan(st, p, plan_id, "plan.publish")
     body = body or PublishIn()
     try:
         out = publish_staffed(st.engine, plan_id, p.actor, override_unstaffed=body.override_unstaffed,
@@ -305,7 +298,7 @@ def print_map(request: Request, plan_id: int, community: str, fmt: Literal["pdf"
                          {"c": community}).first()
     if c is None:
         raise APIError(404, "not_found", f"community {community!r} not found")
-    _scope(st, p, c.path, "read", "community", community, c.id)
+    _scope(st, p, c.path, "read", "jurisdiction", community, c.id)
     try:
         data = community_map_pdf(st.engine, plan_id, community, fmt=fmt)
     except ExportError as exc:
