@@ -55,8 +55,9 @@ def _client(url: str) -> httpx.Client:
 
 
 def call(method: str, path: str, *, token: str | None = None, params: dict | None = None, json: Any = None,
-         data: dict | None = None, headers: dict | None = None, timeout: float | None = None) -> Any:
-    """One API request; returns parsed JSON (or text). Raises ApiError / ApiUnavailable."""
+         data: dict | None = None, headers: dict | None = None, timeout: float | None = None,
+         files: dict | None = None, raw: bool = False) -> Any:
+    """One API request; returns parsed JSON (or text; the bytes with *raw*). Raises ApiError / ApiUnavailable."""
     h = dict(headers or {})
     h.update(auth_headers(token))
     url = base_url()
@@ -65,6 +66,8 @@ def call(method: str, path: str, *, token: str | None = None, params: dict | Non
         kw["json"] = json
     if data is not None:
         kw["data"] = data
+    if files is not None:
+        kw["files"] = files
     if timeout is not None:
         kw["timeout"] = timeout
     try:
@@ -88,6 +91,8 @@ def call(method: str, path: str, *, token: str | None = None, params: dict | Non
             raise ApiUnavailable(r.status_code, code, str(msg), body)
         raise ApiError(r.status_code, code, str(msg), body)
     ctype = r.headers.get("content-type", "")
+    if raw:
+        return r.content
     if "json" in ctype:
         return r.json()
     return r.text
@@ -201,9 +206,70 @@ def plan_diff(token: str, a: int, b: int) -> dict:
     return get(f"/v1/plans/{a}/diff/{b}", token, cache="slow")
 
 
-def publish(token: str, plan_id: int) -> dict:
-    out = call("POST", f"/v1/plans/{plan_id}/publish", token=token, timeout=120)
+def publish(token: str, plan_id: int, body: dict | None = None) -> dict:
+    out = call("POST", f"/v1/plans/{plan_id}/publish", token=token, json=body, timeout=120)
     clear_caches(geometry=True)
+    return out
+
+
+# --------------------------------------------------------------------------- planner tools (issue 12)
+
+
+def import_grids(token: str, code: str, name: str, content: bytes, form: dict) -> dict:
+    out = call("POST", f"/v1/jurisdictions/{code}/grid-imports", token=token, files={"file": (name, content)},
+               data={k: str(v) for k, v in form.items() if v not in (None, "")}, timeout=300)
+    clear_caches()
+    return out
+
+
+def edit_plan(token: str, plan_id: int, body: dict) -> dict:
+    out = call("POST", f"/v1/plans/{plan_id}/edits", token=token, json=body, timeout=300)
+    clear_caches()
+    return out
+
+
+def undo_edit(token: str, plan_id: int) -> dict:
+    out = call("POST", f"/v1/plans/{plan_id}/undo", token=token, timeout=120)
+    clear_caches()
+    return out
+
+
+def plan_edits(token: str, plan_id: int) -> dict:
+    return get(f"/v1/plans/{plan_id}/edits", token, cache="fast")
+
+
+def staffing(token: str, plan_id: int) -> dict:
+    return get(f"/v1/plans/{plan_id}/staffing", token, cache="fast")
+
+
+def publish_check(token: str, plan_id: int) -> dict:
+    return get(f"/v1/plans/{plan_id}/publish-check", token, cache="fast")
+
+
+def rollback(token: str, plan_id: int, body: dict | None = None) -> dict:
+    out = call("POST", f"/v1/plans/{plan_id}/rollback", token=token, json=body, timeout=120)
+    clear_caches(geometry=True)
+    return out
+
+
+def export_plan(token: str, plan_id: int, fmt: str, crs: str) -> bytes:
+    return call("GET", f"/v1/plans/{plan_id}/export", token=token, params={"format": fmt, "crs": crs}, raw=True,
+                timeout=300)
+
+
+def print_map(token: str, plan_id: int, community: str) -> bytes:
+    return call("GET", f"/v1/plans/{plan_id}/print/{community}", token=token, raw=True, timeout=300)
+
+
+def create_worker(token: str, body: dict) -> dict:
+    out = call("POST", "/v1/workers", token=token, json=body)
+    clear_caches()
+    return out
+
+
+def patch_worker(token: str, worker_id: int, body: dict) -> dict:
+    out = call("PATCH", f"/v1/workers/{worker_id}", token=token, json=body)
+    clear_caches()
     return out
 
 

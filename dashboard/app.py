@@ -20,7 +20,7 @@ st.set_page_config(page_title="网格化管理 geo", page_icon=":material/grid_o
 
 from dashboard import ui  # noqa: E402
 from dashboard.i18n import t  # noqa: E402
-from dashboard.views import bigscreen, dispatch, events, login, planner  # noqa: E402
+from dashboard.views import bigscreen, dispatch, events, login, planner, workers  # noqa: E402
 
 if "lang" not in st.session_state:
     st.session_state["lang"] = "zh"
@@ -43,6 +43,7 @@ pages = [
     st.Page(dispatch.render, title=t("page_dispatch"), url_path="dispatch", icon=":material/my_location:"),
     st.Page(planner.render, title=t("page_planner"), url_path="planner", icon=":material/grid_view:"),
     st.Page(events.render, title=t("page_events"), url_path="events", icon=":material/list_alt:"),
+    st.Page(workers.render, title=t("page_workers"), url_path="workers", icon=":material/badge:"),
 ]
 
 kiosk = ui.kiosk_login()

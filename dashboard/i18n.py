@@ -484,3 +484,103 @@ def priority_name(p: str | None) -> str:
 
 def worker_role_name(role: str | None) -> str:
     return WORKER_ROLES.get(lang(), {}).get(role or "", role or "")
+
+
+# --------------------------------------------------------------------------- planner tools and workers (issue 12)
+
+STRINGS["zh"].update({
+    "page_workers": "网格员", "households": "户数", "in_range": "在范围内", "locked": "已锁定", "row": "行",
+    "kind_exclusive": "专属网格", "legend_low": "人口少", "legend_high": "人口多", "plan_map": "方案地图",
+    "import_title": "导入现有网格", "import_file": "网格文件（GeoPackage、zip 打包的 Shapefile、GeoJSON、CSV）",
+    "import_crs": "坐标系", "import_crs_file": "按文件", "import_tol": "修复容差 (m²)",
+    "import_code_col": "编码列（默认 网格编码）", "import_name_col": "名称列（默认 网格名称）",
+    "import_chief_col": "网格长列（默认 网格长）", "import_go": "导入并校验",
+    "import_done": "已导入为草案方案 #{plan_id}：{n} 个网格，{people} 人",
+    "imp_gaps": "空隙", "imp_overlaps": "重叠", "imp_crossing": "跨社区", "imp_codes": "编码问题",
+    "imp_repairs": "已修复", "imp_kind": "问题", "imp_where": "位置", "imp_action": "处理",
+    "imp_gap": "空隙", "imp_overlap": "重叠", "imp_not_repaired": "未修复（超过容差）",
+    "edit_title": "手工调整", "edit_op": "操作", "op_move": "移动街区到相邻网格", "op_merge": "合并两个网格",
+    "op_split": "拆分网格", "op_lock": "锁定网格", "op_unlock": "解锁网格", "op_rename": "重命名",
+    "edit_lon": "街区内一点 经度（点击地图）", "edit_lat": "纬度", "edit_grid_a": "网格 A", "edit_grid_b": "网格 B（目标）",
+    "edit_k": "拆分为", "edit_name": "新名称", "edit_apply": "应用调整", "edit_undo": "撤销上一步",
+    "edit_done": "{label}完成，新草案 #{plan_id}",
+    "staff_title": "人员配置", "staff_missing": "无网格长的网格：{n} 个", "staff_table": "各网格建议人员（{n} 个网格）",
+    "staff_from": "来自原网格", "staff_shared": "共同居民", "staff_list": "建议人员", "staff_chief": "有网格长",
+    "staff_without_chief": "无网格长的网格", "staff_file_chief": "文件中的网格长",
+    "warn_identical": "此草案与已发布方案 #{id} 完全相同。", "warn_range": "人口范围 {draft} 与已发布方案的 {published} 不同。",
+    "warn_unstaffed": "{n} 个网格没有网格长；发布需勾选例外并说明理由。",
+    "override_unstaffed": "仍然发布（有网格没有网格长）", "override_reason": "理由（必填，将记入审计日志）",
+    "rollback_title": "回退到已退役方案", "rollback_plan": "方案", "rollback_go": "回退并重新发布",
+    "rollback_done": "已回退到方案 #{id}",
+    "export_title": "导出与打印", "export_format": "格式", "export_crs": "坐标系", "export_prepare": "生成文件",
+    "export_download": "下载 {fmt}（{crs}）", "print_community": "社区", "print_prepare": "生成网格图 PDF",
+    "print_download": "下载网格图（A3 横版 PDF）",
+    "reason_breaks_contiguity": "调整被拒绝：网格将不再连成一片", "reason_breaks_coverage": "调整被拒绝：会产生空隙或重叠",
+    "reason_not_adjacent": "调整被拒绝：两者不相邻", "reason_crosses_community": "调整被拒绝：网格不能跨社区",
+    "reason_locked": "调整被拒绝：网格已锁定，请先解锁", "reason_same_grid": "该街区已在目标网格中",
+    "reason_no_block": "该点没有找到街区", "reason_no_grid_here": "该点不在任何网格内",
+    "reason_empties_grid": "调整被拒绝：这是该网格的全部区域，请改用合并",
+    "reason_cannot_split": "无法沿街区拆分该网格", "reason_no_population": "该网格没有居民，无法拆分",
+    "reason_nothing_to_undo": "没有可撤销的调整", "reason_unstaffed": "发布被拒绝：有网格没有网格长",
+    "reason_duplicate_name": "已有同名网格", "reason_empty_name": "名称不能为空",
+    "reason_invalid_file": "文件无法导入", "reason_validation_error": "输入有误", "reason_conflict": "操作冲突",
+    "reason_too_few": "人口过少", "reason_too_many": "人口过多", "reason_not_found": "未找到",
+    "workers_title": "网格员管理", "workers_filter_role": "岗位", "workers_filter_grid": "网格", "workers_filter_duty": "在岗",
+    "workers_all": "全部", "workers_name": "姓名", "workers_phone": "电话", "workers_grids": "负责网格",
+    "workers_add": "新增人员", "workers_assign": "调整负责网格与在岗状态", "workers_save": "保存",
+    "workers_saved": "已保存", "workers_jur": "所属辖区", "workers_none": "没有符合条件的人员",
+})
+STRINGS["en"].update({
+    "page_workers": "Workers", "households": "Households", "in_range": "in range", "locked": "locked", "row": "row",
+    "kind_exclusive": "exclusive", "legend_low": "fewer people", "legend_high": "more people", "plan_map": "Plan map",
+    "import_title": "Import existing grids", "import_file": "Grid file (GeoPackage, zipped Shapefile, GeoJSON, CSV)",
+    "import_crs": "CRS", "import_crs_file": "from the file", "import_tol": "Repair tolerance (m²)",
+    "import_code_col": "Code column", "import_name_col": "Name column", "import_chief_col": "Chief column",
+    "import_go": "Import and check", "import_done": "Imported as draft #{plan_id}: {n} grids, {people} people",
+    "imp_gaps": "Gaps", "imp_overlaps": "Overlaps", "imp_crossing": "Crossing communities", "imp_codes": "Code problems",
+    "imp_repairs": "Repairs", "imp_kind": "Problem", "imp_where": "Where", "imp_action": "Action",
+    "imp_gap": "gap", "imp_overlap": "overlap", "imp_not_repaired": "not repaired (above tolerance)",
+    "edit_title": "Edit by hand", "edit_op": "Edit", "op_move": "Move block to neighbour", "op_merge": "Merge two grids",
+    "op_split": "Split a grid", "op_lock": "Lock grid", "op_unlock": "Unlock grid", "op_rename": "Rename",
+    "edit_lon": "Point in the block: lon (click the map)", "edit_lat": "lat", "edit_grid_a": "Grid A",
+    "edit_grid_b": "Grid B (target)", "edit_k": "Split into", "edit_name": "New name", "edit_apply": "Apply",
+    "edit_undo": "Undo last edit", "edit_done": "{label} done: new draft #{plan_id}",
+    "staff_title": "Staffing", "staff_missing": "Grids without a chief: {n}", "staff_table": "Proposed staff ({n} grids)",
+    "staff_from": "From grid", "staff_shared": "Shared residents", "staff_list": "Proposed staff",
+    "staff_chief": "Has chief", "staff_without_chief": "Grids without a chief", "staff_file_chief": "Chief in file",
+    "warn_identical": "This draft is identical to the published plan #{id}.",
+    "warn_range": "Range {draft} differs from the published plan's {published}.",
+    "warn_unstaffed": "{n} grids have no chief; publishing needs the override and a reason.",
+    "override_unstaffed": "Publish anyway (grids without a chief)", "override_reason": "Reason (required, audited)",
+    "rollback_title": "Roll back to a retired plan", "rollback_plan": "Plan", "rollback_go": "Roll back",
+    "rollback_done": "Rolled back to plan #{id}",
+    "export_title": "Export and print", "export_format": "Format", "export_crs": "CRS", "export_prepare": "Prepare file",
+    "export_download": "Download {fmt} ({crs})", "print_community": "Community", "print_prepare": "Make 网格图 PDF",
+    "print_download": "Download 网格图 (A3 PDF)",
+    "reason_breaks_contiguity": "Refused: a grid would no longer be one piece",
+    "reason_breaks_coverage": "Refused: it would leave a gap or an overlap", "reason_not_adjacent": "Refused: not neighbours",
+    "reason_crosses_community": "Refused: grids never cross communities", "reason_locked": "Refused: the grid is locked",
+    "reason_unstaffed": "Publishing refused: grids without a chief", "reason_too_few": "too few",
+    "reason_too_many": "too many", "reason_nothing_to_undo": "Nothing to undo",
+    "workers_title": "Grid workers", "workers_filter_role": "Role", "workers_filter_grid": "Grid",
+    "workers_filter_duty": "On duty", "workers_all": "all", "workers_name": "Name", "workers_phone": "Phone",
+    "workers_grids": "Grids", "workers_add": "Add a worker", "workers_assign": "Grids and duty", "workers_save": "Save",
+    "workers_saved": "Saved", "workers_jur": "Jurisdiction", "workers_none": "No worker matches",
+})
+
+#: engine progress stages and common job errors, in Chinese
+STAGES_ZH = {"reading inputs": "读取数据", "inputs read": "数据已读取", "atoms": "生成街区单元", "adjacency": "计算相邻关系",
+             "regions": "划分网格", "grids": "生成网格", "stored": "已保存", "done": "完成", "queued": "排队中",
+             "running": "进行中", "failed": "失败", "grow": "生长网格", "repair": "修复范围", "search": "优化边界"}
+
+
+def stage_text(stage: str) -> str:
+    """A progress stage (or error) of the engine in the page's language (Chinese stage names; English kept)."""
+    if lang() != "zh" or not stage:
+        return stage
+    for en, zh in STAGES_ZH.items():
+        if stage.lower().startswith(en):
+            return zh + stage[len(en):]
+    if stage.startswith(("PartitionInputError", "ValueError")):
+        return "输入数据有误：" + stage.split(":", 1)[-1].strip()
+    return stage

@@ -10,6 +10,8 @@ need=()
 command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client-15)
 # Chinese text in browser screenshots and notebook plots
 fc-list 2>/dev/null | grep -q "Noto Sans CJK" || need+=(fonts-noto-cjk)
+# pdfinfo / pdftotext / pdftoppm: the printed 网格图 (tests read it back, docs render it to PNG)
+command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
 # load generator for the benchmarks
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 

@@ -13,7 +13,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import api, maps, ui
-from dashboard.i18n import t
+from dashboard.i18n import stage_text, t
+from dashboard.views import planner_tools as tools
 
 MAP_HEIGHT = 460
 DONE = {"done", "succeeded", "success", "finished", "completed"}
@@ -39,14 +40,17 @@ def _page() -> None:
                         format_func=lambda c: f'{by_code[c]["name"]} ({c})')
     jur = by_code[code]
     _partition_form(tok, jur)
+    tools.import_section(tok, jur)
     plans = api.plans(tok, code)
     if not plans:
         st.info(t("no_plans"))
         return
     published = next((p for p in plans if p["status"] == "published"), None)
     _plans_table(plans)
+    tools.rollback_section(tok, plans)
     ids = [p["id"] for p in plans]
-    default = next((p["id"] for p in plans if p["status"] == "draft"), ids[0])
+    # the newest draft; with none, the plan in force
+    default = next((p["id"] for p in plans if p["status"] == "draft"), published["id"] if published else ids[0])
     if st.session_state.get("plan_sel") not in ids:
         st.session_state["plan_sel"] = st.session_state.pop("plan_want", None) or default
     pmap = {p["id"]: p for p in plans}
@@ -57,7 +61,15 @@ def _page() -> None:
     bbox = jur.get("bbox")
     zoom = maps.map_zoom_for(bbox) if bbox and all(v is not None for v in bbox) else 14
     _quality(tok, plan, zoom)
+    fc = api.plan_grids(tok, plan["id"], zoom)
+    st.markdown(f"**{t('plan_map')}** · #{plan['id']} v{plan['version']} · {_status(plan['status'])}")
+    mbox = bbox if bbox and all(v is not None for v in bbox) else maps.fc_bbox(fc)
+    out = tools.plan_map(tok, plan, fc, mbox, key=f"plan_map_edit_{code}",
+                         marked={g["code"] for g in (st.session_state.get("edit_last") or {}).get("grids", [])})
+    tools.edit_section(tok, plan, fc, (out or {}).get("last_clicked"))
     _compare(tok, jur, plan, published, zoom)
+    tools.staffing_section(tok, plan)
+    tools.export_section(tok, plan, jur, sc["jurisdictions"])
     _publish(tok, plan)
 
 
@@ -122,9 +134,9 @@ def _job_progress_body() -> None:
         st.rerun(scope="app")
     if state in FAILED:
         st.session_state.pop("plan_job", None)
-        st.error(t("job_failed", error=j.get("error") or state))
+        st.error(t("job_failed", error=stage_text(j.get("error") or state)))
         return
-    st.progress(min(max(prog, 0.0), 1.0), text=t("job_running", stage=j.get("stage") or state or "…"))
+    st.progress(min(max(prog, 0.0), 1.0), text=t("job_running", stage=stage_text(j.get("stage") or state or "…")))
 
 
 # --------------------------------------------------------------------------- plans and quality
@@ -243,17 +255,18 @@ def _publish(tok: str, plan: dict) -> None:
         st.caption(t("not_draft", status=_status(plan["status"])))
         return
     with st.form(f"plan_publish_{plan['id']}", border=True):
+        override, reason = tools.publish_warnings(tok, plan)
         ok = st.checkbox(t("publish_confirm"), key=f"plan_confirm_{plan['id']}")
         go = st.form_submit_button(t("publish"), type="primary", icon=":material/publish:")
     if go and not ok:
         st.warning(t("publish_confirm"))
     if go and ok:
         try:
-            out = api.publish(tok, plan["id"])
+            out = api.publish(tok, plan["id"], {"override_unstaffed": bool(override), "reason": reason or None})
         except api.ApiError as exc:
-            if isinstance(exc, api.ApiUnavailable) or exc.status not in (403, 409):
+            if isinstance(exc, api.ApiUnavailable) or exc.status not in (403, 409, 422):
                 raise
-            ui.show_api_error(exc)
+            tools.show_refusal(exc)
             return
         retired = t("retired_note", ids=", ".join(f"#{i}" for i in out.get("retired", []))) \
             if out.get("retired") else ""

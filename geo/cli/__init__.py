@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from geo.cli._app import app
 from geo.cli import db, load, partition, serve, users, worker  # noqa: F401  (register the commands)
+from geo.cli import grids  # noqa: F401,E402  (geo load grids, geo plan export/print)
 
 __all__ = ["app", "main"]
 

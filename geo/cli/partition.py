@@ -131,12 +131,15 @@ def _read_buildings(path: Path):
     return fp
 
 
-def _publish(plan_id: int) -> None:
+def _publish(plan_id: int, override_unstaffed: bool = False, reason: str | None = None) -> None:
     from geo.db.plans import PlanError
+    from geo.db.staffing import StaffingRefused
     from geo.services.partition import publish
 
     try:
-        res = publish(plan_id)
+        res = publish(plan_id, override_unstaffed=override_unstaffed, reason=reason)
+    except StaffingRefused as exc:
+        _fail(f"{exc} (geo plan publish {plan_id} --override-unstaffed --reason '…')", 2)
     except PlanError as exc:
         _fail(str(exc), 2)
     console.print(f"plan {plan_id} published, in force from {res['effective_at']}"
@@ -144,9 +147,12 @@ def _publish(plan_id: int) -> None:
 
 
 @plan_app.command("publish")
-def plan_publish(plan_id: int) -> None:
-    """Publish a draft plan (the jurisdiction's published plan is retired, never deleted)."""
-    _publish(plan_id)
+def plan_publish(plan_id: int,
+                 override_unstaffed: bool = typer.Option(False, "--override-unstaffed",
+                                                         help="publish although some grids have no chief"),
+                 reason: Optional[str] = typer.Option(None, help="why (required with --override-unstaffed)")) -> None:
+    """Publish a draft plan with its staff carried (the jurisdiction's published plan is retired, never deleted)."""
+    _publish(plan_id, override_unstaffed, reason)
 
 
 @plan_app.command("list")

@@ -34,6 +34,7 @@ SRID = 4326
 JURISDICTION_LEVELS = ("city", "district", "street", "community")
 PLAN_STATUSES = ("draft", "published", "retired")
 GRID_KINDS = ("standard", "exclusive", "rural")
+PLAN_KINDS = ("engine", "imported", "edited")
 
 
 class Base(DeclarativeBase):
@@ -103,11 +104,16 @@ class GridPlan(Base):
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     published_by: Mapped[str | None] = mapped_column(Text)
     retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # migration 0006: where the plan came from, the version it was edited from, the hand edits made
+    kind: Mapped[str] = mapped_column(String(16), nullable=False, server_default="engine")
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("grid_plans.id", ondelete="SET NULL"))
+    edits: Mapped[list] = mapped_column(JSONB, nullable=False, server_default=text("'[]'::jsonb"))
 
     jurisdiction = relationship("Jurisdiction")
     __table_args__ = (
         UniqueConstraint("jurisdiction_id", "version", name="uq_grid_plans_version"),
         CheckConstraint(f"status IN {PLAN_STATUSES}", name="ck_grid_plans_status"),
+        CheckConstraint(f"kind IN {PLAN_KINDS}", name="ck_grid_plans_kind"),
         Index("uq_grid_plans_one_published", "jurisdiction_id", unique=True,
               postgresql_where=text("status = 'published'")),
     )
@@ -129,6 +135,7 @@ class Grid(Base):
     community_id: Mapped[int | None] = mapped_column(ForeignKey("jurisdictions.id", ondelete="SET NULL"))
     community_code: Mapped[str | None] = mapped_column(String(12))
     flags: Mapped[list] = mapped_column(JSONB, nullable=False, server_default=text("'[]'::jsonb"))
+    props: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))  # 0006
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=False), nullable=False)
 
     plan = relationship("GridPlan")

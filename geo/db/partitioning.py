@@ -51,6 +51,7 @@ class Inputs:
     special: gpd.GeoDataFrame | None
     previous: gpd.GeoDataFrame | None
     previous_plan_id: int | None
+    previous_kind: str | None
     population_dataset: str
     streets_dataset: str | None
 
@@ -110,8 +111,9 @@ def read_inputs(engine: Engine, jurisdiction_code: str, *, population_dataset: s
             SELECT s.source_id AS id, s.name, s.kind, s.geom FROM special_areas s, jurisdictions j
             WHERE j.id = :j AND ST_Intersects(s.geom, j.geom) ORDER BY s.id
         """), conn, geom_col="geom", params={"j": j.id})
-        prev_id = conn.execute(text("SELECT id FROM grid_plans WHERE jurisdiction_id = :j AND status = 'published'"),
-                               {"j": j.id}).scalar()
+        prev_row = conn.execute(text("SELECT id, kind FROM grid_plans WHERE jurisdiction_id = :j "
+                                     "AND status = 'published'"), {"j": j.id}).first()
+        prev_id, prev_kind = (prev_row.id, prev_row.kind) if prev_row else (None, None)
     prev = db_plans.plan_grids(engine, prev_id) if prev_id else None
     for g in (jur, pop, streets, comm, special):
         if g is not None:
@@ -120,7 +122,8 @@ def read_inputs(engine: Engine, jurisdiction_code: str, *, population_dataset: s
         pop = pop.drop(columns=["building"])
     return Inputs(jurisdiction=jur, population=pop, streets=streets,
                   communities=comm if len(comm) else None, special=special if len(special) else None,
-                  previous=prev, previous_plan_id=prev_id, population_dataset=pop_ds, streets_dataset=st_ds)
+                  previous=prev, previous_plan_id=prev_id, previous_kind=prev_kind, population_dataset=pop_ds,
+                  streets_dataset=st_ds)
 
 
 def run_partition(
@@ -153,7 +156,8 @@ def run_partition(
 
     Returns
     -------
-    (plan_id, Plan) : the stored draft's id and the engine's result.
+    (plan_id, Plan) : the stored draft's id and the engine's result (without atoms when grids were kept
+    exactly, see :mod:`geo.db.keep_redraw`).
 
     Raises
     ------
@@ -169,28 +173,45 @@ def run_partition(
                       streets_dataset=streets_dataset, use_streets=use_streets)
     if progress:
         progress("inputs read", 0.05)
-    try:
-        plan = partition(
-            jurisdiction=inp.jurisdiction, population=inp.population, streets=inp.streets,
-            communities=inp.communities, special=inp.special, min_pop=min_pop, max_pop=max_pop, by=by,
-            previous=inp.previous if stable else None, seed=seed, progress=progress,
-            street_classes=street_classes, buildings=buildings,
-        )
-    except _EngineInputError as exc:
-        if isinstance(exc, PartitionInputError):
-            raise
-        raise PartitionInputError(f"{jurisdiction_code}: {exc}") from exc
-    inv = plan.report.get("invariants", {})
+    kept = None
+    if stable and inp.previous is not None:  # locked grids, and in-range grids of hand-made plans, stay exactly
+        from geo.db.keep_redraw import kept_mask
+
+        kept = kept_mask(inp.previous, inp.previous_kind or "engine", inp.previous["people"].to_numpy(),
+                         min_pop, max_pop)
+    if kept is not None and kept.any():
+        from geo.db.keep_redraw import redraw_keeping
+
+        from geo.partition import Plan
+
+        grids, quality = redraw_keeping(inp, kept, min_pop=min_pop, max_pop=max_pop, by=by, seed=seed,
+                                        progress=progress)
+        quality["runtime_s"] = time.perf_counter() - t0
+        plan = Plan(grids, None, quality, {"min_pop": min_pop, "max_pop": max_pop, "kept": int(kept.sum())})
+    else:
+        try:
+            plan = partition(
+                jurisdiction=inp.jurisdiction, population=inp.population, streets=inp.streets,
+                communities=inp.communities, special=inp.special, min_pop=min_pop, max_pop=max_pop, by=by,
+                previous=inp.previous if stable else None, seed=seed, progress=progress,
+                street_classes=street_classes, buildings=buildings,
+            )
+        except _EngineInputError as exc:
+            if isinstance(exc, PartitionInputError):
+                raise
+            raise PartitionInputError(f"{jurisdiction_code}: {exc}") from exc
+        grids, quality = plan.grids, plan.report
+    inv = quality.get("invariants", {})
     if not inv.get("ok", True):
         reasons = "; ".join(f["reason"] for f in inv.get("failed", []))
-        raise PlanRefusedError(f"plan for {jurisdiction_code} not stored: {reasons}", plan.report)
+        raise PlanRefusedError(f"plan for {jurisdiction_code} not stored: {reasons}", quality)
     params = {"min_pop": min_pop, "max_pop": max_pop, "by": by, "seed": seed,
               "population_dataset": inp.population_dataset, "streets_dataset": inp.streets_dataset,
               "previous_plan_id": inp.previous_plan_id if stable else None,
               "street_classes": plan.params.get("street_classes"), "buildings": buildings is not None,
               "seconds": round(time.perf_counter() - t0, 2)}
-    plan_id = db_plans.write_plan(engine, jurisdiction_code, plan.grids, actor=actor, params=params,
-                                  quality=plan.report)
+    plan_id = db_plans.write_plan(engine, jurisdiction_code, grids, actor=actor, params=params,
+                                  quality=quality)
     if progress:
         progress("stored", 1.0)
     return plan_id, plan

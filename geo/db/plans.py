@@ -35,6 +35,9 @@ def write_plan(
     params: dict,
     quality: dict,
     name: str | None = None,
+    kind: str = "engine",
+    parent_id: int | None = None,
+    edits: list | None = None,
 ) -> int:
     """Store *grids* (any CRS) as a new draft plan of the jurisdiction; returns the plan id.
 
@@ -42,7 +45,10 @@ def write_plan(
     ----------
     grids : GeoDataFrame
         Columns ``code``, ``name``, ``kind``, ``people``; optional ``households``,
-        ``level``, ``community``, ``parent_code``, ``flags``.
+        ``level``, ``community``, ``parent_code``, ``flags``, ``props`` (dict).
+    kind, parent_id, edits
+        Where the plan came from (``engine``, ``imported``, ``edited``), the plan it was edited from and
+        the list of hand edits (see :mod:`geo.db.edits`).
     """
     g = grids.to_crs(4326) if grids.crs is not None and grids.crs.to_epsg() != 4326 else grids
     geoms = node_shared_edges(np.asarray(g.geometry.values, dtype=object))
@@ -56,14 +62,17 @@ def write_plan(
         version = conn.execute(text("SELECT coalesce(max(version), 0) + 1 FROM grid_plans WHERE jurisdiction_id = :j"),
                                {"j": jid}).scalar_one()
         plan_id = conn.execute(text("""
-            INSERT INTO grid_plans (jurisdiction_id, version, status, name, params, quality, created_by)
-            VALUES (:j, :v, 'draft', :n, CAST(:p AS jsonb), CAST(:q AS jsonb), :a) RETURNING id
-        """), {"j": jid, "v": version, "n": name or f"v{version}", "a": actor,
+            INSERT INTO grid_plans (jurisdiction_id, version, status, name, params, quality, created_by,
+                                    kind, parent_id, edits)
+            VALUES (:j, :v, 'draft', :n, CAST(:p AS jsonb), CAST(:q AS jsonb), :a, :k, :par, CAST(:ed AS jsonb))
+            RETURNING id
+        """), {"j": jid, "v": version, "n": name or f"v{version}", "a": actor, "k": kind, "par": parent_id,
+               "ed": json.dumps(edits or [], ensure_ascii=False, default=_json_default),
                "p": json.dumps(params, ensure_ascii=False, default=str),
                "q": json.dumps(quality, ensure_ascii=False, default=_json_default)}).scalar_one()
         comm = dict(conn.execute(text("SELECT code, id FROM jurisdictions WHERE level = 'community'")).all())
         cols = ["plan_id", "code", "name", "level", "kind", "parent_code", "population", "households",
-                "community_id", "community_code", "flags", "geom"]
+                "community_id", "community_code", "flags", "props", "geom"]
         raw = conn.connection.driver_connection
         with raw.cursor() as cur, cur.copy(f"COPY grids ({', '.join(cols)}) FROM STDIN") as copy:
             get = g.get
@@ -72,15 +81,20 @@ def write_plan(
             hh = get("households", [0] * len(g))
             communities = get("community", [None] * len(g))
             flags = get("flags", [[] for _ in range(len(g))])
+            props = get("props", [{} for _ in range(len(g))])
             for i, (code, nm, kind, people) in enumerate(zip(g["code"], g["name"], g["kind"], g["people"])):
                 cc = communities.iloc[i] if hasattr(communities, "iloc") else communities[i]
                 cc = cc if isinstance(cc, str) and cc else None
                 fl = flags.iloc[i] if hasattr(flags, "iloc") else flags[i]
+                pr = props.iloc[i] if hasattr(props, "iloc") else props[i]
                 copy.write_row((plan_id, code, nm, int(_at(levels, i) or 1), kind, _at(parents, i) or None,
                                 int(people), int(_at(hh, i) or 0), comm.get(cc), cc,
-                                json.dumps(list(fl) if fl is not None else [], ensure_ascii=False), wkb[i]))
+                                json.dumps(list(fl) if fl is not None else [], ensure_ascii=False),
+                                json.dumps(pr if isinstance(pr, dict) else {}, ensure_ascii=False,
+                                           default=_json_default), wkb[i]))
         _audit(conn, actor, "plan.create", "grid_plans", plan_id, jid,
-               {"version": version, "grids": len(g), "jurisdiction": jurisdiction_code})
+               {"version": version, "grids": len(g), "jurisdiction": jurisdiction_code, "kind": kind,
+                "parent_id": parent_id})
     return plan_id
 
 
@@ -128,7 +142,8 @@ def _json_default(o):
     return str(o)
 
 
-def publish(engine: Engine, plan_id: int, actor: str, *, switch_in: float = 0.0) -> dict:
+def publish(engine: Engine, plan_id: int, actor: str, *, switch_in: float = 0.0, rollback: bool = False,
+            detail: dict | None = None, before_commit=None) -> dict:
     """Publish a draft: the jurisdiction's published plan (if any) is retired in the same transaction.
 
     Parameters
@@ -138,14 +153,22 @@ def publish(engine: Engine, plan_id: int, actor: str, *, switch_in: float = 0.0)
         ``retired_at``). API processes load the new index as soon as they are notified and all switch at
         that same instant, so no client sees one process answer with the new plan and another, later,
         with the old one. 0 switches at commit.
+    rollback : bool
+        Re-publish a *retired* plan (roll back to it); audited as ``plan.rollback``.
+    detail : dict, optional
+        More for the audit row (e.g. a staffing override and its reason).
+    before_commit : callable(Connection), optional
+        Run inside the publishing transaction (e.g. carrying staff to the new grid codes).
     """
     with engine.begin() as conn:
         plan = conn.execute(text("SELECT id, jurisdiction_id, status, version FROM grid_plans WHERE id = :p FOR UPDATE"),
                             {"p": plan_id}).first()
         if plan is None:
             raise PlanError(f"plan {plan_id} not found")
-        if plan.status != "draft":
-            raise PlanError(f"plan {plan_id} is {plan.status}; only a draft can be published")
+        wanted = "retired" if rollback else "draft"
+        if plan.status != wanted:
+            raise PlanError(f"plan {plan_id} is {plan.status}; only a {wanted} plan can be "
+                            + ("rolled back to" if rollback else "published"))
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('plan:' || :j))"), {"j": plan.jurisdiction_id})
         at = conn.execute(text("SELECT now() + make_interval(secs => :s)"), {"s": float(switch_in)}).scalar_one()
         old = conn.execute(text("""
@@ -153,10 +176,14 @@ def publish(engine: Engine, plan_id: int, actor: str, *, switch_in: float = 0.0)
             WHERE jurisdiction_id = :j AND status = 'published' RETURNING id
         """), {"j": plan.jurisdiction_id, "at": at}).scalars().all()
         conn.execute(text("""
-            UPDATE grid_plans SET status = 'published', published_at = :at, published_by = :a WHERE id = :p
+            UPDATE grid_plans SET status = 'published', published_at = :at, published_by = :a, retired_at = NULL
+            WHERE id = :p
         """), {"p": plan_id, "a": actor, "at": at})
-        _audit(conn, actor, "plan.publish", "grid_plans", plan_id, plan.jurisdiction_id,
-               {"version": plan.version, "retired": old, "effective_at": at.isoformat()})
+        if before_commit is not None:
+            before_commit(conn)
+        _audit(conn, actor, "plan.rollback" if rollback else "plan.publish", "grid_plans", plan_id,
+               plan.jurisdiction_id, {"version": plan.version, "retired": old, "effective_at": at.isoformat(),
+                                      **(detail or {})})
     return {"published": plan_id, "retired": old, "effective_at": at.isoformat()}
 
 

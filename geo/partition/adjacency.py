@@ -39,7 +39,7 @@ import scipy.sparse as sp
 import shapely
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["Adjacency", "build_adjacency", "atom_geometry_arrays"]
+__all__ = ["Adjacency", "build_adjacency", "update_adjacency", "atom_geometry_arrays"]
 
 
 @dataclass
@@ -198,18 +198,74 @@ def build_adjacency(geoms, min_shared: float = 1.0, gap_tol: float = 20.0, snap_
     tree = shapely.STRtree(g)
     a, b = tree.query(g, predicate="intersects")
     keep = a < b
-    a, b = a[keep].astype(np.int64), b[keep].astype(np.int64)
-    bnd = shapely.boundary(g)
-    inter = shapely.intersection(bnd[a], bnd[b])
+    i, j, length = _shared_edges(g, a[keep].astype(np.int64), b[keep].astype(np.int64), min_shared, snap_tol)
+    return _finish(g, tree, n, i, j, length, min_shared, gap_tol)
+
+
+def update_adjacency(old: Adjacency, parent: np.ndarray, old_geoms, geoms, min_shared: float = 1.0,
+                     gap_tol: float = 20.0, snap_tol: float = 1e-3) -> Adjacency:
+    """:func:`build_adjacency` of atoms made from earlier ones, measuring only the pairs that changed.
+
+    After a refinement cuts a few atoms into pieces, every other atom is the same polygon as before:
+    their shared lengths are taken from *old*; only pairs touching a new piece are measured, and gaps
+    are bridged again over the whole graph. The result equals ``build_adjacency(geoms, ...)``.
+
+    Parameters
+    ----------
+    old : Adjacency
+        Adjacency of *old_geoms* (built with the same *min_shared*, *gap_tol*, *snap_tol*).
+    parent : array of int
+        Per new atom, the position of the old atom it came from.
+    old_geoms, geoms : GeoDataFrame, GeoSeries or array of polygons
+        The atoms before and after (metric CRS).
+
+    Returns
+    -------
+    Adjacency
+    """
+    g = _geom_array(geoms)
+    g0 = _geom_array(old_geoms)
+    n = int(g.size)
+    parent = np.asarray(parent, dtype=np.int64)
+    count = np.bincount(parent, minlength=old.n)
+    same = (count[parent] == 1) & shapely.equals_exact(g, g0[parent], tolerance=0.0)
+    new_of = np.full(old.n, -1, dtype=np.int64)  # old atom -> its unchanged new position
+    new_of[parent[same]] = np.flatnonzero(same)
+    ke = ~old.bridged & (new_of[old.i] >= 0) & (new_of[old.j] >= 0)
+    oi, oj = new_of[old.i[ke]], new_of[old.j[ke]]
+    tree = shapely.STRtree(g)
+    changed = np.flatnonzero(~same)
+    qa, qb = tree.query(g[changed], predicate="intersects")
+    qa = changed[qa]
+    a, b = np.minimum(qa, qb), np.maximum(qa, qb)
+    pairs = np.unique(np.stack([a, b], axis=1)[a != b], axis=0) if a.size else np.zeros((0, 2), np.int64)
+    ni, nj, nl = _shared_edges(g, pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64), min_shared, snap_tol)
+    i = np.concatenate([np.minimum(oi, oj), ni])
+    j = np.concatenate([np.maximum(oi, oj), nj])
+    length = np.concatenate([old.length[ke], nl])
+    return _finish(g, tree, n, i, j, length, min_shared, gap_tol)
+
+
+def _shared_edges(g, a, b, min_shared, snap_tol):
+    """Pairs (a, b) of touching atoms that share more than *min_shared* metres of outline, with the length."""
+    bnd = np.empty(g.size, dtype=object)  # one outline per atom involved, not one per pair
+    used = np.unique(np.concatenate([a, b]))
+    bnd[used] = shapely.boundary(g[used])
+    bnd_a, bnd_b = bnd[a], bnd[b]
+    inter = shapely.intersection(bnd_a, bnd_b)
     shared = shapely.length(inter)
     if snap_tol > 0:
         # not noded alike: the exact intersection is a scatter of points / bits along a common edge
         redo = np.flatnonzero((shared <= min_shared) & (shapely.get_num_coordinates(inter) > 1))
         if redo.size:
-            near = shapely.intersection(bnd[a[redo]], shapely.buffer(bnd[b[redo]], snap_tol, quad_segs=1))
+            near = shapely.intersection(bnd_a[redo], shapely.buffer(bnd_b[redo], snap_tol, quad_segs=1))
             shared[redo] = np.maximum(shared[redo], shapely.length(near))
     ok = shared > min_shared
-    i, j, length = a[ok], b[ok], shared[ok]
+    return a[ok], b[ok], shared[ok]
+
+
+def _finish(g, tree, n, i, j, length, min_shared, gap_tol) -> Adjacency:
+    """Bridge narrow gaps between components of the shared-edge graph (i, j) and sort the edges."""
     bridged = np.zeros(i.size, dtype=bool)
     gap = np.zeros(i.size)
 

@@ -415,7 +415,7 @@ REFINE_LEVELS = ((0.25, 0.6, 0.4), (0.1, 0.3, 0.2), (0.05, 0.15, 0.1))
 def refine_infeasible(atoms: gpd.GeoDataFrame, points: gpd.GeoDataFrame | None, labels: np.ndarray,
                       flags: list[list[str]], min_pop: float, internal_roads: Any = None,
                       max_pop: float | None = None, level: tuple[float, float, float] = REFINE_LEVELS[0],
-                      adjacency=None, fine_units=None):
+                      adjacency=None, fine_units=None, parents: bool = False, rings: int = 2):
     """Cut the street blocks of communities that could not be divided legally into building groups.
 
     Whole street blocks are the preferred bricks (grid edges on streets), but
@@ -427,14 +427,22 @@ def refine_infeasible(atoms: gpd.GeoDataFrame, points: gpd.GeoDataFrame | None, 
     so the engine can balance; the engine still prefers block edges (see
     ``off_street`` in :class:`~geo.partition.regions.RegionBuilder`). Never
     splits a building, a special unit or a building atom. Without
-    communities the infeasible regions and their neighbours (*adjacency*)
+    communities the infeasible regions and *rings* rings of regions around them (*adjacency*)
     are cut.
+
+    Parameters
+    ----------
+    rings : int
+        Without communities: how many rings of regions around the infeasible ones are cut too.
+    parents : bool
+        Also return, per new atom, the position of the atom it came from (a warm start of the
+        re-solve: :class:`~geo.partition.regions.RegionBuilder` ``initial_labels=labels[parent]``).
 
     Returns
     -------
-    (atoms, info, points) or None when nothing was infeasible or nothing could
-    be cut finer. *points* carry the ``atom`` (position in the new atoms) of
-    each point when they came with one.
+    (atoms, info, points) — or (atoms, info, points, parent) with *parents* — or None when
+    nothing was infeasible or nothing could be cut finer. *points* carry the ``atom`` (position in
+    the new atoms) of each point when they came with one.
     """
     from .regions import FLAG_INFEASIBLE
 
@@ -448,16 +456,20 @@ def refine_infeasible(atoms: gpd.GeoDataFrame, points: gpd.GeoDataFrame | None, 
         mask = np.array([c in targets for c in comm])
     else:
         mask = in_bad.copy()
-        if adjacency is not None:  # the neighbouring regions too: the fix may need their atoms
-            near = np.unique(np.concatenate([labels[adjacency.j[in_bad[adjacency.i]]],
-                                             labels[adjacency.i[in_bad[adjacency.j]]]]))
-            mask |= np.isin(labels, near)
+        if adjacency is not None:
+            # the regions up to two rings out too: a region short of min_pop whose neighbours are near min
+            # themselves is fixed only by shifting people along a chain of regions, which needs their atoms fine
+            for _ring in range(rings):
+                near = np.unique(np.concatenate([labels[adjacency.j[mask[adjacency.i]]],
+                                                 labels[adjacency.i[mask[adjacency.j]]]]))
+                mask |= np.isin(labels, near)
     lo, hi_g, tg = level
     mask &= atoms["special"].isna().to_numpy() & ~atoms["building_split"].to_numpy(dtype=bool)
     mask &= atoms["people"].to_numpy() > int(min_pop * hi_g)  # only what can be cut finer
     if not mask.any():
         return None
     sub = atoms[mask].reset_index(drop=True)
+    sub["_parent"] = np.flatnonzero(mask)  # carried onto the pieces by split_oversized
     n = len(atoms)
     keep_pos = np.full(n, -1, dtype=np.int64)  # old atom -> position in the result
     keep_pos[~mask] = np.arange(int((~mask).sum()))
@@ -478,6 +490,8 @@ def refine_infeasible(atoms: gpd.GeoDataFrame, points: gpd.GeoDataFrame | None, 
     # grid maximum is (split_oversized marks every building above *its* max_pop as building_split)
     hi = float(max_pop) if max_pop is not None else 2.0 * float(min_pop)
     fine["building_split"] = fine["building_split"].to_numpy(dtype=bool) & (fine["people"].to_numpy() > hi)
+    parent = np.concatenate([np.flatnonzero(~mask), fine["_parent"].to_numpy(dtype=np.int64)])
+    fine = fine.drop(columns="_parent")
     out = pd.concat([atoms[~mask], fine], ignore_index=True)
     out = gpd.GeoDataFrame(out, geometry="geometry", crs=atoms.crs)
     info = {"reason": "communities with no legal division into whole street blocks",
@@ -493,4 +507,6 @@ def refine_infeasible(atoms: gpd.GeoDataFrame, points: gpd.GeoDataFrame | None, 
         fa = rep.points["atom"].to_numpy(dtype=np.int64)
         new_atom[np.flatnonzero(in_sub)] = np.where(fa >= 0, fa + offset, -1)
         new_points = points.assign(atom=new_atom)
+    if parents:
+        return _ensure_contract(out), info, new_points, parent
     return _ensure_contract(out), info, new_points

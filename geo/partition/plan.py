@@ -13,7 +13,8 @@ Pipeline::
       -- regions ------ contiguous, compact, balanced regions       (geo.partition.regions)
       |                 or a stable re-draw of a previous plan (initial labels, geo.partition.redraw)
       -- refine ------- communities left infeasible: their blocks cut into building groups
-      |                 and solved again                            (atoms.refine_infeasible)
+      |                 and re-solved warm from the previous regions (atoms.refine_infeasible;
+      |                 adjacency updated at the new pieces only, then a wide-ring repair if needed)
       -- grids -------- one dissolve, codes and names              (geo.partition.grids)
       -- verify ------- the report: every count, range, building, piece recomputed from the
                         final polygons and the raw input           (geo.partition.verify)
@@ -32,7 +33,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from .adjacency import build_adjacency
+from .adjacency import build_adjacency, update_adjacency
 from .atoms import (ATOM_CONTRACT, REFINE_LEVELS, _as_gs, _ensure_contract, _line_array, _make_atoms, _split,  # noqa: F401
                     atoms_from_polygons, footprint_buildings, join_building_atoms, refine_infeasible,
                     split_atoms_by_area,
@@ -41,7 +42,7 @@ from .codes import DEFAULT_PREFIX, check_code_capacity
 from .grids import GRID_LEVEL, build_grids, buildings_across_grids, dissolve, fill_pinholes
 from .inputs import PartitionInputError, check_population, check_special, split_streets
 from .quality import _stability
-from .regions import RegionBuilder
+from .regions import FLAG_INFEASIBLE, RegionBuilder
 from .verify import metric_crs, verify
 
 __all__ = [
@@ -325,29 +326,44 @@ def partition(
     prev_grids = previous.grids if isinstance(previous, Plan) else previous
     t2 = time.perf_counter()
 
+    # balance what verify will measure: the unrounded areal shares (pieces of a block rounded one by one
+    # drift by a person or two each, and a grid of many pieces would be published outside the range)
+    bal = "people_exact" if by == "people" and "people_exact" in atoms.columns else by
+
     def solve(atoms, adj, off):
         if prev_grids is not None and stable:
             from .redraw import previous_labels
 
             init = previous_labels(atoms, prev_grids)
-            rb = RegionBuilder(atoms, adj, min_pop=min_pop, max_pop=max_pop, by=by, target=target, seed=seed,
+            rb = RegionBuilder(atoms, adj, min_pop=min_pop, max_pop=max_pop, by=bal, target=target, seed=seed,
                                initial_labels=init, progress=progress, off_street=off).solve()
             return rb, dict(getattr(rb, "repair_stats_", {}))
-        return RegionBuilder(atoms, adj, min_pop=min_pop, max_pop=max_pop, by=by, target=target, seed=seed,
+        return RegionBuilder(atoms, adj, min_pop=min_pop, max_pop=max_pop, by=bal, target=target, seed=seed,
                              progress=progress, off_street=off).solve(), None
 
     rb, redraw_info = solve(atoms, adj, off)
     for level in REFINE_LEVELS:  # some community cannot be divided with whole blocks: cut them by building groups
         refined = refine_infeasible(atoms, points, rb.labels_, rb.region_flags_, min_pop, cut_roads, max_pop,
-                                    level=level, adjacency=adj, fine_units=fine_units)
+                                    level=level, adjacency=adj, fine_units=fine_units, parents=True)
         if refined is None:  # nothing infeasible, or nothing to cut at this level: try the finer one
             continue
-        atoms, info, points = refined
+        before = atoms
+        atoms, info, points, parent = refined
         report["atoms"].setdefault("refined", []).append(info)
         report["atoms"]["n_atoms"] = int(len(atoms))
-        adj = build_adjacency(atoms, gap_tol=gap_tol)
+        adj = update_adjacency(adj, parent, before, atoms, gap_tol=gap_tol)  # only pairs at new pieces measured
         off = off_street_lengths(atoms, adj, street_lines) if street_lines is not None else None
-        rb, redraw_info = solve(atoms, adj, off)
+        # warm start: the pieces keep their atom's region, so regions in range stay as they are and only
+        # the infeasible ones (now made of finer pieces) are re-solved with their neighbours
+        rb = RegionBuilder(atoms, adj, min_pop=min_pop, max_pop=max_pop, by=bal, target=target, seed=seed,
+                           initial_labels=rb.labels_[parent], move_cost=0.0, progress=progress,
+                           off_street=off).solve()
+    if any(FLAG_INFEASIBLE in f for f in rb.region_flags_):
+        # still infeasible with fine atoms: a peninsula of coarse blocks whose people fit no whole number of
+        # grids until several regions out; one more warm re-solve, its range repair reaching six rings out
+        rb = RegionBuilder(atoms, adj, min_pop=min_pop, max_pop=max_pop, by=bal, target=target, seed=seed,
+                           initial_labels=rb.labels_, move_cost=0.0, progress=progress, off_street=off,
+                           repair_rings=6).solve()
     timings["regions"] = time.perf_counter() - t2
 
     t3 = time.perf_counter()

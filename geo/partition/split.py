@@ -63,7 +63,7 @@ from geo.crs import to_metric
 from geo.partition.blocks import _polygonal, dissolve_groups, polygon_adjacency, street_blocks
 from geo.partition.population import largest_remainder, locate_points, one_atom_per_building
 
-__all__ = ["SplitReport", "split_oversized", "choose_k", "strips", "extend_dangles"]
+__all__ = ["SplitReport", "split_oversized", "choose_k", "piece_range", "strips", "extend_dangles"]
 
 
 # --------------------------------------------------------------------------- report
@@ -139,6 +139,33 @@ def choose_k(people: float, min_pop: float, max_pop: float, target: float) -> in
     if lo <= hi:
         return int(min(max(k, lo), hi))
     return int(lo)
+
+
+def piece_range(people: float, min_pop: float, max_pop: float, target: float,
+                max_pieces: int = 12) -> tuple[float, float, float]:
+    """Population range ``(lo, hi, target)`` of the pieces of an atom of *people* above *max_pop*.
+
+    When some number of pieces ``k`` has ``k·min_pop <= people <= k·max_pop``, the pieces are grids
+    of their own: ``(min_pop, max_pop, target)``. Otherwise (a tight range: 1,526 people at
+    1,000–1,200 make two pieces of 763 that no neighbour can complete when the blocks around hold
+    600–900) the pieces are sized for combining: at most ``max_pop - min_pop`` people each (a region
+    short of ``min_pop`` by less than ``max_pop`` - ``min_pop`` can always take one more), but no
+    smaller than ``people / max_pieces``.
+
+    Parameters
+    ----------
+    people, min_pop, max_pop, target : float
+    max_pieces : int
+        Upper bound on the number of pieces of such an atom.
+
+    Returns
+    -------
+    (lo, hi, target) : tuple of float
+    """
+    if people <= max_pop or math.ceil(people / max_pop) <= math.floor(people / max(min_pop, 1e-9)):
+        return float(min_pop), float(max_pop), float(target)
+    hi = max(float(max_pop - min_pop), people / max_pieces, 1.0)
+    return hi / 3.0, hi, 0.7 * hi
 
 
 def _axes(geom: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -937,6 +964,7 @@ def split_oversized(
     out_exact: list[float] = []
     from_split: list[bool] = []
     point_targets: list[tuple[np.ndarray, int]] = []  # (point positions, output position)
+    piece_of: dict[int, tuple[float, float]] = {}  # output position of a piece -> the range it was cut for
 
     if pts is not None:
         order_p = np.argsort(p_atom, kind="stable")
@@ -965,7 +993,9 @@ def split_oversized(
             probe = inner if not shapely.is_empty(inner) else g
             roads_here = road_geoms[np.sort(road_tree.query(probe, predicate="intersects"))]
         subs = _sub_blocks(g, roads_here, crs, road_extend, avoid=pxy[pa] if len(pa) else None)
-        k_total = choose_k(people[a], min_pop, max_pop, target)
+        # pieces that are grids of their own, or (tight range, no whole number of grids) pieces to combine
+        amin, amax, atarget = piece_range(float(people[a]), min_pop, max_pop, target)
+        k_total = choose_k(people[a], amin, amax, atarget)
         if len(pa):
             # buildings
             codes, binv = np.unique(bkey[pa], return_inverse=True)
@@ -999,8 +1029,8 @@ def split_oversized(
                                                              max(1, strips_per_piece * k_total), fine=fine)
                 umembers = [np.zeros(0, np.int64)] * len(ug)
                 indivisible = np.zeros(len(ug), dtype=bool)
-            groups, badness = _group_units(ug, upeople, usub, indivisible, min_pop=min_pop, max_pop=max_pop,
-                                           target=target, road_penalty=road_penalty)
+            groups, badness = _group_units(ug, upeople, usub, indivisible, min_pop=amin, max_pop=amax,
+                                           target=atarget, road_penalty=road_penalty)
             if badness == 0:  # straight slabs are too coarse only when buildings stand in rows
                 break
         failed = badness > 0
@@ -1025,13 +1055,14 @@ def split_oversized(
             if binv is not None:
                 held = np.concatenate([umembers[m] for m in members]) if len(members) else np.zeros(0, np.int64)
                 point_targets.append((pa[np.isin(binv, held)], len(out_src) - 1))
-        ok = all(min_pop <= p <= max_pop for p, (_, is_b) in zip(piece_people, groups) if not is_b)
+        piece_of.update({k: (amin, amax) for k in range(first_out, len(out_src))})
+        ok = all(amin <= p <= amax for p, (_, is_b) in zip(piece_people, groups) if not is_b)
         cuts = _cut_summary(g, np.asarray(merged, dtype=object), roads_here, pxy[pa] if len(pa) else None)
         report.split.append({**cuts, 
             "atom": a, "block": int(block[a]), "people": int(people[a]), "pieces": len(groups),
             "piece_people": piece_people, "method": method, "roads": int(len(subs)) if len(roads_here) else 0,
             "building_split": int(sum(1 for _, is_b in groups if is_b)), "ok": bool(ok and not failed),
-            "first_output": first_out,
+            "first_output": first_out, "piece_range": [float(amin), float(amax)],
         })
 
     out = atoms.iloc[out_src].reset_index(drop=True)
@@ -1044,7 +1075,8 @@ def split_oversized(
         out["area_m2"] = shapely.area(np.asarray(out.geometry.values, dtype=object))
     for k in np.flatnonzero(np.array(from_split)):
         p = int(out_people[k])
-        if not (min_pop <= p <= max_pop):
+        lo_k, hi_k = piece_of.get(int(k), (min_pop, max_pop))
+        if not (lo_k <= p <= hi_k):
             report.violations.append({"atom": int(k), "block": int(block[out_src[k]]), "people": p})
     if pts is not None:
         for pos, t in point_targets:

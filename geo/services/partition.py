@@ -89,11 +89,15 @@ def partition_many(codes: list[str], opts: dict, *, workers: int = 2, scheduler:
             cluster.close()
 
 
-def publish(plan_id: int, *, actor: str | None = None, engine: Engine | None = None) -> dict:
-    """Publish a draft plan with the configured switch-in delay (raises :class:`geo.db.plans.PlanError`)."""
-    from geo.config import get_settings
-    from geo.db import plans
-    from geo.db.session import cli_actor, get_engine
+def publish(plan_id: int, *, actor: str | None = None, engine: Engine | None = None,
+            override_unstaffed: bool = False, reason: str | None = None) -> dict:
+    """Publish a draft plan with the configured switch-in delay, staff carried to its grids.
 
-    return plans.publish(engine or get_engine(), plan_id, actor or cli_actor(),
-                         switch_in=get_settings().publish_switch_seconds)
+    Raises :class:`geo.db.staffing.StaffingRefused` when grids would be left without a chief and no
+    override with a reason is given, :class:`geo.db.plans.PlanError` when the plan cannot be published."""
+    from geo.config import get_settings
+    from geo.db.session import cli_actor, get_engine
+    from geo.db.staffing import publish_staffed
+
+    return publish_staffed(engine or get_engine(), plan_id, actor or cli_actor(), override_unstaffed=override_unstaffed,
+                           reason=reason, switch_in=get_settings().publish_switch_seconds)

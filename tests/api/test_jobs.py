@@ -90,7 +90,9 @@ def test_partition_job_draft_then_publish_then_stable_redraw(small_demo, worker,
     assert plan["status"] == "draft" and plan["quality"]["n_grids"] == plan["grids"] > 0
     assert plan["quality"]["coverage"]["covered_share"] > 0.9999
     assert c.post(f"/v1/plans/{job['plan_id']}/publish", headers=_h(c, "leader")).status_code == 403
-    assert c.post(f"/v1/plans/{job['plan_id']}/publish", headers=h).status_code == 200
+    assert c.post(f"/v1/plans/{job['plan_id']}/publish", headers=h).status_code == 409  # nobody staffed
+    assert c.post(f"/v1/plans/{job['plan_id']}/publish", headers=h,
+                  json={"override_unstaffed": True, "reason": "demo data has no workers"}).status_code == 200
     # a re-draw with nothing changed keeps every grid and moves nobody
     r = c.post(f"/v1/jurisdictions/{code}/partition", json={}, headers=h)
     job2 = _wait(c, h, r.json()["job_id"])

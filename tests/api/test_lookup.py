@@ -199,7 +199,7 @@ def test_lookup_at_date_uses_the_plan_in_force_then(client, engine, world):
 
     new = gpd.GeoDataFrame(pd.concat([g, lattice(COMM_B, X0 + 0.1, "李家村")], ignore_index=True), crs=4326)
     pid = plans.write_plan(engine, "429901001000", new, actor="test", params={}, quality={})
-    r = client.post(f"/v1/plans/{pid}/publish", headers=h)
+    r = client.post(f"/v1/plans/{pid}/publish", headers=h, json={"override_unstaffed": True, "reason": "test"})
     assert r.status_code == 200, r.text
     lon, lat = centre(COMM_A, 1)
     effective = datetime.fromisoformat(r.json()["effective_at"])

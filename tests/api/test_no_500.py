@@ -92,7 +92,7 @@ def test_repeated_grid_code_in_worker_create_and_patch_is_422(client, world):
     ("1999-12-31T23:59:59Z", False),
     ("0.5", False),
     ((datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat(), True),
-])
+], ids=["year-2100", "in-one-hour", "before-2000", "not-a-date", "a-minute-ago"])  # stable ids for pytest-xdist
 def test_gps_fix_timestamps_outside_the_sane_window_are_422(client, world, ts, ok):
     h = token(client, "worker")
     lon, lat = centre(COMM_A, 1)

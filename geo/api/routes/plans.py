@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -14,6 +13,7 @@ from geo.access import policy
 from geo.api.core.security import Principal
 from geo.api.deps import authorize, get_state, require
 from geo.api.errors import APIError
+from geo.api.routes.planner import PublishIn  # noqa: F401  (the publish body)
 from geo.db import plans as db_plans
 
 router = APIRouter(prefix="/v1", tags=["plans"])
@@ -76,6 +76,7 @@ def _plan_json(r, with_quality: bool = True) -> dict:
     for k in ("created_at", "published_at", "retired_at"):
         out[k] = r[k].isoformat() if r[k] else None
     out["params"] = r["params"]
+    out["kind"], out["parent_id"] = r.get("kind", "engine"), r.get("parent_id")  # migration 0006
     if with_quality:
         out["quality"] = r["quality"]
     return out
@@ -113,19 +114,13 @@ def diff_plans(request: Request, a: int, b: int, p: Principal = Depends(require(
 
 
 @router.post("/plans/{plan_id}/publish", summary="Publish a draft (planner); the previous plan is retired")
-def publish_plan(request: Request, plan_id: int, p: Principal = Depends(require("plan.write"))):
-    state = get_state(request)
-    with state.engine.connect() as conn:
-        r = _plan_row(conn, plan_id)
-    authorize(state, p, "plan", r["path"], entity_id=plan_id, jurisdiction_id=r["jurisdiction_id"], write=True,
-              action="plan.publish")
-    try:
-        out = db_plans.publish(state.engine, plan_id, p.actor, switch_in=state.settings.publish_switch_seconds)
-    except db_plans.PlanError as exc:
-        raise APIError(409, "conflict", str(exc)) from None
-    # load it ahead, off the response path; every API process (notified) switches at effective_at
-    threading.Thread(target=state.holder.refresh, name="geo-refresh", daemon=True).start()
-    return out
+def publish_plan(request: Request, plan_id: int, body: "PublishIn | None" = None,
+                 p: Principal = Depends(require("plan.write"))):
+    """Staff are carried to the new grids (see ``GET /v1/plans/{id}/staffing``); with grids left without a
+    chief it answers 409 unless ``override_unstaffed`` is given with a ``reason`` (audited)."""
+    from geo.api.routes.planner import publish_or_refuse
+
+    return publish_or_refuse(get_state(request), p, plan_id, body, rollback=False)
 
 
 # --------------------------------------------------------------------------- grids as GeoJSON / MVT

@@ -111,6 +111,7 @@ class RegionBuilder:
         progress: Callable[[str, float], None] | None = None,
         off_street=None,
         off_street_weight: float = 5.0,
+        repair_rings: int = 3,
     ):
         if min_pop > max_pop:
             raise ValueError(f"min_pop ({min_pop}) is larger than max_pop ({max_pop})")
@@ -133,6 +134,7 @@ class RegionBuilder:
         self.progress = progress
         self.off_street = None if off_street is None else np.asarray(off_street, dtype=float)
         self.off_street_weight = float(off_street_weight)
+        self.repair_rings = int(repair_rings)
 
     # ------------------------------------------------------------------ public
 
@@ -250,6 +252,7 @@ class RegionBuilder:
         st = RegionState(lab, pop, geo, fi, fj, fl, self.target, self.min_pop, self.max_pop,
                          self.balance_weight, self.bisect_tol)
         st.movable[movable_idx] = True
+        st.repair_rings = self.repair_rings
         fresh = []
         for ci, (members, k, first) in enumerate(solve_list):
             if k > 0:

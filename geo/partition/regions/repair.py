@@ -241,12 +241,14 @@ class RepairMixin:
                 touched.update(self._last_ids)
                 continue
             area = [r]
-            for _ring in range(3):
+            for _ring in range(getattr(self, "repair_rings", 3)):
                 ring = set(self._neighbour_regions(np.flatnonzero(np.isin(lab, area))))
                 if not ring:
                     break
                 area = sorted(set(area) | ring)
-                if self._resolve_area(area, reg, rng):
+                # beyond three rings (a peninsula of coarse blocks whose cumulative people fit no whole
+                # number of grids until far out) few trees divide: draw more of them
+                if self._resolve_area(area, reg, rng, n_trees=8 if _ring < 3 else 32):
                     touched.update(self._last_ids)
                     break
         if not touched:
@@ -264,7 +266,7 @@ class RepairMixin:
         """True when some whole number of regions in range can add up to population *p*."""
         return p > 0 and math.ceil(p / self.hi - 1e-9) <= math.floor(p / self.lo + 1e-9)
 
-    def _resolve_area(self, regions: list[int], reg: RegionMeta, rng: random.Random) -> bool:
+    def _resolve_area(self, regions: list[int], reg: RegionMeta, rng: random.Random, n_trees: int = 8) -> bool:
         """Re-divide the union of *regions*; keep the result only if all land in range.
 
         First by balanced bisection; when that leaves a region out of range
@@ -291,7 +293,7 @@ class RepairMixin:
                 k = k0
                 loc = None
             else:
-                loc = self._tree_divide(u, rng, n_trees=8)
+                loc = self._tree_divide(u, rng, n_trees=n_trees)
                 if loc is None:
                     continue
                 k = int(loc.max()) + 1

@@ -1,7 +1,7 @@
 """Dispatch and the 12345 hotline: address text, work orders, 督办, working-day calendar, emergency mode.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-02
 """
 
@@ -11,7 +11,7 @@ from geoalchemy2 import Geometry
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

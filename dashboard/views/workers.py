@@ -1,0 +1,85 @@
+"""网格员 Workers: list and filter grid staff (role, grid, duty) within the user's jurisdiction, assign chief /
+full-time / auxiliary / 下沉干部 to grids of the plan in force, set duty status. Uses ``/v1/workers``."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import api, ui
+from dashboard.i18n import WORKER_ROLES, t
+
+CAN_WRITE = {"admin", "dispatcher", "planner"}
+
+
+def render() -> None:
+    _page()
+
+
+@ui.guard
+def _page() -> None:
+    tok = ui.token()
+    sc = ui.scope(tok)
+    lang = st.session_state.get("lang", "zh")
+    roles = WORKER_ROLES[lang]
+    st.subheader(t("workers_title"))
+    ui.show_flash("workers")
+    c = st.columns(3)
+    role = c[0].selectbox(t("workers_filter_role"), ["", *roles], key="wk_role",
+                          format_func=lambda r: roles.get(r, t("workers_all")))
+    grid = c[1].text_input(t("workers_filter_grid"), key="wk_grid", max_chars=15).strip()
+    duty = c[2].selectbox(t("workers_filter_duty"), ["", "yes", "no"], key="wk_duty",
+                          format_func=lambda d: {"": t("workers_all"), "yes": t("yes"), "no": t("no")}[d])
+    rows = api.workers(tok, grid=grid if len(grid) == 15 else None,
+                       on_duty=None if not duty else duty == "yes")
+    if role:
+        rows = [w for w in rows if w["role"] == role]
+    if not rows:
+        st.info(t("workers_none"))
+    st.html(f'<div data-testid="workers-count" data-n="{len(rows)}"></div>')
+    st.dataframe([{"#": w["id"], t("workers_name"): w["name"], t("workers_filter_role"): roles.get(w["role"], w["role"]),
+                   t("workers_filter_duty"): t("yes") if w["on_duty"] else t("no"), t("workers_phone"): w.get("phone"),
+                   t("workers_jur"): w["jurisdiction_code"], t("workers_grids"): "、".join(w["grid_codes"])}
+                  for w in rows], hide_index=True, width="stretch")
+    if ui.role() not in CAN_WRITE:
+        return
+    jurs = [j for j in sc["jurisdictions"] if j["level"] in ("street", "community", "town")]
+    with st.expander(t("workers_add"), icon=":material/person_add:"):
+        with st.form("wk_new", border=False):
+            cc = st.columns(4)
+            name = cc[0].text_input(t("workers_name"), key="wk_new_name")
+            r = cc[1].selectbox(t("workers_filter_role"), list(roles), format_func=roles.get, key="wk_new_role")
+            jur = cc[2].selectbox(t("workers_jur"), [j["code"] for j in jurs], key="wk_new_jur",
+                                  format_func=lambda x: f'{next(j["name"] for j in jurs if j["code"] == x)} ({x})')
+            phone = cc[3].text_input(t("workers_phone"), key="wk_new_phone")
+            grids = st.text_input(t("workers_grids"), key="wk_new_grids", help="15-digit codes, comma separated")
+            go = st.form_submit_button(t("workers_save"), type="primary")
+        if go and name:
+            try:
+                api.create_worker(tok, {"name": name, "role": r, "jurisdiction_code": jur, "phone": phone or None,
+                                        "grid_codes": [g.strip() for g in grids.replace("，", ",").split(",") if g.strip()]})
+                ui.flash("workers", t("workers_saved"))
+                st.rerun()
+            except api.ApiError as exc:
+                from dashboard.views.planner_tools import show_refusal
+
+                show_refusal(exc)
+    if rows:
+        with st.expander(t("workers_assign"), icon=":material/assignment_ind:"):
+            with st.form("wk_edit", border=False):
+                wid = st.selectbox("#", [w["id"] for w in rows], key="wk_edit_id",
+                                   format_func=lambda i: next(f'{w["name"]} · {roles.get(w["role"])}' for w in rows
+                                                              if w["id"] == i))
+                w = next(x for x in rows if x["id"] == wid)
+                grids = st.text_input(t("workers_grids"), value=",".join(w["grid_codes"]), key=f"wk_edit_grids_{wid}")
+                on = st.checkbox(t("workers_filter_duty"), value=w["on_duty"], key=f"wk_edit_duty_{wid}")
+                go = st.form_submit_button(t("workers_save"), type="primary")
+            if go:
+                try:
+                    api.patch_worker(tok, wid, {"on_duty": bool(on), "grid_codes": [
+                        g.strip() for g in grids.replace("，", ",").split(",") if g.strip()]})
+                    ui.flash("workers", t("workers_saved"))
+                    st.rerun()
+                except api.ApiError as exc:
+                    from dashboard.views.planner_tools import show_refusal
+
+                    show_refusal(exc)
