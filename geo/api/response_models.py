@@ -468,6 +468,55 @@ class KioskRevoked(_Out):
     active: bool
 
 
+
+# --------------------------------------------------------------------------- planner (import, edits, staffing)
+
+
+class GridImported(_Out):
+    plan_id: int | None = Field(None, description="None for a dry run")
+    report: dict
+
+
+class PlanEdited(_Out):
+    plan_id: int
+    grids: list[dict]
+    coverage: dict | None
+    edits: int
+
+
+class PlanEdits(_Out):
+    plan_id: int
+    kind: str | None
+    parent_id: int | None
+    edits: list[dict] | None
+
+
+class StaffingGrid(_Out):
+    code: str
+    name: str | None
+    staff: list[dict] = Field(..., description="Only for grids inside the caller's subtree")
+    has_chief: bool
+
+
+class Staffing(_Out):
+    plan_id: int
+    published_plan_id: int | None
+    grids: list[StaffingGrid]
+    without_chief: list[dict]
+
+
+class PublishCheck(_Out):
+    plan_id: int
+    published_plan_id: int | None
+    warnings: list[dict]
+
+
+class Published(_Out):
+    published: int
+    retired: int | None
+    effective_at: str
+
+
 SUCCESS: dict[tuple[str, str], Any] = {
     ("get", "/healthz"): Status,
     ("get", "/readyz"): _Out,
@@ -506,6 +555,13 @@ SUCCESS: dict[tuple[str, str], Any] = {
     ("post", "/open311/v2/requests.json"): [Open311Submitted],
     ("get", "/open311/v2/requests/{request_id}.json"): [Open311Request],
     ("post", "/v1/jobs/{job_id}/cancel"): Job,
+    ("post", "/v1/jurisdictions/{code}/grid-imports"): GridImported,
+    ("post", "/v1/plans/{plan_id}/edits"): PlanEdited,
+    ("get", "/v1/plans/{plan_id}/edits"): PlanEdits,
+    ("post", "/v1/plans/{plan_id}/undo"): PlanEdited,
+    ("get", "/v1/plans/{plan_id}/staffing"): Staffing,
+    ("get", "/v1/plans/{plan_id}/publish-check"): PublishCheck,
+    ("post", "/v1/plans/{plan_id}/rollback"): Published,
     ("post", "/v1/work-orders"): WorkOrder,
     ("get", "/v1/work-orders"): WorkOrderList,
     ("get", "/v1/work-orders/{order_no}"): WorkOrder,
@@ -551,6 +607,9 @@ MEDIA = {
     "/v1/plans/{plan_id}/grids": "application/geo+json",
     "/v1/tiles/{z}/{x}/{y}.mvt": "application/vnd.mapbox-vector-tile",
     "/v1/tiles/basemap/{z}/{x}/{y}.mvt": "application/vnd.mapbox-vector-tile",
+    "/v1/plans/{plan_id}/export": ("application/geopackage+sqlite3", "application/zip", "application/geo+json",
+                                   "text/csv"),
+    "/v1/plans/{plan_id}/print/{community}": ("application/pdf", "image/png"),
 }
 
 

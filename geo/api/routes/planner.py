@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 
 from geo.api.core.security import Principal
+from geo.access import policy
 from geo.api.deps import authorize, get_state, require
 from geo.api.errors import APIError
 
@@ -43,6 +44,16 @@ def _plan(st, p: Principal, plan_id: int, action: str) -> dict:
         raise APIError(404, "not_found", f"plan {plan_id} not found")
     _scope(st, p, r["path"], action, "plan", plan_id, r["jurisdiction_id"])
     return dict(r)
+
+
+def _grid_paths(st, codes, plan_path: str) -> dict[str, str]:
+    """Grid code → the jurisdiction path its staff belong to: its community's (the code's first 12 digits),
+    else the plan's jurisdiction's."""
+    prefixes = sorted({c[:12] for c in codes if c})
+    with st.engine.connect() as conn:
+        paths = dict(conn.execute(text("SELECT code, path FROM jurisdictions WHERE code = ANY(:c)"),
+                                  {"c": prefixes}).all())
+    return {c: paths.get((c or "")[:12], plan_path) for c in codes}
 
 
 def _refresh(st) -> None:
@@ -190,12 +201,22 @@ def staffing(request: Request, plan_id: int, p: Principal = Depends(require("rea
     from geo.db.staffing import proposal
 
     st = get_state(request)
-    _plan(st, p, plan_id, "read")
+    r = _plan(st, p, plan_id, "read")
     out = proposal(st.engine, plan_id)
-    if not p.sees_pii:
-        for g in out["grids"]:
-            for s in g["staff"]:
-                s.pop("phone", None)
+    # a plan above the caller is readable, its staff only inside the caller's subtree (names, phones per role)
+    paths = _grid_paths(st, [g["code"] for g in out["grids"]], r["path"])
+    hidden = set()
+    for g in out["grids"]:
+        staff = policy.staff_view(p, paths[g["code"]], g["staff"])
+        if staff is None:
+            hidden.add(g["code"])
+            staff = []
+        g["staff"] = staff
+        if g["code"] in hidden and "file_chief" in g:
+            g["file_chief"] = None
+    for g in out["without_chief"]:
+        if g["code"] in hidden:
+            g["file_chief"] = None
     return out
 
 
@@ -226,7 +247,8 @@ def publish_check(request: Request, plan_id: int, p: Principal = Depends(require
     missing = proposal(st.engine, plan_id)["without_chief"]
     if missing:
         warnings.append({"code": "unstaffed", "message": f"{len(missing)} grid(s) would have no chief",
-                         "grids": missing})
+                         "grids": [{k: m[k] for k in ("code", "name", "people", "source_code")}
+                                   for m in missing]})  # no file_chief: a name, and the plan may be above the caller
     return {"plan_id": plan_id, "published_plan_id": pub.id if pub else None, "warnings": warnings}
 
 
@@ -276,6 +298,12 @@ def export_plan(request: Request, plan_id: int, format: Literal["gpkg", "shp", "
     st = get_state(request)
     r = _plan(st, p, plan_id, "read")
     frame, _ = plan_frame(st.engine, plan_id)
+    # staff names only for the grids inside the caller's subtree (a community exports its street's plan)
+    paths = _grid_paths(st, list(frame["code"]), r["path"])
+    outside = [not policy.can_read(p, "grid_staff", paths[c]) for c in frame["code"]]
+    for col in ("chief", "workers"):
+        if col in frame.columns:
+            frame.loc[outside, col] = None
     ext = {"shp": "zip"}.get(format, format)
     fname = f"grids_{r['jcode']}_v{r['version']}_{crs}.{ext}"
     with tempfile.TemporaryDirectory() as d:
