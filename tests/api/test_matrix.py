@@ -581,6 +581,15 @@ def test_access_matrix(city, capsys):
             r = client.request(method, url, headers=creds[(role, rel, kind)], **kw)
             cells += 1
             got = r.status_code
+            # counted on every answer, whatever the table expects (a wrong row cannot hide a leak)
+            writes = method != "GET" and path not in READ_ONLY_POSTS and gate is not None
+            cross = rel in ("sibling", "child")  # the S1C1 targets lie outside the caller's subtree
+            if cross and writes and got < 300 and path not in OWN_JURISDICTION_WRITES:
+                cross_writes[kind] += 1
+                failures.append((method, path, role, rel, kind, "no cross-jurisdiction write", got, ""))
+            if cross and got < 300 and any(m in r.text for m in PII_MARKERS):
+                cross_pii[kind] += 1
+                failures.append((method, path, role, rel, kind, "no cross-jurisdiction PII", got, r.text[:200]))
             if want in (OK, HID):
                 if got >= 300:
                     failures.append((method, path, role, rel, kind, want, got, r.text[:200]))
@@ -599,14 +608,6 @@ def test_access_matrix(city, capsys):
                 except (AssertionError, KeyError, TypeError) as exc:
                     failures.append((method, path, role, rel, kind, "pii", repr(exc)[:300], ""))
                     continue
-            writes = method != "GET" and path not in READ_ONLY_POSTS and gate is not None
-            cross = rel in ("sibling", "child")  # the S1C1 targets lie outside the caller's subtree
-            if cross and writes and got < 300 and path not in OWN_JURISDICTION_WRITES:
-                cross_writes[kind] += 1
-                failures.append((method, path, role, rel, kind, "no cross-jurisdiction write", got, ""))
-            if cross and got < 300 and any(m in r.text for m in PII_MARKERS):
-                cross_pii[kind] += 1
-                failures.append((method, path, role, rel, kind, "no cross-jurisdiction PII", got, r.text[:200]))
             tally[(kind, "2xx" if got < 300 else str(got))] += 1
     with capsys.disabled():
         print(f"\naccess matrix: {cells} cells ({len(TABLE)} routes × {len(ROLES)} roles × {len(RELATIONS)} "
