@@ -19,6 +19,7 @@ import orjson
 import shapely
 from sqlalchemy import Engine, text
 
+from geo.access import audit
 from geo.crs import local_metric_crs
 from geo.db import plans as db_plans
 from geo.db.counting import count_residents, population_dataset
@@ -330,11 +331,9 @@ def _quality(g: gpd.GeoDataFrame, plan: dict, cov: dict) -> dict:
 
 
 def _audit(engine: Engine, actor: str, action: str, plan_id: int, jid: int, detail: dict) -> None:
-    with engine.begin() as conn:
-        conn.execute(text("""INSERT INTO audit_log (actor, action, entity, entity_id, jurisdiction_id, detail)
-            VALUES (:a, :act, 'grid_plans', :p, :j, CAST(:d AS jsonb))"""),
-                     {"a": actor, "act": action, "p": str(plan_id), "j": jid,
-                      "d": orjson.dumps(detail, default=str).decode()})
+    with engine.begin() as conn:  # detail through orjson first: numpy figures stay numbers
+        audit.record(conn, actor, action, "grid_plans", plan_id, jurisdiction_id=jid,
+                     detail=orjson.loads(orjson.dumps(detail, default=str)))
 
 
 def undo(engine: Engine, plan_id: int, actor: str) -> dict:

@@ -21,6 +21,7 @@ import orjson
 import shapely
 from sqlalchemy import Engine, text
 
+from geo.access import audit
 from geo.crs import local_metric_crs
 from geo.db import plans as db_plans
 from geo.db.counting import count_residents, population_dataset
@@ -336,11 +337,9 @@ def import_grids(engine: Engine, jurisdiction_code: str, gf: GridFile, *, actor:
               "source_crs": gf.source_crs, "repair_tol_m2": repair_tol_m2, "population_dataset": ctx["dataset"]}
     plan_id = db_plans.write_plan(engine, jurisdiction_code, out, actor=actor, params=params, quality=quality,
                                   name=f"导入 {source}"[:120] if source else "导入", kind="imported")
-    with engine.begin() as conn:
-        conn.execute(text("""INSERT INTO audit_log (actor, action, entity, entity_id, jurisdiction_id, detail)
-            VALUES (:a, 'plan.import', 'grid_plans', :p, :j, CAST(:d AS jsonb))"""),
-                     {"a": actor, "p": str(plan_id), "j": ctx["id"],
-                      "d": orjson.dumps({"source": source, **rep["summary"]}).decode()})
+    with engine.begin() as conn:  # detail through orjson first: numpy figures stay numbers
+        audit.record(conn, actor, "plan.import", "grid_plans", plan_id, jurisdiction_id=ctx["id"],
+                     detail=orjson.loads(orjson.dumps({"source": source, **rep["summary"]}, default=str)))
     return ImportResult(plan_id, rep)
 
 
