@@ -7,12 +7,11 @@ API both call :func:`record`.
 from __future__ import annotations
 
 import json
-from contextvars import ContextVar
 
 from sqlalchemy import Connection, Engine, text
 
-#: Id of the HTTP request being served (set by the API's request-context middleware; None outside requests).
-request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+# the id of the HTTP request being served (set by the API's request-context middleware; None outside requests)
+from geo.context import request_id
 
 _SQL = text("""
     INSERT INTO audit_log (actor, action, entity, entity_id, outcome, jurisdiction_id, request_id, detail)
