@@ -7,10 +7,10 @@ API both call :func:`record`.
 from __future__ import annotations
 
 import json
+
 from sqlalchemy import Connection, Engine, text
 
-#: Id of the HTTP request being served (set by the API's request-context middleware; None outside requests):
-#: the one copy is geo.context's, shared with logging and the worker
+# the id of the HTTP request being served (set by the API's request-context middleware; None outside requests)
 from geo.context import request_id
 
 _SQL = text("""

@@ -162,11 +162,17 @@ def test_patrol_coverage_matches_an_independent_computation(client, world, engin
     n = 20
     walk = [(x0 + 0.002 + (DX - 0.002) * frac * t / (n - 1), y0 + 0.01 + rng.normal(0, 0.00005)) for t in range(n)]
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    start = max(now - timedelta(seconds=30 * n + 1200), datetime.now(ZoneInfo("Asia/Shanghai")).replace(
-        hour=0, minute=1, second=0, microsecond=0).astimezone(timezone.utc))
-    fixes = [{"ts": (start + timedelta(seconds=30 * i)).isoformat(), "lon": x, "lat": y} for i, (x, y) in enumerate(walk)]
-    # a jump after a 20-minute GPS gap must not cover the street in between
-    fixes.append({"ts": (start + timedelta(seconds=30 * n + 1200)).isoformat(), "lon": x0 + DX - 0.001, "lat": y0 + 0.01})
+    gap = 400  # seconds: more than the 5-minute GPS gap that is not drawn as a walked line
+    day0 = datetime.now(ZoneInfo("Asia/Shanghai")).replace(hour=0, minute=1, second=0,
+                                                            microsecond=0).astimezone(timezone.utc)
+    # every fix today (GEO_TZ) and none in the future (the API refuses fixes more than 5 minutes ahead)
+    step = 30.0
+    start = now - timedelta(seconds=step * n + gap + 60)
+    if start < day0:
+        start, step = day0, max(1.0, ((now - day0).total_seconds() - gap - 60) / n)
+    fixes = [{"ts": (start + timedelta(seconds=step * i)).isoformat(), "lon": x, "lat": y} for i, (x, y) in enumerate(walk)]
+    # a jump after a GPS gap must not cover the street in between
+    fixes.append({"ts": (start + timedelta(seconds=step * n + gap)).isoformat(), "lon": x0 + DX - 0.001, "lat": y0 + 0.01})
     hw = token(client, "worker")
     r = client.post(f"/v1/workers/{world['worker_a']}/positions", json={"fixes": fixes}, headers=hw)
     assert r.status_code in (200, 201), r.text
