@@ -435,13 +435,16 @@ def dissolve_groups(geoms: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, 
             merged = shapely.union_all(members)
             if shapely.get_num_geometries(merged) > 1 or shapely.get_num_interior_rings(merged) > 0:
                 # hairline gaps between edges computed separately: snap to a µm grid
-                snapped = shapely.union_all(members, grid_size=1e-6)
+                try:
+                    snapped = shapely.union_all(members, grid_size=1e-6)
+                except shapely.errors.GEOSException:  # snapping can make a side-location conflict: keep the union
+                    snapped = None
 
                 def _pieces(g):
                     return shapely.get_num_geometries(g) + int(shapely.get_num_interior_rings(
                         shapely.get_parts(g)).sum())
 
-                if _pieces(snapped) < _pieces(merged):
+                if snapped is not None and _pieces(snapped) < _pieces(merged):
                     merged = snapped
                 merged = _drop_micro_parts(merged)
         out[g] = merged

@@ -63,7 +63,13 @@ def test_planner_publishes_and_dispatch_uses_it(stack, page):
     # dispatch now answers with the new plan
     fc = httpx.get(f"{stack.api_url}/v1/plans/{draft}/grids", headers=h, timeout=30).json()
     p = shape(fc["features"][0]["geometry"]).representative_point()
-    api = httpx.get(f"{stack.api_url}/v1/lookup", params={"lon": p.x, "lat": p.y}, headers=h, timeout=10).json()
+    # a published plan takes effect at its scheduled instant (GEO_PUBLISH_SWITCH_SECONDS after publishing)
+    deadline = time.monotonic() + 30
+    while True:
+        api = httpx.get(f"{stack.api_url}/v1/lookup", params={"lon": p.x, "lat": p.y}, headers=h, timeout=10).json()
+        if api["plan"]["id"] == draft or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert api["plan"]["id"] == draft
     goto(page, "dispatch")
     page.get_by_label("经度").wait_for()
