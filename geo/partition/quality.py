@@ -201,33 +201,7 @@ def quality_report(
     rep: dict[str, Any] = {"n_grids": int(n), "min_pop": float(min_pop), "max_pop": float(max_pop), "by": by}
 
     # population and range
-    inr = (pop >= min_pop) & (pop <= max_pop)
-    out_list = []
-    reasons: dict[str, int] = {}
-    for k in np.flatnonzero(~inr):
-        why = flags[k] or (["exclusive unit"] if kinds[k] == "exclusive" else [REASON_UNEXPLAINED])
-        for w in why:
-            reasons[w] = reasons.get(w, 0) + 1
-        out_list.append({"code": codes[k], by: float(pop[k]), "reasons": why})
-    unexplained = sum(1 for o in out_list if o["reasons"] == [REASON_UNEXPLAINED])
-    rep["population"] = {
-        "total": float(pop.sum()),
-        "min": float(pop.min()) if n else None,
-        "median": float(np.median(pop)) if n else None,
-        "max": float(pop.max()) if n else None,
-        "mean": float(pop.mean()) if n else None,
-        "std": float(pop.std()) if n else None,
-        "cv": float(pop.std() / pop.mean()) if n and pop.mean() > 0 else None,
-        "empty_grids": int((pop <= 0).sum()),
-    }
-    rep["range"] = {
-        "in_range": int(inr.sum()),
-        "in_range_share": float(inr.mean()) if n else 1.0,
-        "out_of_range": int((~inr).sum()),
-        "out_of_range_unexplained": int(unexplained),
-        "reasons": reasons,
-        "grids": out_list[:max_listed],
-    }
+    rep["population"], rep["range"] = population_and_range(pop, codes, kinds, flags, by, min_pop, max_pop, max_listed)
 
     # coverage
     area = shapely.area(geoms)
@@ -444,3 +418,52 @@ def format_report(rep: dict) -> str:
     if "runtime_s" in rep:
         lines.append(f"runtime: {rep['runtime_s']:.2f} s")
     return "\n".join(lines)
+
+
+def population_and_range(pop: np.ndarray, codes, kinds, flags, by: str, min_pop: float, max_pop: float,
+                         max_listed: int) -> tuple[dict, dict]:
+    """The ``population`` and ``range`` sections of a report from per-grid counts.
+
+    Parameters
+    ----------
+    pop : ndarray
+        Residents (or households) per grid.
+    codes, kinds, flags : sequences
+        Per grid: code, kind (``exclusive`` grids are out of range by design) and the list of flags that
+        explain an out-of-range grid.
+    by, min_pop, max_pop, max_listed
+        The size rule's column and bounds; how many out-of-range grids to list.
+
+    Returns
+    -------
+    (population, range) : two dicts
+    """
+    n = len(pop)
+    inr = (pop >= min_pop) & (pop <= max_pop)
+    out_list = []
+    reasons: dict[str, int] = {}
+    for k in np.flatnonzero(~inr):
+        why = flags[k] or (["exclusive unit"] if kinds[k] == "exclusive" else [REASON_UNEXPLAINED])
+        for w in why:
+            reasons[w] = reasons.get(w, 0) + 1
+        out_list.append({"code": codes[k], by: float(pop[k]), "reasons": why})
+    unexplained = sum(1 for o in out_list if o["reasons"] == [REASON_UNEXPLAINED])
+    population = {
+        "total": float(pop.sum()),
+        "min": float(pop.min()) if n else None,
+        "median": float(np.median(pop)) if n else None,
+        "max": float(pop.max()) if n else None,
+        "mean": float(pop.mean()) if n else None,
+        "std": float(pop.std()) if n else None,
+        "cv": float(pop.std() / pop.mean()) if n and pop.mean() > 0 else None,
+        "empty_grids": int((pop <= 0).sum()),
+    }
+    rng = {
+        "in_range": int(inr.sum()),
+        "in_range_share": float(inr.mean()) if n else 1.0,
+        "out_of_range": int((~inr).sum()),
+        "out_of_range_unexplained": int(unexplained),
+        "reasons": reasons,
+        "grids": out_list[:max_listed],
+    }
+    return population, rng

@@ -47,7 +47,7 @@ from pyproj import CRS
 from geo.crs import as_geoseries, local_metric_crs
 
 from .population import largest_remainder
-from .quality import (REASON_UNEXPLAINED, _enclosed, _flag_list, _street_share, coverage_union,
+from .quality import (_enclosed, _flag_list, population_and_range, _street_share, coverage_union,
                       polsby_popper)
 
 __all__ = ["verify", "measure_counts", "metric_crs", "INVARIANTS", "FLAG_ISLAND"]
@@ -399,32 +399,8 @@ def verify(
     }
 
     # population and range, on the measured counts
-    inr = (pop >= min_pop) & (pop <= max_pop)
-    out_list, reasons = [], {}
-    for k in np.flatnonzero(~inr):
-        why = flags[k] or (["exclusive unit"] if kinds[k] == "exclusive" else [REASON_UNEXPLAINED])
-        for w_ in why:
-            reasons[w_] = reasons.get(w_, 0) + 1
-        out_list.append({"code": codes[k], by: float(pop[k]), "reasons": why})
-    unexplained = sum(1 for o in out_list if o["reasons"] == [REASON_UNEXPLAINED])
-    rep["population"] = {
-        "total": float(pop.sum()),
-        "min": float(pop.min()) if n else None,
-        "median": float(np.median(pop)) if n else None,
-        "max": float(pop.max()) if n else None,
-        "mean": float(pop.mean()) if n else None,
-        "std": float(pop.std()) if n else None,
-        "cv": float(pop.std() / pop.mean()) if n and pop.mean() > 0 else None,
-        "empty_grids": int((pop <= 0).sum()),
-    }
-    rep["range"] = {
-        "in_range": int(inr.sum()),
-        "in_range_share": float(inr.mean()) if n else 1.0,
-        "out_of_range": int((~inr).sum()),
-        "out_of_range_unexplained": int(unexplained),
-        "reasons": reasons,
-        "grids": out_list[:max_listed],
-    }
+    rep["population"], rep["range"] = population_and_range(pop, codes, kinds, flags, by, min_pop, max_pop,
+                                                           max_listed)
 
     # coverage
     area = shapely.area(geoms)
