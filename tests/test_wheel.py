@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 
 PACKAGED = ["dashboard/static/vendor/leaflet/leaflet.js", "dashboard/static/vendor/leaflet/leaflet.css",
             "dashboard/static/vendor/leaflet/images/marker-icon.png", "dashboard/static/vendor/leaflet/LICENSE",
-            "dashboard/static/vendor/markercluster/leaflet.markercluster.js", "dashboard/.streamlit/config.toml",
+            "dashboard/static/vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js",
+            "dashboard/static/vendor/vectorgrid/LICENSE", "dashboard/.streamlit/config.toml",
             "dashboard/app.py", "geo/data/catalogue.json", "geo/db/migrations/env.py",
             "geo/db/migrations/versions/0001_foundation.py"]
 
@@ -93,15 +94,20 @@ def test_installed_wheel_serves_the_dashboard_with_offline_maps(wheel):
             assert time.monotonic() < deadline, dash.tail()
             time.sleep(0.5)
         # a browser session runs the app, which declares the map-asset component; then its files are served
-        from playwright.sync_api import sync_playwright
-
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page()
-            page.goto(base)
-            page.get_by_text("登录").first.wait_for(timeout=60_000)
-            browser.close()
-        for asset in ("vendor/leaflet/leaflet.js", "vendor/markercluster/leaflet.markercluster.js"):
+        # (in a process of its own: this test's worker may already hold the browser tests' Playwright session,
+        # and a second sync Playwright in one process fails inside the first one's asyncio loop)
+        script = (
+            "import sys\n"
+            "from playwright.sync_api import sync_playwright\n"
+            "with sync_playwright() as pw:\n"
+            f"    b = pw.chromium.launch(executable_path={CHROMIUM!r}, args={list(CHROMIUM_ARGS)!r})\n"
+            "    page = b.new_page()\n"
+            f"    page.goto({base!r})\n"
+            "    page.get_by_text('登录').first.wait_for(timeout=60_000)\n"
+            "    b.close()\n")
+        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+        assert run.returncode == 0, run.stderr[-3000:]
+        for asset in ("vendor/leaflet/leaflet.js", "vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js"):
             r = httpx.get(f"{base}/component/dashboard.maps.geo_map_assets/{asset}", timeout=10)
             assert r.status_code == 200, (asset, r.status_code)
             assert r.content == (REPO / "dashboard" / "static" / asset).read_bytes()
