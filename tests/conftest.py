@@ -124,6 +124,9 @@ def pytest_collection_modifyitems(config, items):
         path = item.nodeid.split("::", 1)[0]
         if path.startswith("tests/browser/"):
             group = "browser"
+            # a Streamlit page re-runs under the test's feet (refresh timers, widget reruns): a browser test gets
+            # one re-run, reported as such in the summary ("R"), so a race is visible but does not sink the suite
+            item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=2))
         elif path == "tests/test_notebooks.py":
             group = item.nodeid
         else:
