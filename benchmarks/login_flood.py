@@ -40,7 +40,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.lookup import free_port, private_cluster  # noqa: E402
+from benchmarks.lookup import child_pids, private_cluster  # noqa: E402
+from benchmarks.lookup import start_api as lookup_start_api  # noqa: E402
 
 PASSWORD = "flood-password-1"
 CODE = "429901000000"
@@ -83,34 +84,15 @@ def set_hash_parameters(engine, old: bool) -> None:
 
 
 def start_api(workers: int, **env_extra: str) -> tuple[subprocess.Popen, str]:
-    import httpx
-
-    port = free_port()
-    env = os.environ | {"GEO_API_PORT": str(port), "GEO_LOG_LEVEL": "WARNING", "GEO_ACCESS_LOG": "off"} | env_extra
-    p = subprocess.Popen([sys.executable, "-m", "geo.cli", "serve", "--demo", "--workers", str(workers)], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return p, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    p.kill()
-    raise RuntimeError("API did not start")
+    """The API (:func:`benchmarks.lookup.start_api`) without access-log lines; returns its base URL."""
+    p, port = lookup_start_api(workers, GEO_ACCESS_LOG="off", **env_extra)
+    return p, f"http://127.0.0.1:{port}"
 
 
 def rss_mib(pid: int) -> float:
     """Resident memory of *pid* and its children (MiB)."""
     total = 0
-    pids = [pid]
-    try:
-        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        pass
-    for q in pids:
+    for q in child_pids(pid):
         try:
             for line in Path(f"/proc/{q}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):

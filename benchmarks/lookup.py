@@ -97,15 +97,16 @@ def world(scale: float, tmp: Path) -> dict:
             "people": info["totals"]["people"], "partition_s": t_part, "url": cluster.url()}
 
 
-def start_api(workers: int) -> tuple[subprocess.Popen, int]:
+def start_api(workers: int, **env_extra: str) -> tuple[subprocess.Popen, int]:
+    """``geo serve --demo`` on a free port with *workers* processes, once ``/readyz`` answers; *env_extra*
+    adds settings. No per-request log lines while measuring (``GEO_LOG_LEVEL=WARNING``)."""
     port = free_port()
-    env = os.environ | {"GEO_API_PORT": str(port)}
-    env["GEO_LOG_LEVEL"] = "WARNING"  # no per-request log lines while measuring
+    env = os.environ | {"GEO_API_PORT": str(port), "GEO_LOG_LEVEL": "WARNING"} | env_extra
     p = subprocess.Popen([sys.executable, "-m", "geo.cli", "serve", "--demo", "--workers", str(workers)], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     import httpx
 
-    deadline = time.time() + 60
+    deadline = time.time() + 90
     while time.time() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
@@ -115,6 +116,16 @@ def start_api(workers: int) -> tuple[subprocess.Popen, int]:
         time.sleep(0.2)
     p.kill()
     raise RuntimeError("API did not start (run `geo serve --demo` by hand to see why)")
+
+
+def child_pids(pid: int) -> list[int]:
+    """*pid* and its children (uvicorn's worker processes)."""
+    pids = [pid]
+    try:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    return pids
 
 
 def start_baseline(which: str, workers: int, env_extra: dict | None = None) -> tuple[subprocess.Popen, int]:
@@ -256,13 +267,8 @@ def _stop(p: subprocess.Popen) -> None:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of *pid* and its children (uvicorn's worker processes), in seconds."""
-    pids = [pid]
-    try:
-        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        pass
     total = 0
-    for q in pids:
+    for q in child_pids(pid):
         try:
             f = Path(f"/proc/{q}/stat").read_text().rsplit(")", 1)[1].split()
             total += int(f[11]) + int(f[12])  # utime, stime (fields 14, 15)

@@ -58,6 +58,14 @@ def new_request_id() -> str:
     """A request id unique across processes: 8 random hex digits per process, then a counter (16 in all)."""
     return f"{_RID_PREFIX}{next(_rid_counter) & 0xFFFFFFFF:08x}"
 
+
+_RID_PREFIX_B = _RID_PREFIX.encode()
+
+
+def _new_request_id_bytes() -> bytes:
+    """:func:`new_request_id` as bytes (the lookup fast path's header)."""
+    return b"%b%08x" % (_RID_PREFIX_B, next(_rid_counter) & 0xFFFFFFFF)
+
 #: How ``geo serve`` runs uvicorn (benchmarks run their baselines with exactly these). No proxy headers:
 #: ``X-Forwarded-For`` is believed only from GEO_TRUSTED_PROXIES (services.login_limiter.client_address).
 UVICORN_OPTIONS = {"log_level": "info", "access_log": False, "log_config": None, "proxy_headers": False}
@@ -115,6 +123,9 @@ def access_log(mode: str, rid: str, scope, status: int, t0: float) -> None:
                                    "status": status, "ms": round(ms, 2)})
 
 
+_JSON_TYPE = (b"content-type", b"application/json")
+
+
 class GeoAPI(FastAPI):
     """FastAPI with the lookup fast path in front of everything (middleware, routing, dependencies).
 
@@ -133,19 +144,16 @@ class GeoAPI(FastAPI):
         if fast is not None and scope["type"] == "http" and scope["path"] == "/v1/lookup" \
                 and scope["method"] == "GET":
             t0 = time.perf_counter()
-            out = lookup.fast_answer(fast[0], scope, fast[1])
-            if out is not None:
-                rid = None
-                for name, value in scope["headers"]:
-                    if name == b"x-request-id":
-                        rid = value.decode("latin-1")[:64]
+            res = lookup.fast_answer(fast[0], scope, fast[1])
+            if res is not None:
+                out, rid = res
                 if type(out) is bytes:
                     await send({"type": "http.response.start", "status": 200, "headers": [
-                        (b"content-length", b"%d" % len(out)), (b"content-type", b"application/json"),
-                        (b"x-request-id", rid.encode("latin-1") if rid else new_request_id().encode())]})
+                        (b"content-length", b"%d" % len(out)), _JSON_TYPE,
+                        (b"x-request-id", rid or _new_request_id_bytes())]})
                     await send({"type": "http.response.body", "body": out})
                     return
-                rid = rid or new_request_id()  # a 4xx the route would give: same body, same access log line
+                rid = rid.decode("latin-1") if rid else new_request_id()  # a 4xx the route would give: same body, same log line
                 content = errors.body(out.code, out.message, out.details, **out.extra)
                 content["request_id"] = rid
                 await JSON(content, status_code=out.status, headers={"x-request-id": rid})(scope, receive, send)

@@ -84,6 +84,7 @@ def test_fast_path_answers_exactly_as_the_route(client, world, geo_env, monkeypa
              ({"lon": centre(COMM_B, 3)[0], "lat": centre(COMM_B, 3)[1], "crs": "cgcs2000"}, "worker"),
              ({"lon": f"{a1[0]:.12f}", "lat": f"{a1[1]:.3f}"}, "hotline_key"),
              ({"lon": a1[0], "lat": a1[1]}, "sensor_key_b"),
+             ({"lat": a1[1], "lon": a1[0]}, "dispatcher"),  # the other order: the general query parser
              ({"lon": X0 - 0.01, "lat": Y0 + DY / 2}, "leader"),  # outside: 404 with the nearest grid
              ({"lon": "abc", "lat": 30.5}, "leader"), ({"lat": 30.5}, "leader"), ({"lon": 1, "lat": 91}, "leader"),
              ({"lon": "nan", "lat": 30.5}, "leader"), ({"lon": 114.2, "lat": 30.5, "crs": "baidu"}, "leader"),
@@ -151,7 +152,7 @@ def test_fast_path_404_is_access_logged_like_the_route(client, monkeypatch, capl
 
     kinds = []
     real = lookup_module.fast_answer
-    monkeypatch.setattr(lookup_module, "fast_answer", lambda st, sc, cors=False: kinds.append(type(r := real(st, sc, cors))) or r)
+    monkeypatch.setattr(lookup_module, "fast_answer", lambda st, sc, cors=False: kinds.append(type((r := real(st, sc, cors)) and r[0])) or r)
     h = token(client, "leader")
     cache = client.app.state.geo.principals
     end = time.monotonic() + 20

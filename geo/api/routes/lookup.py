@@ -131,7 +131,7 @@ def grid_body(idx: GridIndex, staff: dict, i: int, p: Principal) -> bytes:
 
 
 def _with_point(body: bytes, x: float, y: float) -> bytes:
-    return body[:-1] + b',"point":' + orjson.dumps({"lon": x, "lat": y, "crs": "wgs84"}) + b"}"
+    return b'%b,"point":{"lon":%b,"lat":%b,"crs":"wgs84"}}' % (body[:-1], orjson.dumps(x), orjson.dumps(y))
 
 
 # --------------------------------------------------------------------------- the fast path
@@ -139,24 +139,15 @@ def _with_point(body: bytes, x: float, y: float) -> bytes:
 _FAST_CRS = {b"wgs84": None, b"gcj02": "gcj02", b"cgcs2000": "cgcs2000"}
 
 
-def fast_answer(state, scope, cors: bool = False) -> bytes | APIError | None:
-    """The body of a successful ``GET /v1/lookup``, computed straight from the ASGI scope; the
-    :class:`APIError` of a point outside every grid (answered as the route would: 404 naming the nearest
-    grid); or None, and the request goes through FastAPI to the route, which handles everything else.
-
-    Called by :class:`geo.api.main.GeoAPI` before any middleware or routing (those cost three times the
-    lookup). It answers only the plain case: ``lon``, ``lat`` and optionally ``crs``, each once and without
-    percent-encoding, and a caller whose principal is already in this process's
-    cache (:class:`geo.api.services.principals.PrincipalCache`: a dict lookup, dropped by ``NOTIFY`` on any
-    revocation) and whose role may read. Anything else — ``?at=``, bad input, no published plan, an
-    unknown/expired/revoked credential, a first request with a new token — returns None, so those errors
-    and their audit stay in one place. Answers are built by the route's own :func:`grid_body` and
-    :func:`_not_found`. With *cors* on, a request with an ``Origin`` header is left to the CORS middleware.
-    """
+def _query(qs: bytes) -> tuple[bytes, bytes, str | None] | None:
+    """``lon``, ``lat`` and the CRS to convert from (None for WGS84) of a plain lookup query, else None."""
+    parts = qs.split(b"&")
+    if len(parts) == 2 and parts[0][:4] == b"lon=" and parts[1][:4] == b"lat=":  # what clients send
+        return parts[0][4:], parts[1][4:], None
     lon = lat = None
     crs = b"wgs84"
     seen_crs = False
-    for part in scope["query_string"].split(b"&"):
+    for part in parts:
         k, _, v = part.partition(b"=")
         if k == b"lon" and lon is None:
             lon = v
@@ -166,20 +157,51 @@ def fast_answer(state, scope, cors: bool = False) -> bytes | APIError | None:
             crs, seen_crs = v, True
         else:
             return None
-    if lon is None or lat is None or crs not in _FAST_CRS or b"%" in lon or b"%" in lat:
+    if lon is None or lat is None or crs not in _FAST_CRS:
         return None
+    return lon, lat, _FAST_CRS[crs]
+
+
+def fast_answer(state, scope, cors: bool = False) -> tuple[bytes | APIError, bytes | None] | None:
+    """``(answer, request id)`` of a plain ``GET /v1/lookup``, computed straight from the ASGI scope, or None
+    and the request goes through FastAPI to the route, which handles everything else.
+
+    *answer* is the body of a successful lookup, or the :class:`APIError` of a point outside every grid
+    (answered as the route would: 404 naming the nearest grid); *request id* is the caller's ``X-Request-ID``
+    header (at most 64 bytes) or None.
+
+    Called by :class:`geo.api.main.GeoAPI` before any middleware or routing (those cost three times the
+    lookup). It answers only the plain case: ``lon``, ``lat`` and optionally ``crs``, each once and without
+    percent-encoding, and a caller whose principal is already in this process's
+    cache (:class:`geo.api.services.principals.PrincipalCache`: a dict lookup, dropped by ``NOTIFY`` on any
+    revocation) and whose role may read. Anything else — ``?at=``, bad input, no published plan, an
+    unknown/expired/revoked credential, a first request with a new token — returns None, so those errors
+    and their audit stay in one place. Answers are built by the route's own :func:`grid_body` and
+    :func:`_not_found`. With *cors* on, a request with an ``Origin`` header is left to the CORS middleware.
+    The headers are read in one pass, the common query shape ``lon=…&lat=…`` without a loop: this function
+    runs on every dispatch lookup (``benchmarks/lookup_cost.py`` measures it).
+    """
+    qs = scope["query_string"]
+    if b"%" in qs:
+        return None
+    q = _query(qs)
+    if q is None:
+        return None
+    lon, lat, crs = q
     try:
         x, y = float(lon), float(lat)
     except ValueError:
         return None
     if not (-180.0 <= x <= 180.0 and -90.0 <= y <= 90.0):
         return None
-    auth = key = None
+    auth = key = rid = None
     for name, value in scope["headers"]:
         if name == b"authorization":
             auth = value
         elif name == b"x-api-key":
             key = value
+        elif name == b"x-request-id":
+            rid = value[:64]
         elif name == b"origin" and cors:
             return None
     cache = state.principals
@@ -191,8 +213,8 @@ def fast_answer(state, scope, cors: bool = False) -> bytes | APIError | None:
         return None
     if p is None or not policy.may(p, "read"):
         return None
-    if _FAST_CRS[crs] is not None:
-        x, y = point_to_wgs84(x, y, _FAST_CRS[crs])
+    if crs is not None:
+        x, y = point_to_wgs84(x, y, crs)
     holder = state.holder
     idx, staff = holder.index, holder.staff
     i = idx.lookup(x, y)
@@ -202,8 +224,8 @@ def fast_answer(state, scope, cors: bool = False) -> bytes | APIError | None:
         try:
             _not_found(idx, x, y)
         except APIError as exc:
-            return exc
-    return _with_point(grid_body(idx, staff, i, p), x, y)
+            return exc, rid
+    return _with_point(grid_body(idx, staff, i, p), x, y), rid
 
 
 def _not_found(idx: GridIndex, x: float, y: float):
