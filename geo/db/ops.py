@@ -112,6 +112,7 @@ def doctor(engine: Engine, settings) -> list[Check]:
     out.append(Check("migrations", "ok" if cur == head else "fail", f"at {cur}, head {head}",
                      "" if cur == head else "geo db migrate"))
     out.extend(_queue_checks(engine))
+    out.extend(_partition_checks(engine))
     with engine.connect() as conn:
         have = set(conn.execute(text("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")).scalars())
         missing = [i for i in EXPECTED_INDEXES if i not in have]
@@ -147,6 +148,29 @@ def doctor(engine: Engine, settings) -> list[Check]:
                          "" if settings.secret_key else "export GEO_SECRET_KEY=$(python -c 'import secrets; "
                          "print(secrets.token_urlsafe(48))')"))
     return out
+
+
+def _partition_checks(engine: Engine) -> list[Check]:
+    """The events table's months: next month made ahead, nothing stranded in the DEFAULT partition."""
+    from geo.db import event_partitions as ep
+
+    with engine.connect() as conn:
+        if not ep.is_partitioned(conn):
+            return []
+        parts = ep.partitions(conn)
+        stranded = ep.default_rows(conn)
+        ahead = conn.execute(text("SELECT :until > now() + interval '1 month'"),
+                             {"until": parts[-1]["end"] if parts else None}).scalar()
+    from zoneinfo import ZoneInfo
+
+    until = parts[-1]["end"].astimezone(ZoneInfo(ep.PARTITION_TZ)).date().isoformat() if parts else "—"
+    if not ahead:
+        return [Check("events partitions", "fail", f"{len(parts)} monthly partitions, made only up to {until}",
+                      "geo db partitions --maintain (a running geo worker does it every hour)")]
+    if stranded:
+        return [Check("events partitions", "warn", f"{stranded} event(s) in {ep.DEFAULT} (no month of their own)",
+                      "geo db partitions --move-default")]
+    return [Check("events partitions", "ok", f"{len(parts)} monthly partitions up to {until}, DEFAULT empty")]
 
 
 def _queue_checks(engine: Engine) -> list[Check]:
