@@ -36,7 +36,6 @@ SERVICE_USER = "postgres"
 APT_SERVER = f"postgresql-{PG_MAJOR}"
 APT_POSTGIS = f"postgresql-{PG_MAJOR}-postgis-3"
 APT_PARTMAN = f"postgresql-{PG_MAJOR}-partman"
-PARTMAN_SCHEMA = "partman"
 
 
 class ClusterError(RuntimeError):
@@ -341,8 +340,7 @@ class Cluster:
             conf.write_text(text + "\n")
 
     def ensure_database(self) -> None:
-        """Create the ``geo`` database and the PostGIS and pg_partman extensions if missing (partman in a schema
-        of its own, ``partman``)."""
+        """Create the ``geo`` database and the PostGIS extension if missing; check pg_partman is installed."""
         import psycopg
 
         base = dict(host="127.0.0.1", port=self.port, user=DB_USER, password=self.password())
@@ -352,9 +350,9 @@ class Cluster:
                 conn.execute(f'CREATE DATABASE "{DB_NAME}"')
         with psycopg.connect(dbname=DB_NAME, autocommit=True, **base) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
-            require_partman()
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {PARTMAN_SCHEMA}")
-            conn.execute(f"CREATE EXTENSION IF NOT EXISTS pg_partman SCHEMA {PARTMAN_SCHEMA}")
+        # pg_partman's files must be there; the extension itself (schema ``partman``) is created by migration 0009,
+        # so that a backup restored into a fresh cluster brings its own (``CREATE SCHEMA partman`` would clash)
+        require_partman()
 
     def up(self) -> dict:
         """Create (if needed) and start the cluster; idempotent.
