@@ -301,3 +301,21 @@ def test_the_worker_runs_the_maintenance_every_hour(geo_env, engine, db_url):
         c.execute(text(f"DROP TABLE {last}"))
     out = tasks.events_partitions(timestamp=int(time.time()))
     assert out["created"] == [last] and out["default_rows"] == 0
+
+
+def test_geo_db_partitions_lists_months_and_moves_default(geo_env, engine):
+    from typer.testing import CliRunner
+
+    from geo.cli import app
+
+    with engine.begin() as c:
+        eid = _event(c, datetime(2003, 5, 5, tzinfo=BJ))
+        _dependents(c, eid, "WO-2003")
+    r = CliRunner().invoke(app, ["db", "partitions"])
+    assert r.exit_code == 0, r.output
+    assert _month_name(datetime.now(timezone.utc)) in r.output and "1 event(s) in events_default" in r.output
+    r = CliRunner().invoke(app, ["db", "partitions", "--move-default", "--maintain"])
+    assert r.exit_code == 0, r.output
+    assert "moved 1 event(s)" in r.output and "events_p2003_05" in r.output
+    with engine.connect() as c:
+        assert _partition_of(c, eid) == "events_p2003_05"

@@ -293,8 +293,9 @@ def transition(conn: Connection, p: Principal, eid: int, *, to: str, note: str |
         params["sat"] = satisfaction
     conn.execute(text(f"UPDATE events SET {', '.join(sets)} WHERE id = :id"), params)
     full_note = "; ".join(x for x in (reason, note) if x)
-    conn.execute(text("INSERT INTO event_transitions (event_id, from_state, to_state, actor, note) "
-                      "VALUES (:e, :f, :t, :a, :n)"), {"e": eid, "f": frm, "t": to, "a": p.actor, "n": full_note or None})
+    conn.execute(text("INSERT INTO event_transitions (event_id, event_created_at, from_state, to_state, actor, note) "
+                      "VALUES (:e, :ec, :f, :t, :a, :n)"),
+                 {"e": eid, "ec": ev["created_at"], "f": frm, "t": to, "a": p.actor, "n": full_note or None})
     audit.record(conn, p, f"event.{to}", "events", eid, jurisdiction_id=ev["jurisdiction_id"],
                  detail={"from": frm, "to": to, "reason": reason, "assignee": assignee_worker_id,
                          "satisfaction": satisfaction})
