@@ -83,6 +83,13 @@ class Settings(BaseSettings):
                             description="all | default (writes, errors, slow requests) | off")
     timezone: str = Field(default="Asia/Shanghai", alias="GEO_TZ",
                           description="Time zone of calendar days in KPIs and trends ('today').")
+    events_premake_months: int = Field(
+        default=4, alias="GEO_EVENTS_PREMAKE_MONTHS", ge=1, le=36,
+        description="Monthly partitions of the events table kept ready ahead of the current month.")
+    events_retention_months: int = Field(
+        default=0, alias="GEO_EVENTS_RETENTION_MONTHS", ge=0,
+        description="0 keeps every event; N deletes (with their work orders, transitions and 督办) the months of "
+                    "events that ended more than N months ago, by dropping their partitions.")
     merge_radius_m: float = Field(default=100.0, alias="GEO_MERGE_RADIUS_M", gt=0, le=5000,
                                   description="并单: a 12345 order about the same sub-type within this distance …")
     merge_window_hours: float = Field(default=72.0, alias="GEO_MERGE_WINDOW_HOURS", gt=0, le=24 * 90,

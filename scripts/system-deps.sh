@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Install the Debian packages geo needs (PostgreSQL 15 + PostGIS 3, Chromium for browser tests)
+# Install the Debian packages geo needs (PostgreSQL 15 + PostGIS 3 + pg_partman, Chromium for browser tests)
 # when they are missing. As root it installs them; otherwise it prints the command to run.
 set -euo pipefail
 
 need=()
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
 [ -f /usr/share/postgresql/15/extension/postgis.control ] || need+=(postgresql-15-postgis-3)
+# monthly partitions of the events table (migration 0009)
+[ -f /usr/share/postgresql/15/extension/pg_partman.control ] || need+=(postgresql-15-partman)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client-15)
 # Chinese text in browser screenshots and notebook plots

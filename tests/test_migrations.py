@@ -41,7 +41,12 @@ def test_models_match_migrated_schema(db_url):
 
 
 def _ours(obj, name, type_, reflected, compare_to):
-    return not (type_ == "table" and reflected and compare_to is None)
+    if type_ == "table" and reflected and compare_to is None:
+        return False  # not ours (PostGIS, procrastinate) or a partition of events
+    if type_ == "foreign_key_constraint" and reflected and compare_to is None:
+        # PostgreSQL clones a foreign key to a partitioned table once per partition (events_p2026_03 …)
+        return obj.referred_table.name in Base.metadata.tables
+    return True
 
 
 def test_every_geometry_column_has_a_gist_index(db_url):

@@ -119,6 +119,49 @@ def db_restore(file: Path, force: bool = typer.Option(False, help="Replace a dat
     console.print(f"restored {file}")
 
 
+@db_app.command("partitions")
+def db_partitions(
+    maintain: bool = typer.Option(False, "--maintain", help="Run the hourly maintenance now (months ahead, "
+                                  "GEO_EVENTS_RETENTION_MONTHS) before listing."),
+    move_default: bool = typer.Option(False, "--move-default", help="Give the events stranded in the DEFAULT "
+                                      "partition months of their own (takes an exclusive lock on events)."),
+) -> None:
+    """The events table's monthly partitions: range, rows (estimate), and what sits in DEFAULT."""
+    from zoneinfo import ZoneInfo
+
+    from geo.config import get_settings
+    from geo.db import event_partitions as ep
+    from geo.db.cluster import ClusterError
+    from geo.db.session import get_engine
+
+    try:
+        engine = get_engine()
+        with engine.connect() as conn:
+            if not ep.is_partitioned(conn):
+                _fail("events is not partitioned (schema before migration 0009): geo db migrate", 2)
+        if move_default:
+            console.print(f"moved {ep.move_default(engine)} event(s) out of {ep.DEFAULT}")
+        if maintain:
+            s = get_settings()
+            rep = ep.maintain(engine, premake=s.events_premake_months, retention_months=s.events_retention_months)
+            console.print(f"maintenance: made {rep.created or 'nothing'}, dropped {rep.dropped or 'nothing'}")
+        with engine.connect() as conn:
+            parts, stranded = ep.partitions(conn), ep.default_rows(conn)
+    except ClusterError as exc:
+        _fail(str(exc), 2)
+    tz = ZoneInfo(ep.PARTITION_TZ)
+    t = Table(title=f"events partitions (months in {ep.PARTITION_TZ})")
+    for c in ("partition", "from", "to", "rows (estimate)"):
+        t.add_column(c, justify="right" if c.startswith("rows") else "left")
+    for p in parts:
+        t.add_row(p["name"], p["start"].astimezone(tz).date().isoformat(), p["end"].astimezone(tz).date().isoformat(),
+                  f"{max(p['rows'], 0):,}")
+    t.add_row(ep.DEFAULT, "—", "—", f"{stranded:,} (exact)")
+    console.print(t)
+    if stranded:
+        console.print(f"[yellow]{stranded} event(s) in {ep.DEFAULT}[/]: geo db partitions --move-default")
+
+
 @app.command("doctor")
 def doctor_cmd() -> None:
     """Check PostgreSQL/PostGIS, migrations, indexes, published plans, users, secrets; say what to fix."""

@@ -35,6 +35,7 @@ DB_USER = "geo"
 SERVICE_USER = "postgres"
 APT_SERVER = f"postgresql-{PG_MAJOR}"
 APT_POSTGIS = f"postgresql-{PG_MAJOR}-postgis-3"
+APT_PARTMAN = f"postgresql-{PG_MAJOR}-partman"
 
 
 class ClusterError(RuntimeError):
@@ -92,6 +93,19 @@ def require_postgis() -> None:
         raise ClusterError(
             f"PostGIS for PostgreSQL {PG_MAJOR} is not installed. Install the Debian package: "
             f"`apt-get install {APT_POSTGIS}`."
+        )
+
+
+def partman_available() -> bool:
+    """True when the pg_partman extension files for PostgreSQL 15 are installed (events partitions, 0009)."""
+    return Path(f"/usr/share/postgresql/{PG_MAJOR}/extension/pg_partman.control").exists()
+
+
+def require_partman() -> None:
+    if not partman_available():
+        raise ClusterError(
+            f"pg_partman for PostgreSQL {PG_MAJOR} is not installed (it keeps the monthly partitions of the "
+            f"events table). Install the Debian package: `apt-get install {APT_PARTMAN}`."
         )
 
 
@@ -326,7 +340,7 @@ class Cluster:
             conf.write_text(text + "\n")
 
     def ensure_database(self) -> None:
-        """Create the ``geo`` database and the PostGIS extension if missing."""
+        """Create the ``geo`` database and the PostGIS extension if missing; check pg_partman is installed."""
         import psycopg
 
         base = dict(host="127.0.0.1", port=self.port, user=DB_USER, password=self.password())
@@ -336,6 +350,9 @@ class Cluster:
                 conn.execute(f'CREATE DATABASE "{DB_NAME}"')
         with psycopg.connect(dbname=DB_NAME, autocommit=True, **base) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        # pg_partman's files must be there; the extension itself (schema ``partman``) is created by migration 0009,
+        # so that a backup restored into a fresh cluster brings its own (``CREATE SCHEMA partman`` would clash)
+        require_partman()
 
     def up(self) -> dict:
         """Create (if needed) and start the cluster; idempotent.

@@ -26,13 +26,29 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:
-    """Apply Alembic migrations up to *revision*; at head also the job queue's schema (procrastinate)."""
+    """Apply Alembic migrations up to *revision*; at head also the job queue's schema (procrastinate) and the
+    events partitions' maintenance (months made ahead, see :mod:`geo.db.event_partitions`)."""
     cfg = alembic_config(url)
     command.upgrade(cfg, revision)
     if revision == "head":
         from geo.jobs.queue import ensure_schema
 
         ensure_schema(cfg.get_main_option("sqlalchemy.url"))
+        _maintain_partitions(cfg.get_main_option("sqlalchemy.url"))
+
+
+def _maintain_partitions(url: str) -> None:
+    from geo.config import get_settings
+    from geo.db import event_partitions
+
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            if not event_partitions.is_partitioned(conn):
+                return
+        event_partitions.maintain(engine, premake=get_settings().events_premake_months)  # retention: the worker's
+    finally:
+        engine.dispose()
 
 
 def downgrade(url: str | None = None, revision: str = "base") -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     SmallInteger,
@@ -327,11 +328,15 @@ class WorkerPosition(Base):
 
 
 class Event(Base):
-    """An event (人/房/企/部件/事件) in the closed loop 上报→受理→分流→调处→督办→反馈."""
+    """An event (人/房/企/部件/事件) in the closed loop 上报→受理→分流→调处→督办→反馈.
+
+    Partitioned by month of ``created_at`` (migration 0009, :mod:`geo.db.event_partitions`): the primary key is
+    ``(id, created_at)``, and the idempotency key's uniqueness lives in :class:`EventIdempotencyKey`.
+    """
 
     __tablename__ = "events"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    idempotency_key: Mapped[str | None] = mapped_column(Text, unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(Text)
     request_hash: Mapped[str | None] = mapped_column(String(64))
     category: Mapped[str] = mapped_column(Text, nullable=False)
     subtype: Mapped[str] = mapped_column(Text, nullable=False)
@@ -354,7 +359,8 @@ class Event(Base):
     h3_8: Mapped[int] = mapped_column(BigInteger, nullable=False)
     h3_9: Mapped[int] = mapped_column(BigInteger, nullable=False)
     h3_10: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    created_at: Mapped[datetime] = _now()
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
+                                                 primary_key=True, doc="the partition key (monthly, Beijing time)")
     created_by: Mapped[str] = mapped_column(Text, nullable=False)
     updated_at: Mapped[datetime] = _now()
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -376,7 +382,30 @@ class Event(Base):
         Index("ix_events_grid", "grid_code"),
         Index("ix_events_open", "category", "created_at", postgresql_where=text("state NOT IN ('closed', 'rejected')")),
         Index("ix_events_resolved", "resolved_at", postgresql_where=text("resolved_at IS NOT NULL")),
+        {"postgresql_partition_by": "RANGE (created_at)"},
     )
+
+
+def _event_fk(table: str, ondelete: str) -> ForeignKeyConstraint:
+    """The composite foreign key of a table that points at an event (migration 0009)."""
+    return ForeignKeyConstraint(["event_id", "event_created_at"], ["events.id", "events.created_at"],
+                                name=f"fk_{table}_event", ondelete=ondelete, onupdate="CASCADE")
+
+
+def _event_created_at():
+    return mapped_column(DateTime(timezone=True), nullable=False,
+                         doc="the event's created_at (its partition); a trigger fills it from event_id when omitted")
+
+
+class EventIdempotencyKey(Base):
+    """An ``Idempotency-Key`` and the one event it created: unique across every month of ``events``."""
+
+    __tablename__ = "event_idempotency_keys"
+    idempotency_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    event_created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    __table_args__ = (_event_fk("event_idempotency_keys", "CASCADE"),
+                      Index("ix_event_idempotency_keys_event", "event_id", "event_created_at"))
 
 
 class EventTransition(Base):
@@ -384,13 +413,14 @@ class EventTransition(Base):
 
     __tablename__ = "event_transitions"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=False)
+    event_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    event_created_at: Mapped[datetime] = _event_created_at()
     from_state: Mapped[str | None] = mapped_column(String(16))
     to_state: Mapped[str] = mapped_column(String(16), nullable=False)
     actor: Mapped[str] = mapped_column(Text, nullable=False)
     at: Mapped[datetime] = _now()
     note: Mapped[str | None] = mapped_column(Text)
-    __table_args__ = (Index("ix_event_transitions_event", "event_id"),)
+    __table_args__ = (Index("ix_event_transitions_event", "event_id"), _event_fk("event_transitions", "CASCADE"))
 
 
 class PartitionJob(Base):
@@ -438,7 +468,8 @@ class WorkOrder(Base):
     address: Mapped[str | None] = mapped_column(Text)
     caller_name: Mapped[str | None] = mapped_column(Text)
     caller_phone: Mapped[str | None] = mapped_column(Text)
-    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="RESTRICT"), nullable=False)
+    event_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    event_created_at: Mapped[datetime] = _event_created_at()
     merged: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     jurisdiction_path: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = _now()
@@ -457,6 +488,7 @@ class WorkOrder(Base):
         Index("ix_work_orders_event", "event_id"),
         Index("ix_work_orders_updated", "updated_at"),
         Index("ix_work_orders_geom", "geom", postgresql_using="gist"),
+        _event_fk("work_orders", "RESTRICT"),
     )
 
 
@@ -465,7 +497,8 @@ class EventSupervision(Base):
 
     __tablename__ = "event_supervisions"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=False)
+    event_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    event_created_at: Mapped[datetime] = _event_created_at()
     level: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     kind: Mapped[str] = mapped_column(String(16), nullable=False)
     reason: Mapped[str | None] = mapped_column(Text)
@@ -476,6 +509,7 @@ class EventSupervision(Base):
         CheckConstraint("kind IN ('overdue', 'disputed')", name="ck_event_supervisions_kind"),
         CheckConstraint("level BETWEEN 1 AND 3", name="ck_event_supervisions_level"),
         Index("ix_event_supervisions_event", "event_id"),
+        _event_fk("event_supervisions", "CASCADE"),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,12 +65,53 @@ def restore(url: str, path: Path, *, force: bool = False, engine: Engine | None 
     if engine is not None and not force and not database_is_empty(engine):
         raise ClusterError("the database is not empty; restore into an empty cluster or pass --force to replace it")
     args, env = _libpq_env(url)
-    cmd = [_tool("pg_restore"), *args, "--no-owner", "--single-transaction", "--exit-on-error"]
     if force:
-        cmd += ["--clean", "--if-exists"]
+        return _restore_over(url, path, args, env)
+    cmd = [_tool("pg_restore"), *args, "--no-owner", "--single-transaction", "--exit-on-error"]
     r = subprocess.run([*cmd, str(path)], env=env, capture_output=True, text=True)
     if r.returncode != 0:
         raise ClusterError(f"pg_restore failed (nothing was changed): {r.stderr.strip()[-2000:]}")
+
+
+def _restore_over(url: str, path: Path, args: list[str], env: dict) -> None:
+    """Replace what the database holds by the backup, in one transaction (psql running pg_restore's script).
+
+    ``pg_restore --clean`` drops a partition's primary key and indexes one by one, which PostgreSQL refuses for
+    those a partitioned parent owns (``events``, migration 0009); so the partitioned tables are dropped first,
+    with everything hanging on them, in the same transaction, and the script's own DROP … IF EXISTS then finds
+    them gone.
+    """
+    from sqlalchemy import create_engine, pool
+
+    eng = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with eng.connect() as conn:
+            parents = conn.execute(text("SELECT quote_ident(relname) FROM pg_class WHERE relkind = 'p' "
+                                        "AND relnamespace = 'public'::regnamespace")).scalars().all()
+    finally:
+        eng.dispose()
+    script = subprocess.Popen([_tool("pg_restore"), "--no-owner", "--clean", "--if-exists", "-f", "-", str(path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    psql = subprocess.Popen([_tool("psql"), *args, "-X", "-q", "--single-transaction", "-v", "ON_ERROR_STOP=1",
+                             "-f", "-"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env=env)
+    try:
+        psql.stdin.write("".join(f"DROP TABLE IF EXISTS public.{t} CASCADE;\n" for t in parents).encode())
+        shutil.copyfileobj(script.stdout, psql.stdin)
+    except BrokenPipeError:  # psql stopped at an error: its stderr says which
+        pass
+    finally:
+        try:
+            psql.stdin.close()
+        except BrokenPipeError:
+            pass
+    script.stdout.close()
+    script_err = script.stderr.read().decode(errors="replace")
+    psql_err = psql.stderr.read().decode(errors="replace")
+    script.wait()
+    psql.wait()
+    if script.returncode != 0 or psql.returncode != 0:
+        raise ClusterError(f"pg_restore failed (nothing was changed): {(psql_err or script_err).strip()[-2000:]}")
 
 
 # --------------------------------------------------------------------------- doctor
@@ -112,6 +154,7 @@ def doctor(engine: Engine, settings) -> list[Check]:
     out.append(Check("migrations", "ok" if cur == head else "fail", f"at {cur}, head {head}",
                      "" if cur == head else "geo db migrate"))
     out.extend(_queue_checks(engine))
+    out.extend(_partition_checks(engine))
     with engine.connect() as conn:
         have = set(conn.execute(text("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")).scalars())
         missing = [i for i in EXPECTED_INDEXES if i not in have]
@@ -147,6 +190,29 @@ def doctor(engine: Engine, settings) -> list[Check]:
                          "" if settings.secret_key else "export GEO_SECRET_KEY=$(python -c 'import secrets; "
                          "print(secrets.token_urlsafe(48))')"))
     return out
+
+
+def _partition_checks(engine: Engine) -> list[Check]:
+    """The events table's months: next month made ahead, nothing stranded in the DEFAULT partition."""
+    from geo.db import event_partitions as ep
+
+    with engine.connect() as conn:
+        if not ep.is_partitioned(conn):
+            return []
+        parts = ep.partitions(conn)
+        stranded = ep.default_rows(conn)
+        ahead = conn.execute(text("SELECT :until > now() + interval '1 month'"),
+                             {"until": parts[-1]["end"] if parts else None}).scalar()
+    from zoneinfo import ZoneInfo
+
+    until = parts[-1]["end"].astimezone(ZoneInfo(ep.PARTITION_TZ)).date().isoformat() if parts else "—"
+    if not ahead:
+        return [Check("events partitions", "fail", f"{len(parts)} monthly partitions, made only up to {until}",
+                      "geo db partitions --maintain (a running geo worker does it every hour)")]
+    if stranded:
+        return [Check("events partitions", "warn", f"{stranded} event(s) in {ep.DEFAULT} (no month of their own)",
+                      "geo db partitions --move-default")]
+    return [Check("events partitions", "ok", f"{len(parts)} monthly partitions up to {until}, DEFAULT empty")]
 
 
 def _queue_checks(engine: Engine) -> list[Check]:

@@ -227,14 +227,15 @@ def seed_events(engine: Engine, plan_ids: list[int], catalogue, *, n: int = 5000
         """), {"p": list(plan_ids)})
         conn.execute(text("DELETE FROM events WHERE synthetic AND grid_code IS NULL"))
         conn.execute(text("""
-            INSERT INTO event_transitions (event_id, from_state, to_state, actor, at, note)
-            SELECT id, NULL, 'reported', created_by, created_at, 'synthetic' FROM events WHERE synthetic
+            INSERT INTO event_transitions (event_id, event_created_at, from_state, to_state, actor, at, note)
+            SELECT id, created_at, NULL, 'reported', created_by, created_at, 'synthetic' FROM events WHERE synthetic
         """))
         for frm, to, col in (("reported", "accepted", "accepted_at"), ("accepted", "dispatched", "dispatched_at"),
                              ("in_progress", "resolved", "resolved_at"), ("resolved", "closed", "closed_at")):
             conn.execute(text(f"""
-                INSERT INTO event_transitions (event_id, from_state, to_state, actor, at, note)
-                SELECT id, '{frm}', '{to}', created_by, {col}, 'synthetic' FROM events WHERE synthetic AND {col} IS NOT NULL
+                INSERT INTO event_transitions (event_id, event_created_at, from_state, to_state, actor, at, note)
+                SELECT id, created_at, '{frm}', '{to}', created_by, {col}, 'synthetic' FROM events
+                WHERE synthetic AND {col} IS NOT NULL
             """))
         count = conn.execute(text("SELECT count(*) FROM events WHERE synthetic")).scalar_one()
         audit.record(conn, actor, "seed.events", "events",

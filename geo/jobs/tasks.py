@@ -1,5 +1,6 @@
 """The tasks ``geo worker`` runs. Each task takes the id of its row in a job table (:mod:`geo.jobs.tracked`)
-and reads its parameters from there, so the queue carries no copy of them.
+and reads its parameters from there, so the queue carries no copy of them. The periodic
+``events_partitions`` task (hourly) is the exception: it has no job row, only procrastinate's.
 
 Adding a job kind (import, export, PDF): a table with the tracked columns, an entry in
 :data:`geo.jobs.tracked.JOB_TABLES`, and a ``@blueprint.task`` here that runs a service function with a
@@ -64,3 +65,24 @@ def partition(context: JobContext, job_id: int) -> int | None:
         raise
     t.finish("done", plan_id=summary["plan_id"])
     return summary["plan_id"]
+
+
+@blueprint.periodic(cron="7 * * * *", periodic_id="hourly")
+@blueprint.task(name="events_partitions", queueing_lock="events_partitions")
+def events_partitions(timestamp: int) -> dict:
+    """Hourly: keep the events table's months made ahead, apply the retention, report rows in DEFAULT.
+
+    Parameters
+    ----------
+    timestamp : the scheduled time (procrastinate's periodic argument; unused).
+
+    Returns
+    -------
+    dict : :meth:`geo.db.event_partitions.Report.as_dict` (also logged by the maintenance itself).
+    """
+    from geo.config import get_settings
+    from geo.db import event_partitions
+
+    s = get_settings()
+    return event_partitions.maintain(_engine(), premake=s.events_premake_months,
+                                     retention_months=s.events_retention_months).as_dict()

@@ -16,9 +16,11 @@ resolved          in_progress* (督办: 核查不通过) dispatcher, admin
 resolved          closed (反馈/结案, rating)   dispatcher, admin
 ================  ==========================  ==========================
 
-Creation is idempotent per ``Idempotency-Key``: the key is unique in the
-table, so concurrent retries in any number of API processes produce one
-event; a retry with a different body is refused (422). Every change is one
+Creation is idempotent per ``Idempotency-Key``: the key is unique in
+``event_idempotency_keys`` (``events`` is partitioned by month and cannot hold
+a unique key of its own; a trigger files every event's key there), so
+concurrent retries in any number of API processes produce one event; a retry
+with a different body is refused (422). Every change is one
 transaction with its transition-log row and its audit row, committed before
 the response is sent.
 """
@@ -32,6 +34,7 @@ from datetime import datetime, timedelta, timezone
 
 import h3
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import IntegrityError
 
 from geo.api.core.config import Catalogue
 from geo.access import audit, policy
@@ -146,19 +149,23 @@ def create_event(conn: Connection, p: Principal, catalogue: Catalogue, *, payloa
         "jpath": grid["jurisdiction_path"], "dept": sub.department, "actor": p.actor, "now": now, "due": due,
         "lon": lon, "lat": lat, "synthetic": synthetic, **h3_cells(lon, lat),
     }
-    row = conn.execute(text("""
+    insert = text("""
         INSERT INTO events (idempotency_key, request_hash, category, subtype, priority, source, description, address,
             reporter_name, reporter_phone, anonymous, grid_code, plan_id, jurisdiction_id, jurisdiction_path,
             department, h3_7, h3_8, h3_9, h3_10, created_at, created_by, updated_at, due_at, synthetic, geom)
         VALUES (:key, :rhash, :category, :subtype, :priority, :source, :description, :address, :rname, :rphone,
             :anon, :grid, :plan, :jid, :jpath, :dept, :h3_7, :h3_8, :h3_9, :h3_10, :now, :actor, :now, :due,
             :synthetic, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
-        ON CONFLICT (idempotency_key) DO NOTHING
         RETURNING id
-    """), params).first()
+    """)
+    if idempotency_key is None:
+        row = conn.execute(insert, params).one()
+    else:
+        row = _insert_keyed(conn, insert, params)
     if row is None:  # the key was used before (possibly by another process a moment ago)
-        prev = conn.execute(text("SELECT id, request_hash FROM events WHERE idempotency_key = :k"),
-                            {"k": idempotency_key}).one()
+        prev = conn.execute(text("SELECT e.id, e.request_hash FROM event_idempotency_keys k JOIN events e "
+                                 "ON e.id = k.event_id AND e.created_at = k.event_created_at "
+                                 "WHERE k.idempotency_key = :k"), {"k": idempotency_key}).one()
         if prev.request_hash != rhash:
             raise APIError(422, "idempotency_key_reused",
                            f"Idempotency-Key {idempotency_key!r} was already used with a different request body",
@@ -180,13 +187,28 @@ def create_event(conn: Connection, p: Principal, catalogue: Catalogue, *, payloa
     if dups:
         conn.execute(text("UPDATE events SET duplicate_of = CAST(:d AS jsonb) WHERE id = :id"),
                      {"d": json.dumps(dups), "id": eid})
-    conn.execute(text("INSERT INTO event_transitions (event_id, from_state, to_state, actor, at, note) "
-                      "VALUES (:e, NULL, 'reported', :a, :now, :n)"),
+    conn.execute(text("INSERT INTO event_transitions (event_id, event_created_at, from_state, to_state, actor, at, "
+                      "note) VALUES (:e, :now, NULL, 'reported', :a, :now, :n)"),
                  {"e": eid, "a": p.actor, "now": now, "n": f"source {payload['source']}"})
     audit.record(conn, p, "event.create", "events", eid, jurisdiction_id=grid["jurisdiction_id"],
                  detail={"category": sub.category, "subtype": sub.code, "grid": grid["code"],
                          "duplicates": dups, "idempotency_key": idempotency_key})
     return get_event(conn, eid, p), True
+
+
+KEY_CONSTRAINT = "event_idempotency_keys_pkey"
+
+
+def _insert_keyed(conn: Connection, insert, params: dict):
+    """Insert an event that carries an Idempotency-Key; None when the key is taken (by a committed event, or by
+    one committed while this insert waited for it: the key table's primary key serialises the two)."""
+    try:
+        with conn.begin_nested():
+            return conn.execute(insert, params).one()
+    except IntegrityError as exc:
+        if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) != KEY_CONSTRAINT:
+            raise
+        return None
 
 
 EVENT_COLUMNS = """
@@ -271,8 +293,9 @@ def transition(conn: Connection, p: Principal, eid: int, *, to: str, note: str |
         params["sat"] = satisfaction
     conn.execute(text(f"UPDATE events SET {', '.join(sets)} WHERE id = :id"), params)
     full_note = "; ".join(x for x in (reason, note) if x)
-    conn.execute(text("INSERT INTO event_transitions (event_id, from_state, to_state, actor, note) "
-                      "VALUES (:e, :f, :t, :a, :n)"), {"e": eid, "f": frm, "t": to, "a": p.actor, "n": full_note or None})
+    conn.execute(text("INSERT INTO event_transitions (event_id, event_created_at, from_state, to_state, actor, note) "
+                      "VALUES (:e, :ec, :f, :t, :a, :n)"),
+                 {"e": eid, "ec": ev["created_at"], "f": frm, "t": to, "a": p.actor, "n": full_note or None})
     audit.record(conn, p, f"event.{to}", "events", eid, jurisdiction_id=ev["jurisdiction_id"],
                  detail={"from": frm, "to": to, "reason": reason, "assignee": assignee_worker_id,
                          "satisfaction": satisfaction})

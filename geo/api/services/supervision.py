@@ -56,14 +56,14 @@ def supervise(conn: Connection, p: Principal, eid: int, *, kind: str, reason: st
     n = conn.execute(text("SELECT count(*) FROM event_supervisions WHERE event_id = :e"), {"e": eid}).scalar_one()
     level = min(3, n + 1)
     r = conn.execute(text("""
-        INSERT INTO event_supervisions (event_id, level, kind, reason, jurisdiction_id, actor)
-        VALUES (:e, :l, :k, :r, :j, :a) RETURNING *
-    """), {"e": eid, "l": level, "k": kind, "r": (reason or "").strip() or None, "j": ev["jurisdiction_id"],
+        INSERT INTO event_supervisions (event_id, event_created_at, level, kind, reason, jurisdiction_id, actor)
+        VALUES (:e, :ec, :l, :k, :r, :j, :a) RETURNING *
+    """), {"e": eid, "ec": ev["created_at"], "l": level, "k": kind, "r": (reason or "").strip() or None, "j": ev["jurisdiction_id"],
            "a": p.actor}).mappings().one()
     conn.execute(text("UPDATE events SET updated_at = now() WHERE id = :e"), {"e": eid})
-    conn.execute(text("INSERT INTO event_transitions (event_id, from_state, to_state, actor, note) "
-                      "VALUES (:e, :s, :s, :a, :n)"),
-                 {"e": eid, "s": ev["state"], "a": p.actor,
+    conn.execute(text("INSERT INTO event_transitions (event_id, event_created_at, from_state, to_state, actor, note) "
+                      "VALUES (:e, :ec, :s, :s, :a, :n)"),
+                 {"e": eid, "ec": ev["created_at"], "s": ev["state"], "a": p.actor,
                   "n": f"督办（{LEVEL_NAMES[level]}级，{'超期' if kind == 'overdue' else '争议'}）" + (f"：{reason}" if reason else "")})
     audit.record(conn, p, "event.supervise", "events", eid, jurisdiction_id=ev["jurisdiction_id"],
                  detail={"kind": kind, "level": level, "reason": reason})
@@ -89,9 +89,9 @@ def reopen(conn: Connection, p: Principal, eid: int, *, reason: str) -> dict:
         UPDATE events SET state = 'dispatched', updated_at = now(), resolved_at = NULL, closed_at = NULL,
             dispatched_at = now(), reopen_count = reopen_count + 1 WHERE id = :e
     """), {"e": eid})
-    conn.execute(text("INSERT INTO event_transitions (event_id, from_state, to_state, actor, note) "
-                      "VALUES (:e, :f, 'dispatched', :a, :n)"),
-                 {"e": eid, "f": ev["state"], "a": p.actor, "n": f"重新打开（返工）：{reason.strip()}"})
+    conn.execute(text("INSERT INTO event_transitions (event_id, event_created_at, from_state, to_state, actor, note) "
+                      "VALUES (:e, :ec, :f, 'dispatched', :a, :n)"),
+                 {"e": eid, "ec": ev["created_at"], "f": ev["state"], "a": p.actor, "n": f"重新打开（返工）：{reason.strip()}"})
     audit.record(conn, p, "event.reopen", "events", eid, jurisdiction_id=ev["jurisdiction_id"],
                  detail={"from": ev["state"], "reason": reason})
     return ev_svc.get_event(conn, eid, p)
