@@ -146,7 +146,9 @@ def _plans_table(plans: list[dict]) -> None:
     st.markdown(f"**{t('plans')}**")
     st.dataframe([{"#": p["id"], "v": p["version"], t("state"): _status(p["status"]), t("q_grids"): p["grids"],
                    t("created_at"): ui.fmt_ts(p.get("created_at")), t("actor"): p.get("created_by"),
-                   t("published_at"): ui.fmt_ts(p.get("published_at")), t("params"): _params(p.get("params") or {})}
+                   t("published_at"): ui.fmt_ts(p.get("published_at")),
+                   t("pub_history"): tools.publication_history(p.get("publications") or []),
+                   t("params"): _params(p.get("params") or {})}
                   for p in plans], hide_index=True, width="stretch", height=min(38 * (len(plans) + 1) + 4, 220))
 
 

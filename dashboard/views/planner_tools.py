@@ -268,6 +268,12 @@ def publish_warnings(tok: str, plan: dict) -> tuple[bool, str]:
     return ov, reason
 
 
+def publication_history(pubs: list[dict]) -> str:
+    """Every period a plan was in force, oldest first: 「发布 12-01 10:00 – 12-02 09:00；回退发布 12-03 08:00 –」."""
+    return "；".join(f'{t("pub_" + x["action"])} {ui.fmt_ts(x["published_at"])} – {ui.fmt_ts(x.get("retired_at"))}'
+                    .rstrip() for x in pubs)
+
+
 def rollback_section(tok: str, plans: list[dict]) -> None:
     retired = [p for p in plans if p["status"] == "retired"]
     if ui.role() not in ui.CAN_PUBLISH or not retired:
@@ -275,7 +281,9 @@ def rollback_section(tok: str, plans: list[dict]) -> None:
     with st.expander(t("rollback_title"), icon=":material/history:"):
         with st.form("plan_rollback", border=False):
             pid = st.selectbox(t("rollback_plan"), [p["id"] for p in retired], key="rb_plan",
-                               format_func=lambda i: f'#{i} v{next(p["version"] for p in retired if p["id"] == i)}')
+                               format_func=lambda i: next(f'#{i} v{p["version"]} · '
+                                                          f'{publication_history(p.get("publications") or [])}'
+                                                          for p in retired if p["id"] == i))
             ov = st.checkbox(t("override_unstaffed"), key="rb_override")
             reason = st.text_input(t("override_reason"), key="rb_reason")
             go = st.form_submit_button(t("rollback_go"), icon=":material/restore:")

@@ -123,6 +123,17 @@ class JurisdictionDetail(_Out):
     geometry: dict | None
 
 
+class Publication(_Out):
+    """One period a plan was in force (a rolled-back plan has several)."""
+
+    action: str
+    published_at: str
+    published_by: str
+    reason: str | None
+    retired_at: str | None
+    retired_by_plan_id: int | None
+
+
 class Plan(_Out):
     id: int
     version: int
@@ -138,6 +149,9 @@ class Plan(_Out):
     retired_at: str | None
     params: dict | None
     quality: dict | None = None
+    kind: str | None = None
+    parent_id: int | None = None
+    publications: list[Publication] = []
 
 
 class Job(_Out):
