@@ -498,6 +498,28 @@ class PlanEdited(_Out):
     edits: int
 
 
+class MoveOption(_Out):
+    from_: str = Field(..., alias="from")
+    to: str
+    unit: str = Field(..., description="block (a street block) or buildings (a group of whole buildings)")
+    lon: float
+    lat: float
+    ok: bool
+    reason: str | None
+    message: str | None
+    people: int
+    households: int
+    after: dict[str, int] = Field(..., description="residents of both grids after the move")
+    geometry: dict
+
+
+class MoveOptions(_Out):
+    plan_id: int
+    grid: str
+    options: list[MoveOption]
+    movable: int
+
+
 class PlanEdits(_Out):
     plan_id: int
     kind: str | None
@@ -573,6 +595,7 @@ SUCCESS: dict[tuple[str, str], Any] = {
     ("post", "/v1/plans/{plan_id}/edits"): PlanEdited,
     ("get", "/v1/plans/{plan_id}/edits"): PlanEdits,
     ("post", "/v1/plans/{plan_id}/undo"): PlanEdited,
+    ("get", "/v1/plans/{plan_id}/move-options"): MoveOptions,
     ("get", "/v1/plans/{plan_id}/staffing"): Staffing,
     ("get", "/v1/plans/{plan_id}/publish-check"): PublishCheck,
     ("post", "/v1/plans/{plan_id}/rollback"): Published,
