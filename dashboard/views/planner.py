@@ -65,7 +65,8 @@ def _page() -> None:
     st.markdown(f"**{t('plan_map')}** · #{plan['id']} v{plan['version']} · {_status(plan['status'])}")
     mbox = bbox if bbox and all(v is not None for v in bbox) else maps.fc_bbox(fc)
     out = tools.plan_map(tok, plan, fc, mbox, key=f"plan_map_edit_{code}",
-                         marked={g["code"] for g in (st.session_state.get("edit_last") or {}).get("grids", [])})
+                         marked={g["code"] for g in (st.session_state.get("edit_last") or {}).get("grids", [])},
+                         options=tools.move_options(tok, plan))
     tools.edit_section(tok, plan, fc, (out or {}).get("last_clicked"))
     _compare(tok, jur, plan, published, zoom)
     tools.staffing_section(tok, plan)
