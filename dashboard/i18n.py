@@ -536,7 +536,7 @@ STRINGS["zh"].update({
     "workers_all": "全部", "workers_name": "姓名", "workers_phone": "电话", "workers_grids": "负责网格",
     "workers_add": "新增人员", "workers_assign": "调整负责网格与在岗状态", "workers_save": "保存",
     "workers_saved": "已保存", "workers_jur": "所属辖区", "workers_none": "没有符合条件的人员",
-    "workers_filter_jur": "社区/街道", "workers_filter_name": "姓名包含", "workers_grid_hint": "15 位网格编码",
+    "workers_set_role": "调整岗位", "workers_filter_jur": "社区/街道", "workers_filter_name": "姓名包含", "workers_grid_hint": "15 位网格编码",
     "workers_grid_bad": "网格编码应为 15 位数字，已忽略此条件",
 })
 STRINGS["en"].update({
@@ -583,7 +583,7 @@ STRINGS["en"].update({
     "workers_filter_duty": "On duty", "workers_all": "all", "workers_name": "Name", "workers_phone": "Phone",
     "workers_grids": "Grids", "workers_add": "Add a worker", "workers_assign": "Grids and duty", "workers_save": "Save",
     "workers_saved": "Saved", "workers_jur": "Jurisdiction", "workers_none": "No worker matches",
-    "workers_filter_jur": "Community / street", "workers_filter_name": "Name contains",
+    "workers_set_role": "Set role", "workers_filter_jur": "Community / street", "workers_filter_name": "Name contains",
     "workers_grid_hint": "15-digit grid code", "workers_grid_bad": "A grid code has 15 digits; this filter is ignored",
 })
 

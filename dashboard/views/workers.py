@@ -88,7 +88,7 @@ def _page() -> None:
                                                               if w["id"] == i))
                 w = next(x for x in rows if x["id"] == wid)
                 ce = st.columns([1, 3, 1])
-                new_role = ce[0].selectbox(t("workers_filter_role"), list(roles), format_func=roles.get,
+                new_role = ce[0].selectbox(t("workers_set_role"), list(roles), format_func=roles.get,
                                            index=list(roles).index(w["role"]) if w["role"] in roles else 0,
                                            key=f"wk_edit_role_{wid}")
                 grids = ce[1].text_input(t("workers_grids"), value=",".join(w["grid_codes"]),
