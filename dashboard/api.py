@@ -330,8 +330,17 @@ def transition(token: str, event_id: int, body: dict) -> dict:
     return out
 
 
-def workers(token: str, grid: str | None = None, on_duty: bool | None = None) -> list[dict]:
-    return get("/v1/workers", token, {"grid": grid, "on_duty": on_duty}, cache="fast")
+def move_options(token: str, plan_id: int, grid: str, to: str | None = None) -> dict:
+    """``GET /v1/plans/{id}/move-options``: the blocks and building groups of *grid* a move may take to each
+    neighbour, allowed or with the reason (a plan never changes once stored: cached like lists)."""
+    return get(f"/v1/plans/{plan_id}/move-options", token, {"grid": grid, "to": to}, cache="slow")
+
+
+def workers(token: str, grid: str | None = None, on_duty: bool | None = None, *, jurisdiction: str | None = None,
+            role: str | None = None, name: str | None = None) -> list[dict]:
+    """``GET /v1/workers``: the caller's workers, filtered (grid code, community/street, role, duty, name part)."""
+    return get("/v1/workers", token, {"grid": grid, "on_duty": on_duty, "jurisdiction": jurisdiction, "role": role,
+                                      "name": name}, cache="fast")
 
 
 def positions(token: str) -> list[dict]:

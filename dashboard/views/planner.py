@@ -65,7 +65,8 @@ def _page() -> None:
     st.markdown(f"**{t('plan_map')}** · #{plan['id']} v{plan['version']} · {_status(plan['status'])}")
     mbox = bbox if bbox and all(v is not None for v in bbox) else maps.fc_bbox(fc)
     out = tools.plan_map(tok, plan, fc, mbox, key=f"plan_map_edit_{code}",
-                         marked={g["code"] for g in (st.session_state.get("edit_last") or {}).get("grids", [])})
+                         marked={g["code"] for g in (st.session_state.get("edit_last") or {}).get("grids", [])},
+                         options=tools.move_options(tok, plan))
     tools.edit_section(tok, plan, fc, (out or {}).get("last_clicked"))
     _compare(tok, jur, plan, published, zoom)
     tools.staffing_section(tok, plan)
@@ -146,7 +147,9 @@ def _plans_table(plans: list[dict]) -> None:
     st.markdown(f"**{t('plans')}**")
     st.dataframe([{"#": p["id"], "v": p["version"], t("state"): _status(p["status"]), t("q_grids"): p["grids"],
                    t("created_at"): ui.fmt_ts(p.get("created_at")), t("actor"): p.get("created_by"),
-                   t("published_at"): ui.fmt_ts(p.get("published_at")), t("params"): _params(p.get("params") or {})}
+                   t("published_at"): ui.fmt_ts(p.get("published_at")),
+                   t("pub_history"): tools.publication_history(p.get("publications") or []),
+                   t("params"): _params(p.get("params") or {})}
                   for p in plans], hide_index=True, width="stretch", height=min(38 * (len(plans) + 1) + 4, 220))
 
 

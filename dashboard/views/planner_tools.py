@@ -4,6 +4,8 @@ the unstaffed override, rollback, export and the printed 网格图. Used by :mod
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 
 from dashboard import api, maps, ui
@@ -11,7 +13,7 @@ from dashboard.i18n import t
 
 MAP_HEIGHT = 460
 SHADES = ("#f7fbff", "#c6dbef", "#6baed6", "#2171b5", "#08306b")
-OUT_COLOUR, EXCLUSIVE_COLOUR, LOCKED_COLOUR = "#ff3b30", "#b15cff", "#ffd60a"
+OUT_COLOUR, EXCLUSIVE_COLOUR, LOCKED_COLOUR, MOVABLE_COLOUR = "#ff3b30", "#b15cff", "#ffd60a", "#30d158"
 
 
 def reason_text(exc: api.ApiError) -> str:
@@ -109,8 +111,10 @@ def shade(people: int, lo: float, hi: float) -> str:
     return SHADES[max(0, min(len(SHADES) - 1, int(x * len(SHADES))))]
 
 
-def plan_map(tok: str, plan: dict, fc: dict, bbox, key: str, marked: set[str] = frozenset()) -> dict:
-    """The plan's grids shaded by population; out of range red, exclusive purple, locked yellow outlines."""
+def plan_map(tok: str, plan: dict, fc: dict, bbox, key: str, marked: set[str] = frozenset(),
+             options: list[dict] = ()) -> dict:
+    """The plan's grids shaded by population; out of range red, exclusive purple, locked yellow outlines; the
+    move options of the grid chosen in the edit panel on top (movable green, refused grey, hatched)."""
     q = plan.get("quality") or {}
     p = plan.get("params") or {}
     lo, hi = q.get("min_pop", p.get("min_pop", 1000)), q.get("max_pop", p.get("max_pop", 2000))
@@ -140,10 +144,40 @@ def plan_map(tok: str, plan: dict, fc: dict, bbox, key: str, marked: set[str] = 
                        tooltip=folium.GeoJsonTooltip(fields=["code", "name", "population", "households", "state"],
                                                      aliases=[t("grid_code"), t("grid_name"), t("population"),
                                                               t("households"), t("state")], sticky=True)).add_to(fg)
+    layers = [fg]
+    if options:
+        layers.append(_options_layer(options, bm))
     m = maps.base_map(bbox, bm, background="#0d1a2e", width_px=1300, height_px=MAP_HEIGHT)
     st.html(ui.legend([(SHADES[1], t("legend_low")), (SHADES[3], t("legend_high")), (OUT_COLOUR, t("q_out_of_range")),
                        (EXCLUSIVE_COLOUR, t("kind_exclusive")), (LOCKED_COLOUR, t("locked"))]))
-    return maps.render(m, [fg], key=key, height=MAP_HEIGHT, returned=("last_clicked",))
+    return maps.render(m, layers, key=key, height=MAP_HEIGHT, returned=("last_clicked",))
+
+
+def _options_layer(options: list[dict], bm):
+    import folium
+
+    feats = [{"type": "Feature", "geometry": o["geometry"],
+              "properties": {"n": f"#{k + 1}", "unit": t(f"unit_{o['unit']}"), "to": o["to"], "people": o["people"],
+                             "state": t("mv_ok") if o["ok"] else reason_label(o["reason"]),
+                             "_ok": o["ok"]}} for k, o in enumerate(options)]
+    data = maps.shift_fc({"type": "FeatureCollection", "features": feats}, bm)
+    fg = folium.FeatureGroup(name="move-options")
+    folium.GeoJson(data, style_function=lambda ft: {
+        "color": MOVABLE_COLOUR if ft["properties"]["_ok"] else "#8a94a6", "weight": 2,
+        "fillColor": MOVABLE_COLOUR if ft["properties"]["_ok"] else "#8a94a6", "fillOpacity": 0.45,
+        "dashArray": None if ft["properties"]["_ok"] else "3 3"},
+        tooltip=folium.GeoJsonTooltip(fields=["n", "unit", "to", "people", "state"],
+                                      aliases=["#", t("edit_unit"), t("mv_to"), t("population"), t("state")],
+                                      sticky=True)).add_to(fg)
+    return fg
+
+
+def reason_label(reason: str | None) -> str:
+    """Why a unit cannot move, in the page's language: 「不可移动：网格将不再连成一片」."""
+    key = f"reason_{reason}"
+    text = t(key)
+    why = (text.split("：", 1)[-1] if "：" in text else text.split(": ", 1)[-1]) if text != key else str(reason)
+    return t("mv_no", why=why)
 
 
 # --------------------------------------------------------------------------- edits
@@ -157,28 +191,39 @@ def edit_section(tok: str, plan: dict, fc: dict, clicked: dict | None) -> None:
     if not codes:
         return
     st.markdown(f"**{t('edit_title')}** · #{plan['id']}")
-    if clicked and clicked.get("lat") is not None:
+    st.html(f'<div data-testid="edit-panel" data-plan-id="{plan["id"]}"></div>')
+    # the form's fields live in the session state (no default values next to them): a new click on the map
+    # and a unit picked in the move panel fill them before they are drawn
+    ss = st.session_state
+    if clicked and clicked.get("lat") is not None and ss.get("edit_click_seen") != clicked:
+        ss["edit_click_seen"] = clicked
         lon, lat = maps.from_display(clicked["lng"], clicked["lat"], maps.basemap_settings())
-        st.session_state["edit_lon"], st.session_state["edit_lat"] = round(lon, 6), round(lat, 6)
+        ss["edit_lon_in"], ss["edit_lat_in"] = round(lon, 6), round(lat, 6)
+    ss.setdefault("edit_lon_in", 0.0)
+    ss.setdefault("edit_lat_in", 0.0)
+    if ss.get("edit_b") not in codes:
+        ss["edit_b"] = codes[min(1, len(codes) - 1)]
     fmt = lambda c: f"{c} {names.get(c, '')}"  # noqa: E731
+    _move_panel(tok, plan, codes, names)
     with st.form(f"plan_edit_{plan['id']}", border=True):
         op = st.selectbox(t("edit_op"), ["move", "merge", "split", "lock", "unlock", "rename"], key="edit_op",
                           format_func=lambda o: t(f"op_{o}"))
         c = st.columns(4)
-        lon = c[0].number_input(t("edit_lon"), value=float(st.session_state.get("edit_lon", 0.0)), format="%.6f",
-                                key="edit_lon_in")
-        lat = c[1].number_input(t("edit_lat"), value=float(st.session_state.get("edit_lat", 0.0)), format="%.6f",
-                                key="edit_lat_in")
+        lon = c[0].number_input(t("edit_lon"), format="%.6f", step=1e-6, key="edit_lon_in")
+        lat = c[1].number_input(t("edit_lat"), format="%.6f", step=1e-6, key="edit_lat_in")
         a = c[2].selectbox(t("edit_grid_a"), codes, key="edit_a", format_func=fmt)
-        b = c[3].selectbox(t("edit_grid_b"), codes, key="edit_b", format_func=fmt, index=min(1, len(codes) - 1))
-        c2 = st.columns(2)
-        k = c2[0].number_input(t("edit_k"), 2, 20, 2, key="edit_k")
-        name = c2[1].text_input(t("edit_name"), key="edit_name")
+        b = c[3].selectbox(t("edit_grid_b"), codes, key="edit_b", format_func=fmt)
+        c2 = st.columns(3)
+        unit = c2[0].selectbox(t("edit_unit"), ["", "block", "buildings"], key="edit_unit",
+                               format_func=lambda u: t(f"unit_{u or 'auto'}"))
+        k = c2[1].number_input(t("edit_k"), 2, 20, 2, key="edit_k")
+        name = c2[2].text_input(t("edit_name"), key="edit_name")
         go = st.form_submit_button(t("edit_apply"), type="primary", icon=":material/edit:")
     cu = st.columns([1, 4])
     undo = cu[0].button(t("edit_undo"), icon=":material/undo:", key=f"edit_undo_{plan['id']}",
                         disabled=plan.get("kind") != "edited")
-    body = {"move": {"op": "move", "lon": lon, "lat": lat, "to": b}, "merge": {"op": "merge", "codes": [a, b]},
+    body = {"move": {"op": "move", "lon": lon, "lat": lat, "to": b, **({"unit": unit} if unit else {})},
+            "merge": {"op": "merge", "codes": [a, b]},
             "split": {"op": "split", "code": a, "k": int(k)}, "lock": {"op": "lock", "codes": [a]},
             "unlock": {"op": "unlock", "codes": [a]}, "rename": {"op": "rename", "code": a, "name": name}}[op]
     try:
@@ -199,6 +244,65 @@ def edit_section(tok: str, plan: dict, fc: dict, clicked: dict | None) -> None:
         st.error(msg, icon=":material/block:")
     if last:
         _figures(last)
+
+
+def mv_key(plan: dict) -> str:
+    return f"mv_from_{plan['id']}"
+
+
+def move_options(tok: str, plan: dict) -> list[dict]:
+    """The move options of the grid chosen in the edit panel (none chosen: none)."""
+    code = st.session_state.get(mv_key(plan))
+    if not code or ui.role() not in ui.CAN_PUBLISH:
+        return []
+    try:
+        return api.move_options(tok, plan["id"], code).get("options", [])
+    except api.ApiError as exc:
+        if isinstance(exc, api.ApiUnavailable) or exc.status not in (404, 422):
+            raise
+        return []
+
+
+def _move_panel(tok: str, plan: dict, codes: list[str], names: dict) -> None:
+    """Which blocks and building groups of a grid can go to a neighbour (the API's move options): a table, the
+    same units on the map, and a choice that fills the move form."""
+    st.markdown(f"**{t('mv_title')}**")
+    c = st.columns([1, 2])
+    code = c[0].selectbox(t("mv_from"), ["", *codes], key=mv_key(plan),
+                          format_func=lambda x: f"{x} {names.get(x, '')}" if x else t("mv_choose"))
+    if not code:
+        return
+    opts = move_options(tok, plan)
+    n_ok = sum(1 for o in opts if o["ok"])
+    brief = [{k: o[k] for k in ("to", "unit", "lon", "lat", "ok", "reason", "people", "after")} for o in opts]
+    st.html(f'<div data-testid="move-options" data-grid="{code}" data-n="{len(opts)}" data-movable="{n_ok}" '
+            f'data-options="{ui.esc(json.dumps(brief))}">{ui.esc(t("mv_count", movable=n_ok, n=len(opts)))}</div>')
+    if not opts:
+        st.info(t("mv_none"), icon=":material/info:")
+        return
+
+    def label(k: int) -> str:
+        if k < 0:
+            return t("mv_pick_none")
+        o = opts[k]
+        return (f"#{k + 1} → {o['to']} {names.get(o['to'], '')} · {t('unit_' + o['unit'])} · "
+                f"{o['people']} {t('people_unit')} · " + (t("mv_ok") if o["ok"] else reason_label(o["reason"])))
+
+    def fill() -> None:
+        k = st.session_state.get(f"mv_pick_{plan['id']}_{code}", -1)
+        if k is None or k < 0:
+            return
+        o = opts[k]
+        st.session_state.update({"edit_op": "move", "edit_lon_in": float(o["lon"]), "edit_lat_in": float(o["lat"]),
+                                 "edit_b": o["to"], "edit_unit": o["unit"]})
+
+    c[1].selectbox(t("mv_pick"), [-1, *range(len(opts))], key=f"mv_pick_{plan['id']}_{code}", format_func=label,
+                   on_change=fill)
+    st.dataframe([{"#": k + 1, t("mv_to"): f"{o['to']} {names.get(o['to'], '')}", t("edit_unit"): t("unit_" + o["unit"]),
+                   t("population"): o["people"], t("households"): o["households"],
+                   t("mv_after"): " / ".join(f"{names.get(g, g)} {n}" for g, n in o["after"].items()),
+                   t("mv_ok"): t("mv_ok") if o["ok"] else reason_label(o["reason"])} for k, o in enumerate(opts)],
+                 hide_index=True, width="stretch", height=min(36 * (len(opts) + 1) + 4, 260))
 
 
 def _after_edit(out: dict, label: str) -> None:
@@ -268,6 +372,12 @@ def publish_warnings(tok: str, plan: dict) -> tuple[bool, str]:
     return ov, reason
 
 
+def publication_history(pubs: list[dict]) -> str:
+    """Every period a plan was in force, oldest first: 「发布 12-01 10:00 – 12-02 09:00；回退发布 12-03 08:00 –」."""
+    return "；".join(f'{t("pub_" + x["action"])} {ui.fmt_ts(x["published_at"])} – {ui.fmt_ts(x.get("retired_at"))}'
+                    .rstrip() for x in pubs)
+
+
 def rollback_section(tok: str, plans: list[dict]) -> None:
     retired = [p for p in plans if p["status"] == "retired"]
     if ui.role() not in ui.CAN_PUBLISH or not retired:
@@ -275,7 +385,9 @@ def rollback_section(tok: str, plans: list[dict]) -> None:
     with st.expander(t("rollback_title"), icon=":material/history:"):
         with st.form("plan_rollback", border=False):
             pid = st.selectbox(t("rollback_plan"), [p["id"] for p in retired], key="rb_plan",
-                               format_func=lambda i: f'#{i} v{next(p["version"] for p in retired if p["id"] == i)}')
+                               format_func=lambda i: next(f'#{i} v{p["version"]} · '
+                                                          f'{publication_history(p.get("publications") or [])}'
+                                                          for p in retired if p["id"] == i))
             ov = st.checkbox(t("override_unstaffed"), key="rb_override")
             reason = st.text_input(t("override_reason"), key="rb_reason")
             go = st.form_submit_button(t("rollback_go"), icon=":material/restore:")

@@ -123,6 +123,17 @@ class JurisdictionDetail(_Out):
     geometry: dict | None
 
 
+class Publication(_Out):
+    """One period a plan was in force (a rolled-back plan has several)."""
+
+    action: str
+    published_at: str
+    published_by: str
+    reason: str | None
+    retired_at: str | None
+    retired_by_plan_id: int | None
+
+
 class Plan(_Out):
     id: int
     version: int
@@ -138,6 +149,9 @@ class Plan(_Out):
     retired_at: str | None
     params: dict | None
     quality: dict | None = None
+    kind: str | None = None
+    parent_id: int | None = None
+    publications: list[Publication] = []
 
 
 class Job(_Out):
@@ -484,6 +498,28 @@ class PlanEdited(_Out):
     edits: int
 
 
+class MoveOption(_Out):
+    from_: str = Field(..., alias="from")
+    to: str
+    unit: str = Field(..., description="block (a street block) or buildings (a group of whole buildings)")
+    lon: float
+    lat: float
+    ok: bool
+    reason: str | None
+    message: str | None
+    people: int
+    households: int
+    after: dict[str, int] = Field(..., description="residents of both grids after the move")
+    geometry: dict
+
+
+class MoveOptions(_Out):
+    plan_id: int
+    grid: str
+    options: list[MoveOption]
+    movable: int
+
+
 class PlanEdits(_Out):
     plan_id: int
     kind: str | None
@@ -559,6 +595,7 @@ SUCCESS: dict[tuple[str, str], Any] = {
     ("post", "/v1/plans/{plan_id}/edits"): PlanEdited,
     ("get", "/v1/plans/{plan_id}/edits"): PlanEdits,
     ("post", "/v1/plans/{plan_id}/undo"): PlanEdited,
+    ("get", "/v1/plans/{plan_id}/move-options"): MoveOptions,
     ("get", "/v1/plans/{plan_id}/staffing"): Staffing,
     ("get", "/v1/plans/{plan_id}/publish-check"): PublishCheck,
     ("post", "/v1/plans/{plan_id}/rollback"): Published,

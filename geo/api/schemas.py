@@ -11,6 +11,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 CRS = Literal["wgs84", "gcj02", "cgcs2000"]
 SOURCES = Literal["worker_app", "hotline_12345", "patrol", "sensor", "resident"]
 PRIORITIES = Literal["urgent", "normal", "routine"]
+#: 网格长, 专职网格员, 辅助网格员, 兼职 (下沉干部)
+WORKER_ROLES = Literal["chief", "full_time", "auxiliary", "part_time"]
 STATES = Literal["reported", "accepted", "dispatched", "in_progress", "resolved", "closed", "returned", "rejected"]
 
 
@@ -107,7 +109,7 @@ class WorkerIn(Input):
 
     name: str = Field(..., min_length=1, max_length=100)
     phone: str | None = Field(None, max_length=40)
-    role: Literal["chief", "full_time", "auxiliary", "part_time"]
+    role: WORKER_ROLES
     jurisdiction_code: str = Field(..., pattern=r"^\d{12}$")
     grid_codes: list[str] = Field(default_factory=list)
     on_duty: bool = False
@@ -119,6 +121,7 @@ class WorkerPatch(Input):
     on_duty: bool | None = None
     phone: str | None = Field(None, max_length=40)
     grid_codes: list[str] | None = None
+    role: WORKER_ROLES | None = Field(None, description="chief / full_time / auxiliary / part_time (下沉干部)")
 
 
 class Fix(Input):

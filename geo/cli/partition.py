@@ -30,6 +30,9 @@ def partition_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the grids to this GeoPackage."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write the quality report (JSON) here."),
     publish: bool = typer.Option(False, help="Publish the new plan at once."),
+    override_unstaffed: bool = typer.Option(False, "--override-unstaffed",
+                                            help="With --publish: publish although some grids have no chief."),
+    reason: Optional[str] = typer.Option(None, help="With --override-unstaffed: why (required, audited)."),
     all_streets: bool = typer.Option(False, "--all-streets", help="Every street/town with population, in parallel."),
     level: str = typer.Option("street", help="With --all-streets: the level to divide (street or community)."),
     under: Optional[str] = typer.Option(None, help="With --all-streets: only those under this code."),
@@ -50,6 +53,7 @@ def partition_cmd(
     from geo.db.partitioning import PartitionInputError, jurisdictions_to_partition
     from geo.db.session import get_engine
 
+    _check_publish_options(publish, override_unstaffed, reason, all_streets)
     opts = dict(min_pop=min_pop, max_pop=max_pop, by=by, seed=seed, population_dataset=population_dataset,
                 streets_dataset=streets_dataset, use_streets=not no_streets, stable=not from_scratch)
     if street_classes is not None:
@@ -110,7 +114,19 @@ def partition_cmd(
         plan.grids.to_file(out, driver="GPKG", layer="grids")
         console.print(f"grids written to {out}")
     if publish:
-        _publish(plan_id)
+        _publish(plan_id, override_unstaffed, reason)
+
+
+def _check_publish_options(publish: bool, override_unstaffed: bool, reason: str | None, all_streets: bool) -> None:
+    """The publish options of ``geo partition`` are those of ``geo plan publish``; refuse them before any work
+    when they cannot apply."""
+    if (override_unstaffed or reason is not None) and not publish:
+        _fail("--override-unstaffed and --reason go with --publish", 2)
+    if override_unstaffed and not (reason or "").strip():
+        _fail("--override-unstaffed needs --reason '…' (why the grids without a chief may be published; audited)", 2)
+    if publish and all_streets:
+        _fail("--publish works on one jurisdiction; with --all-streets publish each draft with "
+              "`geo plan publish PLAN`", 2)
 
 
 def _read_buildings(path: Path):

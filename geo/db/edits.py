@@ -21,6 +21,7 @@ from sqlalchemy import Engine, text
 
 from geo.access import audit
 from geo.crs import local_metric_crs
+from geo.db import move_units as mu
 from geo.db import plans as db_plans
 from geo.db.counting import count_residents, population_dataset
 
@@ -53,10 +54,6 @@ def load_plan(engine: Engine, plan_id: int) -> tuple[dict, gpd.GeoDataFrame]:
     return dict(plan), g
 
 
-def _single(geom) -> bool:
-    return geom.geom_type == "Polygon" or (geom.geom_type == "MultiPolygon" and len(geom.geoms) == 1)
-
-
 def _locked(g, i) -> bool:
     return LOCKED in (g["flags"].iat[i] or [])
 
@@ -68,31 +65,9 @@ def _index(g, code: str) -> int:
     return int(hit[0])
 
 
-def _shared_m(a, b, crs) -> float:
-    s = gpd.GeoSeries([a, b], crs=4326).to_crs(crs)
-    return float(shapely.intersection(s.iloc[0].boundary, s.iloc[1].buffer(0.5)).length)
-
-
 def _next_code(codes, prefix: str) -> str:
     serials = [int(c[12:]) for c in codes if c[:12] == prefix]
     return f"{prefix}{(max(serials) + 1 if serials else 1):03d}"
-
-
-def _block_at(engine: Engine, grid_geom, lon: float, lat: float):
-    """The street block (face of the grid cut by the streets through it) containing the point."""
-    with engine.connect() as conn:
-        lines = conn.execute(text("""
-            SELECT ST_AsBinary(ST_Intersection(s.geom, g.geom)) FROM streets s,
-                   (SELECT ST_GeomFromWKB(decode(:g, 'hex'), 4326) AS geom) g
-            WHERE ST_Intersects(s.geom, g.geom)
-        """), {"g": shapely.to_wkb(grid_geom, hex=True)}).scalars().all()
-    pt = shapely.Point(lon, lat)
-    edges = shapely.union_all([grid_geom.boundary, *[shapely.from_wkb(bytes(b)) for b in lines]])
-    faces = shapely.polygonize_full([edges])[0]
-    for f in getattr(faces, "geoms", []):
-        if f.covers(pt) and grid_geom.covers(f.representative_point()):
-            return shapely.intersection(f, grid_geom)
-    return None
 
 
 def _apply(engine: Engine, plan: dict, g: gpd.GeoDataFrame, edit: dict) -> tuple[gpd.GeoDataFrame, list[str]]:
@@ -117,37 +92,7 @@ def _apply(engine: Engine, plan: dict, g: gpd.GeoDataFrame, edit: dict) -> tuple
         g.at[g.index[i], "name"] = name
         return g, [edit["code"]]
     if op == "move":
-        pt = shapely.Point(float(edit["lon"]), float(edit["lat"]))
-        src = next((i for i, geom in enumerate(g.geometry) if geom.covers(pt)), None)
-        if src is None:
-            raise EditRefused("no_grid_here", f"no grid of this plan at {edit['lon']}, {edit['lat']}", 422)
-        dst = _index(g, edit["to"])
-        if dst == src:
-            raise EditRefused("same_grid", f"the block is already in grid {edit['to']}", 409)
-        for i in (src, dst):
-            if _locked(g, i):
-                raise EditRefused("locked", f"grid {g['code'].iat[i]} is locked; unlock it first")
-        if g["community"].iat[src] != g["community"].iat[dst]:
-            raise EditRefused("crosses_community", f"grid {edit['to']} is in community {g['community'].iat[dst]},"
-                              f" the block in {g['community'].iat[src]}: grids never cross communities")
-        block = _block_at(engine, g.geometry.iat[src], pt.x, pt.y)
-        if block is None or block.is_empty:
-            raise EditRefused("no_block", "no street block found at that point", 422)
-        if _shared_m(block, g.geometry.iat[dst], crs) < 1.0:
-            raise EditRefused("not_adjacent", f"the block does not touch grid {edit['to']}: only a neighbouring "
-                                              "grid can take it")
-        rest = shapely.difference(g.geometry.iat[src], block)
-        if rest.is_empty or rest.area < 1e-12:
-            raise EditRefused("empties_grid", f"the block is all of grid {g['code'].iat[src]}: merge the two grids "
-                                              "instead")
-        if not _single(rest):
-            raise EditRefused("breaks_contiguity", f"moving the block would cut grid {g['code'].iat[src]} into "
-                                                   f"{len(rest.geoms)} separate parts")
-        new_dst = shapely.union_all([g.geometry.iat[dst], block])
-        g = g.set_geometry(gpd.GeoSeries([rest if i == src else (new_dst if i == dst else x)
-                                          for i, x in enumerate(g.geometry)], crs=4326, index=g.index))
-        edit["from"] = g["code"].iat[src]
-        return g, [g["code"].iat[src], g["code"].iat[dst]]
+        return _move(engine, plan, g, edit, crs)
     if op == "merge":
         codes = list(edit.get("codes") or [])
         if len(codes) != 2 or codes[0] == codes[1]:
@@ -158,10 +103,10 @@ def _apply(engine: Engine, plan: dict, g: gpd.GeoDataFrame, edit: dict) -> tuple
                 raise EditRefused("locked", f"grid {g['code'].iat[i]} is locked; unlock it first")
         if g["community"].iat[a] != g["community"].iat[b]:
             raise EditRefused("crosses_community", "the two grids are in different communities")
-        if _shared_m(g.geometry.iat[a], g.geometry.iat[b], crs) < 1.0:
+        if mu.shared_m(g.geometry.iat[a], g.geometry.iat[b], crs) < 1.0:
             raise EditRefused("not_adjacent", f"grids {codes[0]} and {codes[1]} do not share a boundary")
         u = shapely.union_all([g.geometry.iat[a], g.geometry.iat[b]])
-        if not _single(u):
+        if not mu.single(u):
             raise EditRefused("breaks_contiguity", "the merged grid would not be one piece")
         geoms = list(g.geometry)
         geoms[a] = u
@@ -171,6 +116,43 @@ def _apply(engine: Engine, plan: dict, g: gpd.GeoDataFrame, edit: dict) -> tuple
     if op == "split":
         return _split(engine, plan, g, edit)
     raise EditRefused("unknown_op", f"unknown edit {op!r}; expected one of {', '.join(OPS)}", 422)
+
+
+def _move(engine: Engine, plan: dict, g: gpd.GeoDataFrame, edit: dict, crs):
+    """Move the unit at the point (its street block, or a group of its buildings: :mod:`geo.db.move_units`)
+    from the grid holding the point to the neighbouring grid *to*."""
+    pt = shapely.Point(float(edit["lon"]), float(edit["lat"]))
+    src = next((i for i, geom in enumerate(g.geometry) if geom.covers(pt)), None)
+    if src is None:
+        raise EditRefused("no_grid_here", f"no grid of this plan at {edit['lon']}, {edit['lat']}", 422)
+    dst = _index(g, edit["to"])
+    if dst == src:
+        raise EditRefused("same_grid", f"the block is already in grid {edit['to']}", 409)
+    for i in (src, dst):
+        if _locked(g, i):
+            raise EditRefused("locked", f"grid {g['code'].iat[i]} is locked; unlock it first")
+    if g["community"].iat[src] != g["community"].iat[dst]:
+        raise EditRefused("crosses_community", f"grid {edit['to']} is in community {g['community'].iat[dst]},"
+                          f" the block in {g['community'].iat[src]}: grids never cross communities")
+    unit = edit.get("unit")
+    if unit is not None and unit not in mu.UNITS:
+        raise EditRefused("bad_request", f"unit must be one of {', '.join(mu.UNITS)}", 422)
+    src_geom, dst_geom = g.geometry.iat[src], g.geometry.iat[dst]
+    units = mu.grid_units(engine, plan, src_geom, crs)
+    found = units.at(pt, unit, src_geom)
+    if found is None:
+        raise EditRefused("no_block", "no street block found at that point", 422)
+    kind, piece, _ = found
+    rest, moved = mu.carve(src_geom, piece, crs)
+    why = mu.check_move(src_geom, dst_geom, moved, rest, crs, units)
+    if why is not None:
+        raise EditRefused(why[0], why[1].replace("its grid", f"grid {g['code'].iat[src]}")
+                          .replace("the target grid", f"grid {edit['to']}"))
+    new_dst = shapely.union_all([dst_geom, moved])
+    g = g.set_geometry(gpd.GeoSeries([rest if i == src else (new_dst if i == dst else x)
+                                      for i, x in enumerate(g.geometry)], crs=4326, index=g.index))
+    edit["from"], edit["unit"] = g["code"].iat[src], kind
+    return g, [g["code"].iat[src], g["code"].iat[dst]]
 
 
 def _split(engine: Engine, plan: dict, g: gpd.GeoDataFrame, edit: dict):
@@ -257,7 +239,7 @@ def figures(engine: Engine, plan: dict, g: gpd.GeoDataFrame, codes: list[str]) -
     u = shapely.union_all(np.asarray(g.geometry.values))
     scale = float(gpd.GeoSeries([jur], crs=4326).to_crs(crs).area[0] / jur.area) if jur.area else 0.0
     out = [{"code": c, "name": n, "kind": k, "people": int(pp), "households": int(h),
-            "contiguous": _single(geom), "area_m2": round(float(gpd.GeoSeries([geom], crs=4326).to_crs(crs).area[0]), 1),
+            "contiguous": mu.single(geom), "area_m2": round(float(gpd.GeoSeries([geom], crs=4326).to_crs(crs).area[0]), 1),
             "in_range": bool(k == "exclusive" or lo <= pp <= hi), "locked": LOCKED in (fl or [])}
            for c, n, k, pp, h, geom, fl in zip(sel["code"], sel["name"], sel["kind"], people, hh, sel.geometry,
                                               sel["flags"])]
@@ -275,8 +257,9 @@ def apply_edit(engine: Engine, plan_id: int, edit: dict, actor: str) -> dict:
     Parameters
     ----------
     edit : dict
-        ``{"op": "move", "lon", "lat", "to"}`` (the street block at the point goes to neighbouring grid
-        *to*), ``{"op": "merge", "codes": [a, b]}`` (b joins a), ``{"op": "split", "code", "k"}``,
+        ``{"op": "move", "lon", "lat", "to", "unit"}`` (the street block at the point, or with ``unit``
+        ``buildings`` the group of whole buildings at it, goes to neighbouring grid *to*; without ``unit`` the
+        block, or its building group when the block is the whole grid — see :mod:`geo.db.move_units`), ``{"op": "merge", "codes": [a, b]}`` (b joins a), ``{"op": "split", "code", "k"}``,
         ``{"op": "lock"|"unlock", "codes": [...]}``, ``{"op": "rename", "code", "name"}``.
     actor : str
         The editor (stored in the edit list and the audit log).
@@ -327,7 +310,7 @@ def _quality(g: gpd.GeoDataFrame, plan: dict, cov: dict) -> dict:
     p = plan["params"] or {}
     return plan_quality(g, g["people"].to_numpy(), p.get("min_pop", 1000), p.get("max_pop", 2000),
                         covered=cov["covered_share"], gap_m2=cov["gap_m2"], overlap_m2=cov["overlap_m2"],
-                        multipart=int(sum(1 for x in g.geometry if not _single(x))))
+                        multipart=int(sum(1 for x in g.geometry if not mu.single(x))))
 
 
 def _audit(engine: Engine, actor: str, action: str, plan_id: int, jid: int, detail: dict) -> None:

@@ -36,6 +36,7 @@ JURISDICTION_LEVELS = ("city", "district", "street", "community")
 PLAN_STATUSES = ("draft", "published", "retired")
 GRID_KINDS = ("standard", "exclusive", "rural")
 PLAN_KINDS = ("engine", "imported", "edited")
+PUBLICATION_ACTIONS = ("publish", "rollback")
 
 
 class Base(DeclarativeBase):
@@ -117,6 +118,29 @@ class GridPlan(Base):
         CheckConstraint(f"kind IN {PLAN_KINDS}", name="ck_grid_plans_kind"),
         Index("uq_grid_plans_one_published", "jurisdiction_id", unique=True,
               postgresql_where=text("status = 'published'")),
+    )
+
+
+class PlanPublication(Base):
+    """One period a plan was in force: published (or rolled back to) at, retired at (migration 0010).
+
+    ``grid_plans.published_at`` / ``retired_at`` describe only the latest period; a plan retired and
+    re-published has one row per period here, and "in force at T" is read from this table.
+    """
+
+    __tablename__ = "plan_publications"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("grid_plans.id", ondelete="CASCADE"), nullable=False)
+    action: Mapped[str] = mapped_column(String(16), nullable=False)
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    published_by: Mapped[str] = mapped_column(Text, nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    retired_by_plan_id: Mapped[int | None] = mapped_column(ForeignKey("grid_plans.id", ondelete="SET NULL"))
+    __table_args__ = (
+        CheckConstraint(f"action IN {PUBLICATION_ACTIONS}", name="ck_plan_publications_action"),
+        Index("ix_plan_publications_plan", "plan_id"),
+        Index("ix_plan_publications_period", "published_at", "retired_at"),
     )
 
 

@@ -154,7 +154,8 @@ def publish(engine: Engine, plan_id: int, actor: str, *, switch_in: float = 0.0,
         that same instant, so no client sees one process answer with the new plan and another, later,
         with the old one. 0 switches at commit.
     rollback : bool
-        Re-publish a *retired* plan (roll back to it); audited as ``plan.rollback``.
+        Re-publish a *retired* plan (roll back to it); audited as ``plan.rollback``. The plan's earlier
+        periods in force stay in ``plan_publications`` (see :func:`publications`).
     detail : dict, optional
         More for the audit row (e.g. a staffing override and its reason).
     before_commit : callable(Connection), optional
@@ -179,12 +180,46 @@ def publish(engine: Engine, plan_id: int, actor: str, *, switch_in: float = 0.0,
             UPDATE grid_plans SET status = 'published', published_at = :at, published_by = :a, retired_at = NULL
             WHERE id = :p
         """), {"p": plan_id, "a": actor, "at": at})
+        # the publication log keeps every period (grid_plans holds only the latest one of each plan)
+        conn.execute(text("""
+            UPDATE plan_publications SET retired_at = :at, retired_by_plan_id = :p
+            WHERE plan_id = ANY(:old) AND retired_at IS NULL
+        """), {"at": at, "p": plan_id, "old": list(old)})
+        conn.execute(text("""
+            INSERT INTO plan_publications (plan_id, action, published_at, published_by, reason)
+            VALUES (:p, :act, :at, :a, :r)
+        """), {"p": plan_id, "act": "rollback" if rollback else "publish", "at": at, "a": actor,
+               "r": (detail or {}).get("reason")})
         if before_commit is not None:
             before_commit(conn)
         _audit(conn, actor, "plan.rollback" if rollback else "plan.publish", "grid_plans", plan_id,
                plan.jurisdiction_id, {"version": plan.version, "retired": old, "effective_at": at.isoformat(),
                                       **(detail or {})})
     return {"published": plan_id, "retired": old, "effective_at": at.isoformat()}
+
+
+def publications(conn: Connection, plan_ids: list[int]) -> dict[int, list[dict]]:
+    """Every period each plan was in force, oldest first: ``{action, published_at, published_by, reason,
+    retired_at, retired_by_plan_id}`` (timestamps ISO 8601)."""
+    rows = conn.execute(text("""
+        SELECT plan_id, action, published_at, published_by, reason, retired_at, retired_by_plan_id
+        FROM plan_publications WHERE plan_id = ANY(:ids) ORDER BY plan_id, published_at, id
+    """), {"ids": list(plan_ids)}).mappings().all()
+    out: dict[int, list[dict]] = {int(i): [] for i in plan_ids}
+    for r in rows:
+        out[r["plan_id"]].append({"action": r["action"], "published_at": r["published_at"].isoformat(),
+                                  "published_by": r["published_by"], "reason": r["reason"],
+                                  "retired_at": r["retired_at"].isoformat() if r["retired_at"] else None,
+                                  "retired_by_plan_id": r["retired_by_plan_id"]})
+    return out
+
+
+#: Plans in force at a moment ``{t}`` (an SQL expression): a publication period that covers it. The one rule
+#: of ``?at=`` lookups and of the API's index (now, and at the next scheduled switch).
+IN_FORCE_SQL = """
+    SELECT DISTINCT plan_id FROM plan_publications
+    WHERE published_at <= {t} AND (retired_at IS NULL OR retired_at > {t}) ORDER BY plan_id
+"""
 
 
 @dataclass

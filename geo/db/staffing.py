@@ -136,8 +136,10 @@ def publish_staffed(engine: Engine, plan_id: int, actor: str, *, override_unstaf
                               "ON CONFLICT DO NOTHING"), {"w": wid, "c": code})
 
     detail = {"staff_links": len(links), "without_chief": [m["code"] for m in missing]}
+    if reason:  # why (an override's, or a rollback's): in the audit row and the publication log
+        detail["reason"] = reason
     if missing:
-        detail.update(override_unstaffed=True, reason=reason)
+        detail["override_unstaffed"] = True
     return db_plans.publish(engine, plan_id, actor, switch_in=switch_in, rollback=rollback, detail=detail,
                             before_commit=carry) | {"without_chief": missing, "staff_links": len(links)}
 

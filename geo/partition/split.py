@@ -63,7 +63,8 @@ from geo.crs import to_metric
 from geo.partition.blocks import _polygonal, dissolve_groups, polygon_adjacency, street_blocks
 from geo.partition.population import largest_remainder, locate_points, one_atom_per_building
 
-__all__ = ["SplitReport", "split_oversized", "choose_k", "piece_range", "strips", "extend_dangles"]
+__all__ = ["SplitReport", "split_oversized", "choose_k", "piece_range", "strips", "extend_dangles", "roads_inside",
+           "movable_units"]
 
 
 # --------------------------------------------------------------------------- report
@@ -575,6 +576,67 @@ def _sub_blocks(geom: Any, roads: np.ndarray, crs: Any, road_extend: float = 40.
     return shapely.get_parts(subs)
 
 
+def roads_inside(geom: Any, road_geoms: np.ndarray, road_tree: shapely.STRtree | None = None) -> np.ndarray:
+    """The lines reaching inside *geom* (metric), not the streets around it, which run along its outline."""
+    if not len(road_geoms):
+        return np.array([], dtype=object)
+    tree = road_tree if road_tree is not None else shapely.STRtree(road_geoms)
+    inner = shapely.buffer(geom, -1.0)
+    probe = inner if not shapely.is_empty(inner) else geom
+    return road_geoms[np.sort(tree.query(probe, predicate="intersects"))]
+
+
+def movable_units(geom: Any, roads: np.ndarray, crs: Any, point_xy: np.ndarray, point_building: np.ndarray,
+                  point_people: np.ndarray, point_households: np.ndarray, road_extend: float = 150.0) -> dict:
+    """The pieces of one polygon (a grid) that can be moved whole: the units :func:`split_oversized` groups.
+
+    *geom* is cut into sub-blocks along the *roads* reaching inside it (dead ends extended, see
+    :func:`_sub_blocks`), and every sub-block into units of whole buildings: slabs straight across its long
+    axis between buildings, or the buildings' Voronoi cells when a slab would leave an entrance outside
+    its building's slab. A building (address points sharing a ``building`` id, its 2–4 entrances) is never
+    cut; a gated estate that is one street block falls into groups of its buildings.
+
+    Parameters
+    ----------
+    geom : Polygon (metric CRS)
+    roads : array of lines (metric), e.g. every street near the polygon
+    point_xy : (n, 2) array
+        Address points (metric coordinates) inside *geom*.
+    point_building : array of objects
+        Building id of each point (None or NaN: the point is a building of its own).
+    point_people, point_households : arrays
+        Residents and households of each point.
+
+    Returns
+    -------
+    dict
+        ``blocks`` (sub-block polygons), ``units`` (unit polygons, an exact coverage of each sub-block),
+        ``unit_block`` (the sub-block of each unit), ``unit_people``, ``unit_households`` (sums of the
+        points of the buildings each unit holds).
+    """
+    roads = np.asarray(roads, dtype=object)
+    point_xy = np.asarray(point_xy, dtype=float).reshape(-1, 2)
+    here = roads_inside(geom, roads)
+    subs = _sub_blocks(geom, here, crs, road_extend, avoid=point_xy if len(point_xy) else None)
+    if not len(point_xy):
+        return {"blocks": subs, "units": subs, "unit_block": np.arange(len(subs)),
+                "unit_people": np.zeros(len(subs), np.int64), "unit_households": np.zeros(len(subs), np.int64)}
+    key = np.array([f"b:{v}" if v is not None and v == v else f"p:{k}" for k, v in enumerate(point_building)],
+                   dtype=object)
+    _, binv = np.unique(key, return_inverse=True)
+    nb = int(binv.max()) + 1
+    bxy = np.column_stack([np.bincount(binv, weights=point_xy[:, 0], minlength=nb),
+                           np.bincount(binv, weights=point_xy[:, 1], minlength=nb)]) / \
+        np.bincount(binv, minlength=nb)[:, None]
+    bpeople = np.bincount(binv, weights=np.asarray(point_people, dtype=float), minlength=nb).round().astype(np.int64)
+    bhh = np.bincount(binv, weights=np.asarray(point_households, dtype=float), minlength=nb).round().astype(np.int64)
+    for make_units in (_slab_units, _building_units):
+        ug, upeople, uhh, usub, umembers = make_units(subs, bxy, bpeople, bhh, point_xy, binv)
+        if make_units is _building_units or _points_in_own_unit(ug, umembers, point_xy, binv):
+            break
+    return {"blocks": subs, "units": ug, "unit_block": usub, "unit_people": upeople, "unit_households": uhh}
+
+
 def _slab_units(subs, bxy, bpeople, bhh, point_xy=None, point_building=None, margin=3.0):
     """Slabs of each sub-block, cut straight across its long axis in the gaps between buildings.
 
@@ -986,12 +1048,7 @@ def split_oversized(
             continue
 
         g = geoms[a]
-        roads_here = np.array([], dtype=object)
-        if road_tree is not None:
-            # lines reaching inside the atom (not the streets around it, which run along its outline)
-            inner = shapely.buffer(g, -1.0)
-            probe = inner if not shapely.is_empty(inner) else g
-            roads_here = road_geoms[np.sort(road_tree.query(probe, predicate="intersects"))]
+        roads_here = roads_inside(g, road_geoms, road_tree)
         subs = _sub_blocks(g, roads_here, crs, road_extend, avoid=pxy[pa] if len(pa) else None)
         # pieces that are grids of their own, or (tight range, no whole number of grids) pieces to combine
         amin, amax, atarget = piece_range(float(people[a]), min_pop, max_pop, target)

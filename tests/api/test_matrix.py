@@ -146,6 +146,7 @@ TABLE: list[tuple] = [
     ("POST",  "/v1/plans/{plan_id}/edits",              PLANNERS, PLANNERS, 201, 201, 404,    403,   None),
     ("POST",  "/v1/plans/{plan_id}/undo",               PLANNERS, PLANNERS, 201, 201, 404,    403,   None),
     ("GET",   "/v1/plans/{plan_id}/edits",              READ,    READ,    200, 200,   404,    200,   None),
+    ("GET",   "/v1/plans/{plan_id}/move-options",       READ,    READ,    200, 200,   404,    200,   None),
     ("GET",   "/v1/plans/{plan_id}/staffing",           READ,    READ,    200, 200,   404,    200,   "plan_staff"),
     ("GET",   "/v1/plans/{plan_id}/publish-check",      READ,    READ,    200, 200,   404,    200,   None),
     ("GET",   "/v1/plans/{plan_id}/export",             READ,    READ,    200, 200,   404,    200,   "plan_staff"),
@@ -450,6 +451,8 @@ REQUESTS = {
         "json": {"op": "rename", "code": G1, "name": "新名网格"}}),
     ("POST", "/v1/plans/{plan_id}/undo"): lambda c: (f"/v1/plans/{_edited_draft(c)}/undo", {}),
     ("GET", "/v1/plans/{plan_id}/edits"): lambda c: (f"/v1/plans/{c['plan'][S1]}/edits", {}),
+    ("GET", "/v1/plans/{plan_id}/move-options"): lambda c: (f"/v1/plans/{c['plan'][S1]}/move-options", {
+        "params": {"grid": G1}}),
     ("GET", "/v1/plans/{plan_id}/staffing"): lambda c: (f"/v1/plans/{c['plan'][S1]}/staffing", {}),
     ("GET", "/v1/plans/{plan_id}/publish-check"): lambda c: (f"/v1/plans/{c['draft']}/publish-check", {}),
     ("GET", "/v1/plans/{plan_id}/export"): lambda c: (f"/v1/plans/{c['plan'][S1]}/export", {

@@ -196,3 +196,46 @@ def test_export_download_and_print(pclient, base):
     assert c.get(f"/v1/plans/{base}/print/429902009009", headers=h).status_code == 404
     # a planner of community C1 cannot print C2 (outside their subtree)
     assert c.get(f"/v1/plans/{base}/print/{C2}", headers=hdr(c, "planner_c1")).status_code == 404
+
+
+def test_rollback_keeps_the_publication_history(pclient, base, engine):
+    """A → B → back to A: A keeps both periods in force (when it was retired, by which plan, when it was
+    re-published and why); ``?at=`` inside A's first period still finds A, inside B's finds B."""
+    from datetime import datetime
+
+    c, h = pclient, hdr(pclient, "planner")
+    g1, g2 = f"{C1}001", f"{C1}002"
+    lon, lat = centre_of(0, 1)  # the upper block of C1-001, moved to C1-002 in plan B
+    r = _edit(c, h, base, op="move", lon=lon, lat=lat, to=g2)
+    assert r.status_code == 201, r.text
+    b = r.json()["plan_id"]
+    assert c.post(f"/v1/plans/{b}/publish", headers=h, json={"override_unstaffed": True, "reason": "B"}).status_code \
+        == 200
+    r = c.post(f"/v1/plans/{base}/rollback", headers=h, json={"override_unstaffed": True, "reason": "回退到导入方案"})
+    assert r.status_code == 200, r.text
+    plans = {p["id"]: p for p in c.get(f"/v1/jurisdictions/{STREET}/plans", headers=h).json()}
+    a_pubs, b_pubs = plans[base]["publications"], plans[b]["publications"]
+    assert [p["action"] for p in a_pubs] == ["publish", "rollback"] and [p["action"] for p in b_pubs] == ["publish"]
+    first, again = a_pubs
+    assert first["retired_by_plan_id"] == b and first["retired_at"] == b_pubs[0]["published_at"]
+    assert first["reason"] == "first import" and first["published_by"] == "user:planner"
+    assert b_pubs[0]["retired_by_plan_id"] == base and b_pubs[0]["retired_at"] == again["published_at"]
+    assert again["retired_at"] is None and again["reason"] == "回退到导入方案" and again["published_by"] == "user:planner"
+    # the plan row itself shows its latest period; the single plan route has the same log
+    assert plans[base]["status"] == "published" and plans[base]["published_at"] == again["published_at"]
+    assert plans[base]["retired_at"] is None
+    assert c.get(f"/v1/plans/{base}", headers=h).json()["publications"] == a_pubs
+
+    def at(t0: str, t1: str) -> str:
+        a, z = datetime.fromisoformat(t0), datetime.fromisoformat(t1)
+        return (a + (z - a) / 2).isoformat()
+
+    for when, plan, code in ((at(first["published_at"], first["retired_at"]), base, g1),
+                             (at(b_pubs[0]["published_at"], b_pubs[0]["retired_at"]), b, g2)):
+        r = c.get("/v1/lookup", params={"lon": lon, "lat": lat, "at": when}, headers=h)
+        assert r.status_code == 200, r.text
+        assert (r.json()["plan"]["id"], r.json()["code"]) == (plan, code), when
+    with engine.connect() as conn:
+        rb = conn.execute(text("SELECT actor, detail FROM audit_log WHERE action = 'plan.rollback' AND outcome = 'ok' "
+                               "AND entity_id = :p"), {"p": str(base)}).one()
+    assert rb.actor == "user:planner" and rb.detail["reason"] == "回退到导入方案" and rb.detail["retired"] == [b]

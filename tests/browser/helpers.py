@@ -21,7 +21,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 PASSWORD = "demo-only-change-me"  # geo.api.core.config.DEMO_PASSWORD: the demo's users
 ROLES = ["admin", "planner", "dispatcher", "worker", "leader"]
 REFRESH_S = 3
-NAV = {"bigscreen": "大屏", "dispatch": "调度", "planner": "规划", "events": "事件"}
+NAV = {"bigscreen": "大屏", "dispatch": "调度", "planner": "规划", "events": "事件", "workers": "网格员"}
 
 
 def free_port() -> int:

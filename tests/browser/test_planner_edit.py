@@ -1,14 +1,15 @@
 """Planner edits by hand in the browser: move a block to a neighbour, merge, split, lock, undo — live figures
 change as the API computes them — and an edit that would break a grid's contiguity is refused in Chinese.
+The unit moved is one the page's move panel offers (the API's move options), not a guessed point.
 
 Works on a street other than the publish test's (its drafts would change that test's default plan)."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
-import shapely
-from shapely.geometry import shape
 
 from tests.browser.helpers import assert_no_traceback, auth, goto, login
 from tests.browser.test_publish import choose
@@ -16,36 +17,48 @@ from tests.browser.test_publish import choose
 pytestmark = pytest.mark.browser
 
 
-def _candidates(api, h, pub):
-    """A feasible move and a contiguity-breaking one on the published plan, found through the API."""
+def _offered(api, h, pub):
+    """A grid with a movable unit and a grid with a unit whose move would cut it apart, as the planner's move
+    options (``GET /v1/plans/{id}/move-options``) offer them; the page shows the same list."""
     fc = httpx.get(f"{api}/v1/plans/{pub}/grids", headers=h, timeout=30).json()
-    grids = {f["properties"]["code"]: (shape(f["geometry"]), f["properties"]) for f in fc["features"]}
+    codes = sorted(f["properties"]["code"] for f in fc["features"] if f["properties"]["kind"] == "standard")
     ok = bad = None
-    tries = 0
-    for a, (ga, pa) in grids.items():
-        for b, (gb, pb) in grids.items():
-            if a >= b or pa["community_code"] != pb["community_code"] or pa["kind"] != "standard" \
-                    or pb["kind"] != "standard":
-                continue
-            if shapely.intersection(ga.boundary, gb.buffer(1e-5)).length < 1e-4:
-                continue
-            minx, miny, maxx, maxy = ga.bounds
-            pts = [shapely.Point(minx + (maxx - minx) * i / 6, miny + (maxy - miny) * j / 6)
-                   for i in range(1, 6) for j in range(1, 6)]
-            pts = sorted((p for p in pts if ga.contains(p)), key=lambda p: p.distance(gb))
-            for p in pts[:6]:
-                tries += 1
-                r = httpx.post(f"{api}/v1/plans/{pub}/edits", headers=h, timeout=120,
-                               json={"op": "move", "lon": p.x, "lat": p.y, "to": b})
-                if r.status_code == 201 and ok is None:
-                    ok = (a, b, p.x, p.y, r.json())
-                elif r.status_code == 409 and r.json().get("reason") == "breaks_contiguity" and bad is None:
-                    bad = (a, b, p.x, p.y)
-                if ok and bad:
-                    return ok, bad
-                if tries > 80:
-                    return ok, bad
+    for code in codes:
+        r = httpx.get(f"{api}/v1/plans/{pub}/move-options", headers=h, params={"grid": code}, timeout=120)
+        assert r.status_code == 200, r.text
+        opts = r.json()["options"]
+        if ok is None and any(o["ok"] for o in opts):
+            ok = code
+        if bad is None and any(o["reason"] == "breaks_contiguity" for o in opts):
+            bad = code
+        if ok and bad:
+            break
     return ok, bad
+
+
+def _shows_plan(page, plan_id: int) -> None:
+    """Wait until the page's edit panel is the one of *plan_id* (the rerun after choosing it is over)."""
+    page.locator(f'[data-testid="edit-panel"][data-plan-id="{plan_id}"]').wait_for(state="attached", timeout=120_000)
+
+
+def _page_options(page, code: str) -> list[dict]:
+    """The move options the page shows for *code* (chosen in the move panel)."""
+    _pick(page, "从网格", code)
+    loc = page.locator(f'[data-testid="move-options"][data-grid="{code}"]')
+    loc.wait_for(timeout=120_000)
+    return json.loads(loc.get_attribute("data-options"))
+
+
+def _pick_option(page, options: list[dict], k: int) -> None:
+    """Pick option *k* in the move panel: it fills the edit form (operation, point, target, unit)."""
+    _pick(page, "选择一个单元（填入下方调整表单）", f"#{k + 1} →")
+    o = options[k]
+    # one rerun fills all four fields; they reach the page one after another
+    page.wait_for_function("""([lon, lat, to]) => {
+        const v = (l) => { const e = document.querySelector(`input[aria-label^='${l}']`); return e ? e.value : ''; };
+        return Math.abs(parseFloat(v('街区内一点 经度（点击地图）')) - lon) < 2e-6
+            && Math.abs(parseFloat(v('纬度')) - lat) < 2e-6 && v('网格 B（目标）').includes(to)
+            && v('操作').includes('移动街区到相邻网格'); }""", arg=[o["lon"], o["lat"], o["to"]], timeout=60_000)
 
 
 def _figures(page, plan_after: int | None = None):
@@ -55,23 +68,35 @@ def _figures(page, plan_after: int | None = None):
     return loc
 
 
-def _pick(page, label: str, text: str) -> None:
-    """Choose an option unless the selectbox already shows it (clicking an open one closes it)."""
-    cur = page.locator(f"input[aria-label^='{label}']").first
-    if cur.count() and text in (cur.input_value() or ""):
-        return
-    combo = page.get_by_role("combobox", name=label)
-    combo.click()
-    page.keyboard.type(text)  # long lists are virtualised: filter first, then the option is in view
-    page.get_by_role("option").filter(has_text=text).first.click()
-    page.wait_for_function("([l, t]) => { const e = document.querySelector(`input[aria-label^='${l}']`);"
-                           " return e && e.value.includes(t); }", arg=[label, text])
+def _pick(page, label: str, text: str, tries: int = 3) -> None:
+    """Choose an option unless the selectbox already shows it (clicking an open one closes it). A rerun still
+    running can re-draw the list under the click: then the pick is tried again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(tries):
+        cur = page.locator(f"input[aria-label^='{label}']").first
+        if cur.count() and text in (cur.input_value() or ""):
+            return
+        try:
+            page.get_by_role("combobox", name=label).click(timeout=20_000)
+            page.keyboard.type(text)  # long lists are virtualised: filter first, then the option is in view
+            page.get_by_role("option").filter(has_text=text).first.click(timeout=15_000)
+            page.wait_for_function("([l, t]) => { const e = document.querySelector(`input[aria-label^='${l}']`);"
+                                   " return e && e.value.includes(t); }", arg=[label, text], timeout=30_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(1000)
 
 
-def _apply(page, op_label: str, *, a: str | None = None, b: str | None = None, lon=None, lat=None, k=None):
+def _apply(page, op_label: str | None, *, a: str | None = None, b: str | None = None, lon=None, lat=None, k=None):
+    """Fill the edit form (*op_label* None: as the move panel filled it) and apply it; waits for the answer."""
     old = page.locator('[data-testid="edit-figures"]').get_attribute("data-plan-id") \
         if page.locator('[data-testid="edit-figures"]').count() else None
-    _pick(page, "操作", op_label)
+    if op_label:
+        _pick(page, "操作", op_label)
     if lon is not None:
         page.get_by_label("街区内一点 经度（点击地图）").fill(f"{lon:.6f}")
         page.get_by_label("纬度").fill(f"{lat:.6f}")
@@ -87,33 +112,39 @@ def _apply(page, op_label: str, *, a: str | None = None, b: str | None = None, l
                            " return r || (e && e.dataset.planId !== old); }", arg=old, timeout=180_000)
 
 
-@pytest.mark.xfail(strict=False, reason="known after the merge of 2026-12-02: on the new synthetic district (multi-entrance "
-                   "buildings, estates cut between buildings) the search for a feasible block move on the demo street "
-                   "finds none; the same edits pass in tests/api/test_planner_api.py")
 def test_move_merge_split_lock_undo_and_refusal(stack, page):
     api = stack.api_url
     h = auth(api, "planner")
     js = httpx.get(f"{api}/v1/jurisdictions", headers=h, timeout=10).json()
     street = next(j for j in js if j["level"] == "street" and j["published_plan_id"] and j["code"] != stack.draft_code)
     pub = street["published_plan_id"]
-    ok, bad = _candidates(api, h, pub)
-    assert ok is not None, "no feasible block move found on the demo street"
-    a, b, lon, lat, expected = ok
-    want = {g["code"]: g["people"] for g in expected["grids"]}
+    a, bad_grid = _offered(api, h, pub)
+    assert a is not None, "the move options offer no movable unit on the demo street"
+    assert bad_grid is not None, "the move options offer no unit whose move would cut its grid"
 
     login(page, stack.dash_url, "planner")
     goto(page, "planner")
     page.get_by_text("质量报告").wait_for()
     choose(page, "选择辖区", street["code"])
     _pick(page, "查看方案", f"#{pub} ")
-    page.get_by_text("手工调整").first.wait_for()
+    _shows_plan(page, pub)
 
-    # move: the block goes from A to its neighbour B; the figures are the API's
-    _apply(page, "移动街区到相邻网格", lon=lon, lat=lat, b=b)
+    # the move panel offers A's units on each neighbour's boundary: the same list as the API's
+    opts = _page_options(page, a)
+    api_opts = httpx.get(f"{api}/v1/plans/{pub}/move-options", headers=h, params={"grid": a}, timeout=120).json()
+    assert [(o["to"], o["unit"], o["ok"], o["people"]) for o in opts] == \
+        [(o["to"], o["unit"], o["ok"], o["people"]) for o in api_opts["options"]]
+    k = next(i for i, o in enumerate(opts) if o["ok"])
+    b, want = opts[k]["to"], opts[k]["after"]
+    # move: the offered unit goes from A to its neighbour B; the live figures are the ones offered
+    _pick_option(page, opts, k)
+    _apply(page, None)
     fig = _figures(page)
     p1 = int(fig.get_attribute("data-plan-id"))
     assert int(fig.get_attribute(f"data-{a}")) == want[a] and int(fig.get_attribute(f"data-{b}")) == want[b]
     assert httpx.get(f"{api}/v1/plans/{p1}", headers=h).json()["status"] == "draft"
+    last = httpx.get(f"{api}/v1/plans/{p1}/edits", headers=h).json()["edits"][-1]
+    assert (last["op"], last["from"], last["to"], last["unit"]) == ("move", a, b, opts[k]["unit"])
 
     # merge A and B: one grid with both populations
     _apply(page, "合并两个网格", a=a, b=b)
@@ -153,12 +184,15 @@ def test_move_merge_split_lock_undo_and_refusal(stack, page):
     assert next(f for f in grids if f["properties"]["code"] == a)["properties"]["flags"] == []
     assert_no_traceback(page)
 
-    # refused: a move that cuts a grid in two, on the published plan
-    if bad is None:
-        pytest.skip("no contiguity-breaking move found on this street")
+    # refused: a unit the panel marks as cutting its grid apart, tried anyway on the published plan
     _pick(page, "查看方案", f"#{pub} ")
-    ba, bb, blon, blat = bad
-    _apply(page, "移动街区到相邻网格", lon=blon, lat=blat, b=bb)
+    _shows_plan(page, pub)
+    opts = _page_options(page, bad_grid)
+    k = next(i for i, o in enumerate(opts) if o["reason"] == "breaks_contiguity")
+    _pick_option(page, opts, k)
+    shown = page.locator("input[aria-label^='选择一个单元']").first.input_value()
+    assert "网格将不再连成一片" in shown, shown  # the panel said so before the planner tried
+    _apply(page, None)
     ref = page.locator('[data-testid="edit-refused"]')
     ref.wait_for()
     assert "调整被拒绝：网格将不再连成一片" in ref.inner_text()

@@ -240,10 +240,9 @@ def plans_at(conn, at: datetime) -> list[int]:
     """Plans in force at *at*: published before it and not retired by then."""
     if at.tzinfo is None:
         at = at.replace(tzinfo=timezone.utc)
-    return list(conn.execute(text("""
-        SELECT id FROM grid_plans WHERE published_at IS NOT NULL AND published_at <= :at
-        AND (retired_at IS NULL OR retired_at > :at)
-    """), {"at": at}).scalars())
+    from geo.db.plans import IN_FORCE_SQL
+
+    return list(conn.execute(text(IN_FORCE_SQL.format(t=":at")), {"at": at}).scalars())
 
 
 def _lookup_at(state, x: float, y: float, at: datetime):

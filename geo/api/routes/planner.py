@@ -125,6 +125,9 @@ class EditIn(BaseModel):
 
     op: Literal["move", "merge", "split", "lock", "unlock", "rename"]
     lon: float | None = Field(None, ge=-180, le=180, description="move: a point in the block to move")
+    unit: Literal["block", "buildings"] | None = Field(
+        None, description="move: the street block at the point, or the group of whole buildings at it; default "
+                          "the block, or its building group when the block is the whole grid (see move-options)")
     lat: float | None = Field(None, ge=-90, le=90)
     to: str | None = Field(None, pattern=r"^\d{15}$", description="move: the neighbouring grid that takes it")
     code: str | None = Field(None, pattern=r"^\d{15}$", description="split / rename: the grid")
@@ -169,6 +172,32 @@ def edit_plan(request: Request, plan_id: int, body: EditIn, p: Principal = Depen
 
         audit.record_denied(st.engine, p, "plan.edit", "grid_plans", plan_id, reason=f"{exc.reason}: {exc}")
         raise _edit_error(exc) from None
+
+
+@router.get("/plans/{plan_id}/move-options",
+            summary="What can move out of a grid: its blocks and building groups on each neighbour's boundary")
+def move_options(request: Request, plan_id: int, grid: str = Query(..., pattern=r"^\d{15}$",
+                                                                   description="the grid to move from"),
+                 to: str | None = Query(None, pattern=r"^\d{15}$", description="only this neighbour"),
+                 p: Principal = Depends(require("read"))):
+    """Every street block and group of whole buildings of *grid* that shares a boundary with a neighbouring
+    grid of its community, with whether ``POST …/edits {"op": "move", lon, lat, to, unit}`` would be allowed
+    (``ok``; else ``reason``), the residents it holds and both grids' residents after the move. ``lon``/``lat``
+    is a point well inside the unit."""
+    from geo.db.edits import load_plan
+    from geo.db.move_units import move_options as options
+
+    st = get_state(request)
+    _plan(st, p, plan_id, "read")
+    plan, g = load_plan(st.engine, plan_id)
+    for field, code in (("grid", grid), ("to", to)):
+        if code is not None and code not in set(g["code"]):
+            raise APIError(404, "not_found", f"{field}: grid {code} is not in plan {plan_id}")
+    if to == grid:
+        raise APIError(422, "validation_error", "to: a grid cannot take a block from itself",
+                       details=[{"field": "to", "message": "same as grid", "input": to}])
+    out = options(st.engine, plan, g, grid, to)
+    return {"plan_id": plan_id, "grid": grid, "options": out, "movable": sum(1 for o in out if o["ok"])}
 
 
 @router.post("/plans/{plan_id}/undo", status_code=201, summary="Undo the last hand edit (a new draft)")

@@ -70,13 +70,16 @@ def _plan_row(conn, plan_id: int):
     return r
 
 
-def _plan_json(r, with_quality: bool = True) -> dict:
+def _plan_json(r, publications: list[dict], with_quality: bool = True) -> dict:
+    """A plan; ``published_at``/``retired_at`` are its latest period, ``publications`` every period (a plan
+    rolled back to was in force more than once)."""
     out = {k: r[k] for k in ("id", "version", "status", "name", "jurisdiction_code", "jurisdiction_name", "grids",
                              "created_by", "published_by")}
     for k in ("created_at", "published_at", "retired_at"):
         out[k] = r[k].isoformat() if r[k] else None
     out["params"] = r["params"]
     out["kind"], out["parent_id"] = r.get("kind", "engine"), r.get("parent_id")  # migration 0006
+    out["publications"] = publications
     if with_quality:
         out["quality"] = r["quality"]
     return out
@@ -91,7 +94,8 @@ def list_plans(request: Request, code: str, p: Principal = Depends(require("read
     with state.engine.connect() as conn:
         ids = conn.execute(text("SELECT id FROM grid_plans WHERE jurisdiction_id = :j ORDER BY version DESC"),
                            {"j": j["id"]}).scalars().all()
-        return [_plan_json(_plan_row(conn, i), with_quality=False) for i in ids]
+        pubs = db_plans.publications(conn, ids)
+        return [_plan_json(_plan_row(conn, i), pubs[i], with_quality=False) for i in ids]
 
 
 @router.get("/plans/{plan_id}", summary="A plan with its quality report")
@@ -100,7 +104,9 @@ def get_plan(request: Request, plan_id: int, p: Principal = Depends(require("rea
     with state.engine.connect() as conn:
         r = _plan_row(conn, plan_id)
     authorize(state, p, "plan", r["path"], entity_id=plan_id, jurisdiction_id=r["jurisdiction_id"])
-    return _plan_json(r)
+    with state.engine.connect() as conn:
+        pubs = db_plans.publications(conn, [plan_id])[plan_id]
+    return _plan_json(r, pubs)
 
 
 @router.get("/plans/{a}/diff/{b}", summary="Compare two plans: grids added/removed/changed, residents moved")

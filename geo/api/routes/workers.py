@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
@@ -12,7 +13,7 @@ from geo.access import audit, policy
 from geo.api.core.security import Principal
 from geo.api.deps import authorize, get_state, refuse_reference, require
 from geo.api.errors import APIError
-from geo.api.schemas import FixesIn, WorkerIn, WorkerPatch
+from geo.api.schemas import WORKER_ROLES, FixesIn, WorkerIn, WorkerPatch
 from geo.crs import gcj02_to_wgs84
 
 router = APIRouter(prefix="/v1", tags=["workers"])
@@ -20,7 +21,7 @@ router = APIRouter(prefix="/v1", tags=["workers"])
 
 def _worker(conn, wid: int):
     r = conn.execute(text("""
-        SELECT w.*, j.path, j.code AS jurisdiction_code,
+        SELECT w.*, j.path, j.code AS jurisdiction_code, j.name AS jurisdiction_name,
                coalesce((SELECT array_agg(grid_code ORDER BY grid_code) FROM worker_grids WHERE worker_id = w.id), '{}')
                    AS grid_codes
         FROM workers w JOIN jurisdictions j ON j.id = w.jurisdiction_id WHERE w.id = :w
@@ -33,7 +34,7 @@ def _worker(conn, wid: int):
 def _worker_json(r, p: Principal) -> dict:
     return policy.mask_fields(p, "worker", {
         "id": r["id"], "name": r["name"], "role": r["role"], "on_duty": r["on_duty"], "phone": r["phone"],
-        "jurisdiction_code": r["jurisdiction_code"], "grid_codes": list(r["grid_codes"]), "synthetic": r["synthetic"]})
+        "jurisdiction_code": r["jurisdiction_code"], "jurisdiction_name": r["jurisdiction_name"], "grid_codes": list(r["grid_codes"]), "synthetic": r["synthetic"]})
 
 
 def _check_grids(state, p: Principal, codes: list[str], action: str) -> None:
@@ -60,17 +61,44 @@ def _check_user(state, p: Principal, conn, username: str, action: str) -> int:
     return u.id
 
 
-@router.get("/workers", summary="Workers in the caller's jurisdiction")
-def list_workers(request: Request, grid: str | None = Query(None, pattern=r"^\d{15}$"), on_duty: bool | None = None,
+@router.get("/workers", summary="Workers in the caller's jurisdiction, filtered")
+def list_workers(request: Request,
+                 grid: str | None = Query(None, pattern=r"^\d{15}$", description="serving this grid (15 digits)"),
+                 jurisdiction: str | None = Query(None, pattern=r"^\d{12}$",
+                                                  description="belonging to this community / street or below it "
+                                                              "(12 digits; inside the caller's jurisdiction)"),
+                 role: WORKER_ROLES | None = Query(None, description="chief, full_time, auxiliary or part_time "
+                                                                      "(下沉干部)"),
+                 on_duty: bool | None = None,
+                 name: str | None = Query(None, min_length=1, max_length=50, description="part of the name"),
                  p: Principal = Depends(require("read"))):
+    """Filters combine (AND). A ``jurisdiction`` outside the caller's subtree is not found (404), like any
+    object there; without one the list is the caller's whole subtree."""
     st = get_state(request)
     where, params = ["j.path LIKE :path || '%'"], {"path": p.jurisdiction_path}
+    if jurisdiction:
+        with st.engine.connect() as conn:
+            jr = conn.execute(text("SELECT id, path FROM jurisdictions WHERE code = :c"), {"c": jurisdiction}).first()
+        if jr is None:
+            raise APIError(404, "not_found", f"jurisdiction {jurisdiction!r} not found")
+        authorize(st, p, "jurisdiction", jr.path, entity_id=jurisdiction, jurisdiction_id=jr.id)
+        where.append("j.path LIKE :jpath || '%'")
+        params["jpath"] = jr.path
     if grid:
         where.append("EXISTS (SELECT 1 FROM worker_grids wg WHERE wg.worker_id = w.id AND wg.grid_code = :g)")
         params["g"] = grid
+    if role:
+        where.append("w.role = :role")
+        params["role"] = role
     if on_duty is not None:
         where.append("w.on_duty = :d")
         params["d"] = on_duty
+    if name is not None:
+        if not name.strip():
+            raise APIError(422, "validation_error", "name: give at least one character that is not a space",
+                           details=[{"field": "name", "message": "blank", "input": name}])
+        where.append(r"w.name ILIKE '%' || :name || '%' ESCAPE '\'")
+        params["name"] = re.sub(r"([\\%_])", r"\\\1", name.strip())
     with st.engine.connect() as conn:
         ids = conn.execute(text(f"SELECT w.id FROM workers w JOIN jurisdictions j ON j.id = w.jurisdiction_id "
                                 f"WHERE {' AND '.join(where)} ORDER BY w.id"), params).scalars().all()
@@ -99,12 +127,12 @@ def create_worker(request: Request, body: WorkerIn, p: Principal = Depends(requi
         return _worker_json(_worker(conn, wid), p)
 
 
-@router.patch("/workers/{worker_id}", summary="Change duty status, phone or grids")
+@router.patch("/workers/{worker_id}", summary="Change duty status, phone, role or grids")
 def patch_worker(request: Request, worker_id: int, body: WorkerPatch, p: Principal = Depends(require("read"))):
     st = get_state(request)
     with st.engine.connect() as conn:
         w = _worker(conn, worker_id)
-    duty_only = body.grid_codes is None and body.phone is None
+    duty_only = body.grid_codes is None and body.phone is None and body.role is None
     authorize(st, p, "worker_duty" if duty_only else "worker", w["path"], entity_id=worker_id,
               jurisdiction_id=w["jurisdiction_id"], write=True, worker_id=worker_id, action="worker.update")
     if body.grid_codes is not None:
@@ -115,6 +143,8 @@ def patch_worker(request: Request, worker_id: int, body: WorkerPatch, p: Princip
                          {"d": body.on_duty, "w": worker_id})
         if body.phone is not None:
             conn.execute(text("UPDATE workers SET phone = :ph WHERE id = :w"), {"ph": body.phone, "w": worker_id})
+        if body.role is not None:
+            conn.execute(text("UPDATE workers SET role = :r WHERE id = :w"), {"r": body.role, "w": worker_id})
         if body.grid_codes is not None:
             conn.execute(text("DELETE FROM worker_grids WHERE worker_id = :w"), {"w": worker_id})
             for c in body.grid_codes:

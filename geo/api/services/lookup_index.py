@@ -26,6 +26,8 @@ import shapely.ops
 from pyproj import Geod
 from sqlalchemy import Engine, text
 
+from geo.db import plans as db_plans
+
 log = logging.getLogger("geo.api.lookup")
 
 #: point-in-polygon on one (prepared) geometry and a scalar x, y: the ufunc itself, without the argument
@@ -210,11 +212,8 @@ class GridIndex:
         return i, float(d)
 
 
-#: Plans in force at a moment: published by then and not yet retired (the same rule as ``?at=``).
-IN_FORCE_SQL = """
-    SELECT id FROM grid_plans WHERE published_at IS NOT NULL AND published_at <= {t}
-    AND (retired_at IS NULL OR retired_at > {t}) ORDER BY id
-"""
+#: Plans in force at a moment: a publication period covers it (the same rule as ``?at=``).
+IN_FORCE_SQL = db_plans.IN_FORCE_SQL
 
 
 def load_index(engine: Engine, plan_ids: list[int] | None = None) -> GridIndex:
@@ -319,8 +318,8 @@ class IndexHolder:
         with self._lock:
             with self.engine.connect() as conn:
                 nxt = conn.execute(text("""
-                    SELECT min(t) FROM (SELECT published_at AS t FROM grid_plans UNION ALL
-                                        SELECT retired_at FROM grid_plans) x
+                    SELECT min(t) FROM (SELECT published_at AS t FROM plan_publications UNION ALL
+                                        SELECT retired_at FROM plan_publications) x
                     WHERE t > now() AND t < now() + interval '60 seconds'
                 """)).scalar()
                 now_ids = list(conn.execute(text(IN_FORCE_SQL.format(t="now()"))).scalars())
