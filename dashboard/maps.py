@@ -201,7 +201,7 @@ def base_map(bbox, bm: Basemap, *, background: str = "#0b1626", width_px: int = 
         dbbox = [float(x0), float(y0), float(x1), float(y1)]
     z = zoom_for_bbox(dbbox, width_px, height_px)
     m = folium.Map(location=bbox_center(dbbox), zoom_start=z, tiles=None, prefer_canvas=True,
-                   control_scale=True, zoom_control=zoom_control, attribution_control=bm.url is not None,
+                   control_scale=False, zoom_control=zoom_control, attribution_control=bm.url is not None,
                    max_zoom=19, maxZoom=19, minZoom=3, zoomSnap=0.25, zoomDelta=0.5)
     m.default_js = LEAFLET_JS
     m.default_css = LEAFLET_CSS
@@ -224,7 +224,18 @@ def base_map(bbox, bm: Basemap, *, background: str = "#0b1626", width_px: int = 
         % (background, frame_css)))
     if fit:
         _FitOnce([[dbbox[1], dbbox[0]], [dbbox[3], dbbox[2]]]).add_to(m)
+    _MetricScale().add_to(m)
     return m
+
+
+class _MetricScale(folium.MacroElement):
+    """The scale bar in metres only (folium's ``control_scale`` adds feet and miles as well)."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        L.control.scale({metric: true, imperial: false, maxWidth: 120}).addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+    """)
 
 
 class _FitOnce(folium.MacroElement):
@@ -396,15 +407,25 @@ def workers_layer(positions: list[dict], bm: Basemap, *, name: str, label, radiu
 
 
 def heat_buckets(cells: list[dict]) -> list[tuple[str, int, int, int]]:
-    """The heat legend: per colour of :func:`heat_layer`, (colour, lowest count, highest count, cells) over the
-    cells shown — so the legend says how many events each colour means."""
+    """The heat legend: per colour of :func:`heat_layer`, (colour, lowest count, highest count, cells) — the
+    counts each colour stands for, from 1 to the busiest cell's, without gaps (a colour no cell has today still
+    holds its place in the scale, with 0 cells), so the legend says how many events each colour means."""
     if not cells:
         return []
     mx = max(c["count"] for c in cells) or 1
-    out: dict[int, list[int]] = {}
+    n = {}
     for c in cells:
-        out.setdefault(heat_level(c["count"], mx), []).append(c["count"])
-    return [(HEAT_COLOURS[k], min(v), max(v), len(v)) for k, v in sorted(out.items())]
+        k = heat_level(c["count"], mx)
+        n[k] = n.get(k, 0) + 1
+    out, lo = [], 1
+    for k in range(len(HEAT_COLOURS)):
+        hi = lo - 1
+        while hi < mx and heat_level(hi + 1, mx) <= k:  # the level grows with the count: walk to its last one
+            hi += 1
+        if hi >= lo:
+            out.append((HEAT_COLOURS[k], lo, hi, n.get(k, 0)))
+            lo = hi + 1
+    return out
 
 
 def heat_level(count: int, mx: int) -> int:
