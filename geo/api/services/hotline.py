@@ -30,6 +30,9 @@ from sqlalchemy import Connection, text
 from geo.api.services.workorders import STATUS_NAMES
 
 TERMINAL = ("closed", "rejected")
+#: the procrastinate queue of deliveries: ``geo worker`` takes every queue; ``geo worker --queue hotline`` runs
+#: deliveries apart from partitions (a 10-minute partition then never delays a status change)
+QUEUE = "hotline"
 
 _ORDERS = """
     SELECT wo.id, wo.order_no, wo.event_id, wo.merged, wo.jurisdiction_path, wo.callback_at,
@@ -72,7 +75,8 @@ def _enqueue(conn: Connection, r, kind: str, extra: dict) -> int:
         VALUES (:d, :h, :o, :no, :path, :seq, :k, CAST(:p AS jsonb)) RETURNING id
     """), {"d": did, "h": r["webhook_id"], "o": r["id"], "no": r["order_no"], "path": r["jurisdiction_path"],
            "seq": seq, "k": kind, "p": json.dumps(payload, ensure_ascii=False)}).scalar_one()
-    job = defer_in(conn, "hotline_deliver", lock=f"hotline:{r['webhook_id']}:{r['id']}", delivery_id=row)
+    job = defer_in(conn, "hotline_deliver", queue_name=QUEUE, lock=f"hotline:{r['webhook_id']}:{r['id']}",
+                   delivery_id=row)
     conn.execute(text("UPDATE hotline_deliveries SET queue_job_id = :j WHERE id = :i"), {"j": job, "i": row})
     return row
 
