@@ -215,8 +215,11 @@ def base_map(bbox, bm: Basemap, *, background: str = "#0b1626", width_px: int = 
         OwnBasemap(*own_basemap).add_to(m)
     frame_css = ""
     if fill_frame:  # and on a 4K wall, controls, tooltips and markers twice as large (a map wider than 1700 px)
+        # tooltips get a larger font, not CSS zoom: zooming their pane would scale their map positions as well,
+        # and a label would float away from its marker (twice its distance from the map's corner)
         frame_css = ("html,body{height:100%;margin:0}#map_div{height:100vh !important}"
-                     "@media (min-width:1700px){.leaflet-control-container,.leaflet-tooltip-pane{zoom:2}}")
+                     "@media (min-width:1700px){.leaflet-control-container{zoom:2}"
+                     ".leaflet-container .leaflet-tooltip{font-size:26px;padding:6px 12px}}")
     m.get_root().header.add_child(folium.Element(
         "<style>.leaflet-container{background:%s;font-family:'Noto Sans CJK SC','Source Han Sans SC',"
         "'Microsoft YaHei','PingFang SC',sans-serif}%s"

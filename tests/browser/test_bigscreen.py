@@ -206,6 +206,14 @@ def test_layout_fills_the_screen(stack, browser, size):
         if w >= 3840:
             assert m["kpiPx"] >= 48, m  # readable from 5 m
             assert m["mapH"] >= 1.8 * 816 * 0.9, m  # twice the 1080p map, not 770 px
+        # a map label sits at its point (a tooltip scaled by CSS zoom on a 4K wall drifted away from its marker)
+        f = map_frame(page)
+        gap = f.evaluate("""() => { const c = window.map.getCenter();
+            const t = L.tooltip({permanent: true, direction: 'top'}).setLatLng(c).setContent('测试').addTo(window.map);
+            const r = t.getElement().getBoundingClientRect(), p = window.map.latLngToContainerPoint(c);
+            const m = window.map.getContainer().getBoundingClientRect(); t.remove();
+            return {dx: Math.abs(r.left + r.width / 2 - (m.left + p.x)), dy: (m.top + p.y) - r.bottom}; }""")
+        assert gap["dx"] < 4 and -2 < gap["dy"] < 30, gap
         legend = page.locator('[data-testid="bs-legend"]').bounding_box()
         assert legend["y"] + legend["height"] <= h + 1, legend
         page.screenshot(path=str(stack.work / f"bigscreen-{w}.png"))
@@ -280,9 +288,9 @@ def test_track_replay_and_patrol_coverage(stack, page):
     assert mine["covered_m"] > 0 and mine["coverage"] >= (old["coverage"] or 0), (old, mine)
 
     open_bigscreen(stack, page)
-    # patrol coverage, as the API computes it
+    # patrol coverage, as the API computes it (once its read is in: a slow one first says "being computed")
+    page.locator('[data-testid="patrol"][data-coverage]').wait_for(timeout=60_000)
     panel = page.locator('[data-testid="patrol"]')
-    panel.wait_for()
     assert panel.get_attribute("data-available") != "false"
     items = cov.json()["items"]
     street = sum(i["street_m"] for i in items)
