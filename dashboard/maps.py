@@ -458,12 +458,14 @@ class _TrackReplay(folium.MacroElement):
         {% macro script(this, kwargs) %}
         (function () {
             var pts = {{ this.pts|tojson }}, times = {{ this.times|tojson }}, fg = {{ this._parent.get_name() }};
-            L.polyline(pts, {color: {{ this.colour|tojson }}, weight: 3, opacity: .85, dashArray: '6 4'}).addTo(fg);
-            L.circleMarker(pts[0], {radius: 4, color: '#fff', weight: 1, fillColor: '#2ecc71', fillOpacity: 1})
+            var s = window.innerWidth >= 1700 ? 2 : 1;  // a 4K wall: twice as thick, like the workers' dots
+            L.polyline(pts, {color: {{ this.colour|tojson }}, weight: 3 * s, opacity: .85,
+                             dashArray: (6 * s) + ' ' + (4 * s)}).addTo(fg);
+            L.circleMarker(pts[0], {radius: 4 * s, color: '#fff', weight: s, fillColor: '#2ecc71', fillOpacity: 1})
              .bindTooltip('start ' + times[0]).addTo(fg);
-            var m = L.circleMarker(pts[0], {radius: 8, color: '#fff', weight: 2, fillColor: {{ this.colour|tojson }},
-                                            fillOpacity: 1}).bindTooltip(times[0], {permanent: true, direction: 'top'})
-                     .addTo(fg);
+            var m = L.circleMarker(pts[0], {radius: 8 * s, color: '#fff', weight: 2 * s,
+                                            fillColor: {{ this.colour|tojson }}, fillOpacity: 1})
+                     .bindTooltip(times[0], {permanent: true, direction: 'top'}).addTo(fg);
             var i = 0, n = pts.length, dt = Math.max(30, 1000 * {{ this.replay_s }} / Math.max(1, n));
             window.__geo_track = {fixes: n, step: 0};
             if (window.__geo_track_timer) { clearInterval(window.__geo_track_timer); }
