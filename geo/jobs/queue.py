@@ -120,6 +120,20 @@ def _sync_app(url: str | None) -> App:
     return app
 
 
+def close_apps() -> None:
+    """Close the apps opened for synchronous use and forget every app (after the queue's schema was dropped and
+    applied again, e.g. a migration test going down to base: an open connection keeps the old types' ids)."""
+    with _OPEN_LOCK:
+        for app in _APPS.values():
+            if id(app) in _OPENED:
+                try:
+                    app.close()
+                except Exception:  # noqa: BLE001 — closing a dead pool is fine
+                    log.debug("closing a procrastinate app failed", exc_info=True)
+        _OPENED.clear()
+        _APPS.clear()
+
+
 def defer(task_name: str, url: str | None = None, **kwargs: Any) -> int:
     """Put a job for task ``geo:<task_name>`` on the queue.
 
