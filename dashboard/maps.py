@@ -201,7 +201,7 @@ def base_map(bbox, bm: Basemap, *, background: str = "#0b1626", width_px: int = 
         dbbox = [float(x0), float(y0), float(x1), float(y1)]
     z = zoom_for_bbox(dbbox, width_px, height_px)
     m = folium.Map(location=bbox_center(dbbox), zoom_start=z, tiles=None, prefer_canvas=True,
-                   control_scale=True, zoom_control=zoom_control, attribution_control=bm.url is not None,
+                   control_scale=False, zoom_control=zoom_control, attribution_control=bm.url is not None,
                    max_zoom=19, maxZoom=19, minZoom=3, zoomSnap=0.25, zoomDelta=0.5)
     m.default_js = LEAFLET_JS
     m.default_css = LEAFLET_CSS
@@ -215,8 +215,11 @@ def base_map(bbox, bm: Basemap, *, background: str = "#0b1626", width_px: int = 
         OwnBasemap(*own_basemap).add_to(m)
     frame_css = ""
     if fill_frame:  # and on a 4K wall, controls, tooltips and markers twice as large (a map wider than 1700 px)
+        # tooltips get a larger font, not CSS zoom: zooming their pane would scale their map positions as well,
+        # and a label would float away from its marker (twice its distance from the map's corner)
         frame_css = ("html,body{height:100%;margin:0}#map_div{height:100vh !important}"
-                     "@media (min-width:1700px){.leaflet-control-container,.leaflet-tooltip-pane{zoom:2}}")
+                     "@media (min-width:1700px){.leaflet-control-container{zoom:2}"
+                     ".leaflet-container .leaflet-tooltip{font-size:26px;padding:6px 12px}}")
     m.get_root().header.add_child(folium.Element(
         "<style>.leaflet-container{background:%s;font-family:'Noto Sans CJK SC','Source Han Sans SC',"
         "'Microsoft YaHei','PingFang SC',sans-serif}%s"
@@ -224,7 +227,18 @@ def base_map(bbox, bm: Basemap, *, background: str = "#0b1626", width_px: int = 
         % (background, frame_css)))
     if fit:
         _FitOnce([[dbbox[1], dbbox[0]], [dbbox[3], dbbox[2]]]).add_to(m)
+    _MetricScale().add_to(m)
     return m
+
+
+class _MetricScale(folium.MacroElement):
+    """The scale bar in metres only (folium's ``control_scale`` adds feet and miles as well)."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        L.control.scale({metric: true, imperial: false, maxWidth: 120}).addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+    """)
 
 
 class _FitOnce(folium.MacroElement):
@@ -396,15 +410,25 @@ def workers_layer(positions: list[dict], bm: Basemap, *, name: str, label, radiu
 
 
 def heat_buckets(cells: list[dict]) -> list[tuple[str, int, int, int]]:
-    """The heat legend: per colour of :func:`heat_layer`, (colour, lowest count, highest count, cells) over the
-    cells shown — so the legend says how many events each colour means."""
+    """The heat legend: per colour of :func:`heat_layer`, (colour, lowest count, highest count, cells) — the
+    counts each colour stands for, from 1 to the busiest cell's, without gaps (a colour no cell has today still
+    holds its place in the scale, with 0 cells), so the legend says how many events each colour means."""
     if not cells:
         return []
     mx = max(c["count"] for c in cells) or 1
-    out: dict[int, list[int]] = {}
+    n = {}
     for c in cells:
-        out.setdefault(heat_level(c["count"], mx), []).append(c["count"])
-    return [(HEAT_COLOURS[k], min(v), max(v), len(v)) for k, v in sorted(out.items())]
+        k = heat_level(c["count"], mx)
+        n[k] = n.get(k, 0) + 1
+    out, lo = [], 1
+    for k in range(len(HEAT_COLOURS)):
+        hi = lo - 1
+        while hi < mx and heat_level(hi + 1, mx) <= k:  # the level grows with the count: walk to its last one
+            hi += 1
+        if hi >= lo:
+            out.append((HEAT_COLOURS[k], lo, hi, n.get(k, 0)))
+            lo = hi + 1
+    return out
 
 
 def heat_level(count: int, mx: int) -> int:
@@ -434,12 +458,14 @@ class _TrackReplay(folium.MacroElement):
         {% macro script(this, kwargs) %}
         (function () {
             var pts = {{ this.pts|tojson }}, times = {{ this.times|tojson }}, fg = {{ this._parent.get_name() }};
-            L.polyline(pts, {color: {{ this.colour|tojson }}, weight: 3, opacity: .85, dashArray: '6 4'}).addTo(fg);
-            L.circleMarker(pts[0], {radius: 4, color: '#fff', weight: 1, fillColor: '#2ecc71', fillOpacity: 1})
+            var s = window.innerWidth >= 1700 ? 2 : 1;  // a 4K wall: twice as thick, like the workers' dots
+            L.polyline(pts, {color: {{ this.colour|tojson }}, weight: 3 * s, opacity: .85,
+                             dashArray: (6 * s) + ' ' + (4 * s)}).addTo(fg);
+            L.circleMarker(pts[0], {radius: 4 * s, color: '#fff', weight: s, fillColor: '#2ecc71', fillOpacity: 1})
              .bindTooltip('start ' + times[0]).addTo(fg);
-            var m = L.circleMarker(pts[0], {radius: 8, color: '#fff', weight: 2, fillColor: {{ this.colour|tojson }},
-                                            fillOpacity: 1}).bindTooltip(times[0], {permanent: true, direction: 'top'})
-                     .addTo(fg);
+            var m = L.circleMarker(pts[0], {radius: 8 * s, color: '#fff', weight: 2 * s,
+                                            fillColor: {{ this.colour|tojson }}, fillOpacity: 1})
+                     .bindTooltip(times[0], {permanent: true, direction: 'top'}).addTo(fg);
             var i = 0, n = pts.length, dt = Math.max(30, 1000 * {{ this.replay_s }} / Math.max(1, n));
             window.__geo_track = {fixes: n, step: 0};
             if (window.__geo_track_timer) { clearInterval(window.__geo_track_timer); }

@@ -94,6 +94,18 @@ class Settings(BaseSettings):
                                   description="并单: a 12345 order about the same sub-type within this distance …")
     merge_window_hours: float = Field(default=72.0, alias="GEO_MERGE_WINDOW_HOURS", gt=0, le=24 * 90,
                                       description="… of an open event created within this many hours is linked to it.")
+    hotline_max_attempts: int = Field(
+        default=8, alias="GEO_HOTLINE_MAX_ATTEMPTS", ge=1, le=50,
+        description="A status webhook to the 12345 hotline is POSTed at most this many times before it is failed.")
+    hotline_backoff_s: float = Field(
+        default=30.0, alias="GEO_HOTLINE_BACKOFF_S", gt=0, le=3600,
+        description="Wait before the first retry of a webhook; doubled after each failed attempt …")
+    hotline_backoff_max_s: float = Field(
+        default=3600.0, alias="GEO_HOTLINE_BACKOFF_MAX_S", gt=0, le=86400,
+        description="… up to this many seconds.")
+    hotline_timeout_s: float = Field(
+        default=10.0, alias="GEO_HOTLINE_TIMEOUT_S", gt=0, le=120,
+        description="Seconds a webhook receiver has to answer one POST.")
     publish_switch_seconds: float = Field(
         default=3.0, alias="GEO_PUBLISH_SWITCH_SECONDS",
         description="A published plan takes effect this many seconds later, at the same instant in every API "

@@ -4,7 +4,9 @@ Sizes are in units of ``--u`` (1 px at 1920 wide, 2 px at 3840, never below 0.8 
 whole; the map's iframe is as tall as the viewport leaves (CSS), and the map fits the jurisdiction to its real
 size once mounted. The filters (今日/近7天/近30天, category) drive the KPIs, the ranking, the trend and the heatmap.
 
-Everything live sits in one ``st.fragment(run_every=GEO_DASHBOARD_REFRESH_S)``. The map is mounted once;
+Everything live sits in one ``st.fragment(run_every=GEO_DASHBOARD_REFRESH_S)``. A refresh waits for the KPIs and
+the map's data, and at most ``PANEL_WAIT_S`` more for the side panels: a slow panel (patrol coverage on a cold
+API) never holds the whole screen back. The map is mounted once;
 refreshes swap its layers in place, so zoom and position survive. When the API cannot be reached the last data
 stays on screen under a "数据更新于 … (stale since)" badge (``[data-testid="stale-badge"]``, ``data-since``).
 
@@ -15,6 +17,7 @@ iframe ``window.__geo_layers`` tells when each data layer was last drawn (see :c
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from datetime import datetime
 
@@ -25,6 +28,11 @@ from dashboard.i18n import t, worker_role_name
 from dashboard.views import bigscreen_panels as panels
 
 WINDOWS = ["today", "7d", "30d"]
+#: reads of the side panels: the screen paints without them when they are slow (see PANEL_WAIT_S)
+PANELS = ("trend", "ranking", "feed", "emergency", "patrol")
+#: seconds a refresh waits for a side panel's read once the KPIs and the map's data are in; a slower panel keeps
+#: its previous data (or says "being computed") and fills in at a later refresh, while its read goes on
+PANEL_WAIT_S = min(2.0, api.REFRESH_S / 2)
 LAYERS = ["grids", "heat", "workers"]
 TREND_DAYS = {"today": 7, "7d": 7, "30d": 30}
 
@@ -217,7 +225,26 @@ def _fetch(tok: str, sc: dict, window: str, category: str | None, layers: tuple[
         res = 9 if (bbox[2] - bbox[0]) < 0.5 else 8
         calls["heat"] = _optional(lambda: api.heatmap(tok, res, frm, category))
     got = api.prefetch(calls)
-    data = {name: f() for name, f in got.items()}
+    data = {name: f() for name, f in got.items() if name not in PANELS}  # the KPIs and the map: wait for them
+    # a slow panel keeps its previous data only if that was read for the same filters (never a 30-day trend
+    # under the 7-day window)
+    keys = {"trend": (window, category), "ranking": (rank_by, window, category)}
+    last = st.session_state.get("bs_last") or {}
+    prev = {n: v for n, v in (last.get("data") or {}).items() if (last.get("keys") or {}).get(n) == keys.get(n)}
+    data["keys"] = keys
+    pending = set()
+    deadline = time.monotonic() + PANEL_WAIT_S
+    for name in (n for n in PANELS if n in got):
+        try:
+            data[name] = got[name](timeout=max(0.0, deadline - time.monotonic()))
+        except (concurrent.futures.TimeoutError, api.ApiUnavailable) as exc:
+            if isinstance(exc, api.ApiUnavailable) and exc.code != "timeout":
+                raise  # the API is down (the KPIs' read came back a moment before): the stale view
+            ui.log.info("big screen: %s not in yet (%s); previous data kept", name, type(exc).__name__)
+            data[name] = prev.get(name)
+            if data[name] is None:
+                pending.add(name)
+    data["pending"] = sorted(pending)
     em = data.get("emergency") or {}
     if em.get("active"):
         data["emergency_grids"] = _optional(lambda: api.emergency_grids(tok))()
@@ -238,13 +265,14 @@ def _live(window: str, category: str | None, layers: tuple[str, ...]) -> None:
     try:
         sc = ui.scope(tok)
         data = _fetch(tok, sc, window, category, layers)
-        st.session_state["bs_last"] = {"data": data, "scope": sc, "at": t0}
+        st.session_state["bs_last"] = {"data": data, "keys": data.pop("keys"), "scope": sc, "at": t0}
     except api.ApiUnavailable as exc:
         last = st.session_state.get("bs_last")
         if not last:
             raise
         ui.log.warning("big screen: API unavailable, showing data of %s: %s", last["at"], exc.message)
         data, sc, stale_since = last["data"], last["scope"], last["at"]
+    st.session_state["bs_pending"] = set(data.get("pending") or ())
     _status(t0, stale_since)
     _tiles(data["kpis"], window)
     if not sc["published"]:

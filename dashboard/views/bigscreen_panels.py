@@ -61,6 +61,12 @@ def _xs(i: int, keep: int) -> str:
 
 
 def _unavailable(title: str, testid: str) -> None:
+    """A panel without data: still being computed by the API (its read did not answer within the big screen's
+    wait, see ``bigscreen.PANEL_WAIT_S``; it fills in at a later refresh), or not offered by this API."""
+    if testid in (st.session_state.get("bs_pending") or ()):
+        st.html(f'<div class="bs-panel" data-testid="{testid}" data-available="pending">{_title(title)}'
+                f'<div class="bs-note">{ui.esc(t("bs_pending"))}</div></div>')
+        return
     st.html(f'<div class="bs-panel" data-testid="{testid}" data-available="false">{_title(title)}'
             f'<div class="bs-note">{ui.esc(t("bs_endpoint_missing"))}</div></div>')
 
@@ -147,8 +153,10 @@ def trend(rows: list[dict] | None, days: int) -> None:
                    f'stroke="rgba(255,255,255,.08)"/><text x="{pl - 4}" y="{pt + (h - pt - pb) * f + 3:.1f}" '
                    f'text-anchor="end" font-size="9" fill="#9fb6d9">{round(mx * (1 - f))}</text>'
                    for f in (0, .5, 1))
-    ticks = "".join(f'<text x="{xy(i, 0).split(",")[0]}" y="{h - 4}" text-anchor="middle" font-size="9" '
-                    f'fill="#9fb6d9">{ui.esc(rows[i]["day"][5:])}</text>'
+    # the first and last dates are anchored at their ends, so the last one is not cut at the chart's edge
+    anchor = {0: "start", n - 1: "end"}
+    ticks = "".join(f'<text x="{xy(i, 0).split(",")[0]}" y="{h - 4}" text-anchor="{anchor.get(i, "middle")}" '
+                    f'font-size="9" fill="#9fb6d9">{ui.esc(rows[i]["day"][5:])}</text>'
                     for i in sorted({0, n // 2, n - 1}))
     leg = (f'<span style="color:#2f9bff">━ {ui.esc(t("trend_created"))}</span> '
            f'<span style="color:#2ecc71">━ {ui.esc(t("trend_resolved"))}</span>')

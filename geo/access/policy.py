@@ -62,6 +62,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "calendar.write": frozenset({"admin"}),
     "emergency.switch": frozenset({"admin", "leader"}),  # 平急转换
     "kiosk.manage": frozenset({"admin", "leader"}),  # wall-display keys (leader role)
+    "hotline.manage": frozenset({"admin"}),  # the hotline keys' webhooks and their delivery log
 }
 
 #: field class → roles that see it unmasked
@@ -131,6 +132,9 @@ RULES: dict[str, Rule] = {
     "basemap_tile": Rule(SUBTREE, None),  # layers cut to the caller's subtree
     "ranking": Rule(SUBTREE, None),
     "geocode": Rule(SUBTREE, None),  # standard addresses of the caller's subtree
+    # status back to the 12345 hotline: a webhook belongs to its API key's jurisdiction, a delivery to its order's
+    "hotline_webhook": Rule(SUBTREE, "hotline.manage", read_action="hotline.manage"),
+    "hotline_delivery": Rule(SUBTREE, None, read_action="hotline.manage"),
 }
 
 #: the fields of a grid every reader sees (its public face)

@@ -16,6 +16,7 @@ from geo.access import audit, policy
 from geo.api.services.lookup_index import IndexHolder
 from geo.api.services.credentials import PasswordChecker
 from geo.api.services.login_limiter import LoginLimiter
+from geo.api.services.patrol import CoverageCache
 from geo.api.services.principals import PrincipalCache
 from geo.config import Settings
 
@@ -32,6 +33,8 @@ class AppState:
     limiter: LoginLimiter | None = None  # the shared failed-login limit
     passwords: PasswordChecker | None = None  # bounded argon2 checks
     trusted_proxies: tuple = ()  # networks whose X-Forwarded-For is believed
+    #: patrol coverage per grid, recomputed only when a grid's fixes change (see services.patrol)
+    patrol: CoverageCache = field(default_factory=CoverageCache)
 
     def forget(self) -> None:
         """Drop every cached principal (this process only; other processes learn it through NOTIFY)."""

@@ -57,6 +57,7 @@ FIELD_LABELS = {
     "q": "地址", "limit": "条数", "active": "应急状态", "name": "名称", "day": "日期", "month": "月份",
     "from": "开始时间", "to": "结束时间", "updated_since": "更新时间起", "since": "起始时间",
     "workday": "是否工作日", "assignee_worker_id": "处置人", "department": "责任部门", "to_state": "目标状态",
+    "url": "回调地址", "secret": "签名密钥", "key_id": "API 密钥", "state": "状态",
 }
 
 

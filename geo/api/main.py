@@ -18,8 +18,8 @@ from geo.api.core.config import DEMO_SECRET, get_catalogue
 from geo.api.core.context import request_id
 from geo.api.core.limits import BodyLimit
 from geo.api.deps import AppState
-from geo.api.routes import (auth, basemap, bigscreen, events, health, jobs, lookup, loop, open311, planner, plans,
-                            stats, workers, workorders)
+from geo.api.routes import (auth, basemap, bigscreen, events, health, hotline, jobs, lookup, loop, open311, planner,
+                            plans, stats, workers, workorders)
 from geo.api.services.credentials import PasswordChecker
 from geo.api.services.login_limiter import LoginLimiter, parse_networks
 from geo.api.services.lookup_index import IndexHolder
@@ -30,7 +30,7 @@ log = logging.getLogger("geo.api")
 
 ROUTERS = (health.router, auth.router, lookup.router, plans.router, jobs.router, events.router, workers.router,
            stats.router, open311.router, workorders.router, workorders.geo_router, loop.router,
-           bigscreen.router, basemap.router, planner.router)
+           bigscreen.router, basemap.router, planner.router, hotline.router)
 
 
 class ConfigError(RuntimeError):

@@ -483,6 +483,37 @@ class KioskRevoked(_Out):
 
 
 
+class HotlineWebhook(_Out):
+    id: int
+    api_key_id: int
+    api_key_name: str
+    jurisdiction_code: str
+    url: str
+    active: bool
+    secret: str | None = Field(None, description="Only in the answer that generated it")
+
+
+class HotlineDelivery(_Out):
+    id: int
+    delivery_id: str
+    type: str
+    seq: int
+    order_no: str
+    state: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    history: list[dict]
+    payload: dict
+
+
+class HotlineDeliveries(_Out):
+    total: int
+    limit: int
+    offset: int
+    items: list[HotlineDelivery]
+
+
 # --------------------------------------------------------------------------- planner (import, edits, staffing)
 
 
@@ -620,6 +651,10 @@ SUCCESS: dict[tuple[str, str], Any] = {
     ("post", "/v1/kiosk-tokens"): KioskCreated,
     ("get", "/v1/kiosk-tokens"): [KioskToken],
     ("delete", "/v1/kiosk-tokens/{token_id}"): KioskRevoked,
+    ("put", "/v1/hotline/webhooks/{key_id}"): HotlineWebhook,
+    ("get", "/v1/hotline/webhooks"): [HotlineWebhook],
+    ("delete", "/v1/hotline/webhooks/{key_id}"): HotlineWebhook,
+    ("get", "/v1/hotline/deliveries"): HotlineDeliveries,
 }
 
 

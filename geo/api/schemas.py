@@ -201,3 +201,14 @@ class KioskIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(..., min_length=1, max_length=60)
+
+
+class HotlineWebhookIn(BaseModel):
+    """The webhook of a hotline API key: where status changes of its work orders are POSTed, signed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(..., min_length=8, max_length=2000, description="http(s) URL of the hotline's receiver")
+    secret: str | None = Field(None, min_length=16, max_length=200,
+                               description="HMAC-SHA256 signing secret; omitted: one is generated and shown once")
+    active: bool = True

@@ -11,6 +11,8 @@ from geo.cli._app import app, console, fail as _fail
 def worker(
     concurrency: int = typer.Option(1, min=1, max=64, help="Jobs run at the same time by this process (threads; the engine is CPU-bound, so for more parallel partitions run more worker processes)."),
     name: str = typer.Option(None, help="Worker name in logs and the queue (default: geo-worker-<pid>)."),
+    queue: list[str] = typer.Option(None, "--queue", help="Only jobs of this queue (repeatable): 'default' "
+                                    "(partitions) or 'hotline' (12345 webhook deliveries). Default: every queue."),
 ) -> None:
     """Run queued jobs until stopped (Ctrl-C / SIGTERM: stops after the running job).
 
@@ -30,5 +32,6 @@ def worker(
     from geo.jobs.worker import run
 
     name = name or f"geo-worker-{os.getpid()}"
-    console.print(f"{name}: waiting for jobs (concurrency {concurrency})")
-    asyncio.run(run(url, concurrency=concurrency, name=name))
+    console.print(f"{name}: waiting for jobs (concurrency {concurrency}"
+                  + (f", queues {', '.join(queue)})" if queue else ")"))
+    asyncio.run(run(url, concurrency=concurrency, name=name, queues=queue or None))

@@ -27,7 +27,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 SRID = 4326
@@ -505,6 +505,8 @@ class WorkOrder(Base):
     callback_reached: Mapped[bool | None] = mapped_column(Boolean)
     callback_note: Mapped[str | None] = mapped_column(Text)
     geom = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False), nullable=False)
+    #: the API key that took the order in (its hotline webhook hears of the order's changes; migration 0011)
+    intake_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
     __table_args__ = (
         CheckConstraint(f"appeal_type IN {APPEAL_TYPES}", name="ck_work_orders_appeal_type"),
         CheckConstraint("callback_satisfaction IS NULL OR callback_satisfaction BETWEEN 1 AND 5",
@@ -564,4 +566,57 @@ class EmergencyMode(Base):
     detail: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
     __table_args__ = (
         Index("uq_emergency_modes_active", "jurisdiction_id", unique=True, postgresql_where=text("ended_at IS NULL")),
+    )
+
+
+# --------------------------------------------------------------------------- hotline webhooks (migration 0011)
+
+DELIVERY_STATES = ("pending", "delivered", "failed", "cancelled")
+
+
+class HotlineWebhook(Base):
+    """The callback URL and signing secret of a hotline API key: status changes of the work orders it took in
+    are POSTed there (see :mod:`geo.jobs.hotline`)."""
+
+    __tablename__ = "hotline_webhooks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="RESTRICT"), nullable=False,
+                                            unique=True)
+    url: Mapped[str] = mapped_column(Text, nullable=False)
+    secret: Mapped[str] = mapped_column(Text, nullable=False)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    created_at: Mapped[datetime] = _now()
+    created_by: Mapped[str] = mapped_column(Text, nullable=False)
+    updated_at: Mapped[datetime] = _now()
+    updated_by: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class HotlineDelivery(Base):
+    """One status change of a work order for one webhook: its signed JSON body, and every attempt to POST it."""
+
+    __tablename__ = "hotline_deliveries"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(UUID(as_uuid=False), nullable=False, unique=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("hotline_webhooks.id", ondelete="RESTRICT"), nullable=False)
+    work_order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id", ondelete="CASCADE"), nullable=False)
+    order_no: Mapped[str] = mapped_column(Text, nullable=False)
+    jurisdiction_path: Mapped[str] = mapped_column(Text, nullable=False)
+    seq: Mapped[int] = mapped_column(Integer, nullable=False)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    payload: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    state: Mapped[str] = mapped_column(String(12), nullable=False, server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    history: Mapped[list] = mapped_column(JSONB, nullable=False, server_default=text("'[]'::jsonb"))
+    queue_job_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = _now()
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        CheckConstraint(f"state IN {DELIVERY_STATES}", name="ck_hotline_deliveries_state"),
+        UniqueConstraint("webhook_id", "work_order_id", "seq", name="uq_hotline_deliveries_seq"),
+        Index("ix_hotline_deliveries_order", "order_no"),
+        Index("ix_hotline_deliveries_created", "created_at"),
     )

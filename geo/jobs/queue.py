@@ -120,6 +120,20 @@ def _sync_app(url: str | None) -> App:
     return app
 
 
+def close_apps() -> None:
+    """Close the apps opened for synchronous use and forget every app (after the queue's schema was dropped and
+    applied again, e.g. a migration test going down to base: an open connection keeps the old types' ids)."""
+    with _OPEN_LOCK:
+        for app in _APPS.values():
+            if id(app) in _OPENED:
+                try:
+                    app.close()
+                except Exception:  # noqa: BLE001 — closing a dead pool is fine
+                    log.debug("closing a procrastinate app failed", exc_info=True)
+        _OPENED.clear()
+        _APPS.clear()
+
+
 def defer(task_name: str, url: str | None = None, **kwargs: Any) -> int:
     """Put a job for task ``geo:<task_name>`` on the queue.
 
@@ -133,6 +147,33 @@ def defer(task_name: str, url: str | None = None, **kwargs: Any) -> int:
     int : procrastinate's job id.
     """
     return _sync_app(url).configure_task(f"geo:{task_name}").defer(**kwargs)
+
+
+def defer_in(conn, task_name: str, *, lock: str | None = None, queue_name: str = "default", **kwargs: Any) -> int:
+    """Put a job for ``geo:<task_name>`` on the queue *inside the caller's transaction* (SQLAlchemy connection):
+    it exists, and a worker can take it, only once that transaction commits, and it disappears with a rollback.
+
+    This calls procrastinate's own ``procrastinate_defer_jobs_v1`` (what ``defer()`` runs, pinned by the
+    ``procrastinate<4`` requirement), since procrastinate's connectors cannot join a SQLAlchemy transaction.
+
+    Parameters
+    ----------
+    lock : procrastinate lock: jobs with the same lock run one at a time, in the order they were deferred (a
+        job waiting for its retry holds the later ones back).
+    kwargs : the task's JSON-serialisable arguments.
+
+    Returns
+    -------
+    int : procrastinate's job id.
+    """
+    import json
+
+    from sqlalchemy import text as sql
+
+    return conn.execute(sql("""
+        SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[
+            ROW(:queue, :task, 0, :lock, NULL, CAST(:args AS jsonb), NULL)::procrastinate_job_to_defer_v1]))
+    """), {"queue": queue_name, "task": f"geo:{task_name}", "lock": lock, "args": json.dumps(kwargs)}).scalar_one()
 
 
 def cancel(queue_job_id: int, url: str | None = None) -> bool:

@@ -2,6 +2,8 @@
 and reads its parameters from there, so the queue carries no copy of them. The periodic
 ``events_partitions`` task (hourly) is the exception: it has no job row, only procrastinate's.
 
+``hotline_deliver`` takes the id of a ``hotline_deliveries`` row instead (:mod:`geo.jobs.hotline`).
+
 Adding a job kind (import, export, PDF): a table with the tracked columns, an entry in
 :data:`geo.jobs.tracked.JOB_TABLES`, and a ``@blueprint.task`` here that runs a service function with a
 :class:`~geo.jobs.tracked.Tracker`'s ``progress`` callback.
@@ -13,6 +15,7 @@ import logging
 
 from procrastinate import Blueprint, JobContext
 from procrastinate.exceptions import JobAborted
+from procrastinate.retry import BaseRetryStrategy, RetryDecision
 
 from geo.jobs.tracked import Cancelled, Tracker
 
@@ -86,3 +89,38 @@ def events_partitions(timestamp: int) -> dict:
     s = get_settings()
     return event_partitions.maintain(_engine(), premake=s.events_premake_months,
                                      retention_months=s.events_retention_months).as_dict()
+
+
+class _HotlineRetry(BaseRetryStrategy):
+    """Retry a webhook delivery when, and as late as, :func:`geo.jobs.hotline.deliver` says (its row counts
+    the attempts; procrastinate keeps the job, so a later change of the same order keeps waiting behind it).
+    Any other error (the database away for a moment) is retried on the same schedule, counted by the job."""
+
+    def get_retry_decision(self, *, exception: BaseException, job) -> RetryDecision | None:
+        from geo.jobs.hotline import DeliveryFailed, Policy
+
+        if isinstance(exception, DeliveryFailed):
+            return None if exception.retry_in is None else RetryDecision(retry_in={"seconds": exception.retry_in})
+        policy = Policy.from_settings()
+        tried = (job.attempts or 0) + 1
+        if tried >= policy.max_attempts:
+            return None
+        log.warning("hotline delivery job %s: %s: %s; retried", job.id, type(exception).__name__, exception)
+        return RetryDecision(retry_in={"seconds": policy.wait_after(tried)})
+
+
+@blueprint.task(name="hotline_deliver", retry=_HotlineRetry())
+def hotline_deliver(delivery_id: int) -> str:
+    """POST one status change of a 12345 work order to its hotline's webhook (see :mod:`geo.jobs.hotline`).
+
+    Parameters
+    ----------
+    delivery_id : id in ``hotline_deliveries``.
+
+    Returns
+    -------
+    str : the delivery's state (``delivered``, ``cancelled`` …); a failed attempt raises for a retry.
+    """
+    from geo.jobs.hotline import deliver
+
+    return deliver(_engine(), delivery_id)

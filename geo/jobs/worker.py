@@ -20,7 +20,8 @@ async def _reaper(app, engine) -> None:
         await asyncio.sleep(queue.REAP_EVERY_S)
 
 
-async def run(url: str, *, concurrency: int = 1, name: str = "geo-worker", wait: bool = True) -> None:
+async def run(url: str, *, concurrency: int = 1, name: str = "geo-worker", wait: bool = True,
+              queues: list[str] | None = None) -> None:
     """Run jobs from the queue on *url* until SIGINT/SIGTERM (or, with ``wait=False``, until it is empty).
 
     Parameters
@@ -29,6 +30,7 @@ async def run(url: str, *, concurrency: int = 1, name: str = "geo-worker", wait:
     concurrency : jobs run at once (each in a thread of this process).
     name : the worker's name in logs.
     wait : False to stop once no job is left (tests, one-off runs).
+    queues : only these queues (``default``: partitions; ``hotline``: webhook deliveries); None: every queue.
     """
     from geo.db.session import get_engine
 
@@ -37,7 +39,7 @@ async def run(url: str, *, concurrency: int = 1, name: str = "geo-worker", wait:
     async with app.open_async():
         reaper = asyncio.create_task(_reaper(app, engine))
         try:
-            await app.run_worker_async(concurrency=concurrency, name=name, wait=wait,
+            await app.run_worker_async(concurrency=concurrency, name=name, wait=wait, queues=queues,
                                        update_heartbeat_interval=queue.HEARTBEAT_S,
                                        stalled_worker_timeout=queue.STALLED_S,
                                        fetch_job_polling_interval=2.0, abort_job_polling_interval=1.0,

@@ -269,6 +269,46 @@ def test_grid_outlines_simplified_as_one_coverage_have_no_gaps_or_overlaps(clien
     assert [f["id"] for f in one["features"]] == [f"{COMM_A}001"]
 
 
+def test_patrol_coverage_cache_recomputes_only_the_grids_whose_fixes_changed(client, world, engine):
+    """The API keeps each grid's coverage with a fingerprint of its inputs: a repeat costs no recomputation, a
+    new fix recomputes its grid only, and the answers equal a fresh computation every time."""
+    from geo.api.services import patrol
+
+    street = LineString([(X0 + 0.001, Y0 + 0.02), (X0 + DX - 0.001, Y0 + 0.021)])
+    with engine.begin() as c:
+        lid = c.execute(text("INSERT INTO loads (kind, dataset, source, rows_read, rows_loaded, created_by) "
+                             "VALUES ('streets', 's', 't', 1, 1, 't') RETURNING id")).scalar_one()
+        c.execute(text("INSERT INTO streets (dataset, source_id, name, geom, load_id) VALUES "
+                       "('s', '1', '缓存路', ST_Multi(ST_GeomFromText(:g, 4326)), :l)"), {"g": street.wkt, "l": lid})
+    cache = client.app.state.geo.patrol
+    hd = token(client, "dispatcher")
+
+    def fresh():
+        with engine.connect() as c:
+            plans = c.execute(text("SELECT id FROM grid_plans WHERE status = 'published'")).scalars().all()
+            codes = [i["grid_code"] for i in client.get("/v1/stats/patrol-coverage", headers=hd).json()["items"]]
+            return patrol.coverage(c, plan_ids=plans, codes=codes, day=datetime.now(ZoneInfo("Asia/Shanghai")).date(),
+                                   tz="Asia/Shanghai")
+
+    first = client.get("/v1/stats/patrol-coverage", headers=hd).json()["items"]
+    n0 = cache.computed
+    assert n0 == len(first) == 16  # the dispatcher's community: its 16 grids, computed once
+    assert client.get("/v1/stats/patrol-coverage", headers=hd).json()["items"] == first == fresh()
+    assert cache.computed == n0  # nothing changed: nothing recomputed
+    g1 = next(i for i in first if i["grid_code"] == f"{COMM_A}001")
+    assert g1["covered_m"] == 0
+    # the worker of grid 001 walks the street: that grid, and only it, is computed again, and shows the walk
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    fixes = [{"ts": (now - timedelta(seconds=60 - 10 * i)).isoformat(), "lon": X0 + 0.002 + 0.001 * i,
+              "lat": Y0 + 0.0201} for i in range(5)]
+    r = client.post(f"/v1/workers/{world['worker_a']}/positions", json={"fixes": fixes}, headers=token(client, "worker"))
+    assert r.status_code in (200, 201), r.text
+    after = client.get("/v1/stats/patrol-coverage", headers=hd).json()["items"]
+    assert after == fresh()
+    assert cache.computed == n0 + 1
+    assert next(i for i in after if i["grid_code"] == f"{COMM_A}001")["covered_m"] > 0
+
+
 def test_demo_seed_walks_streets_so_replay_and_coverage_have_data(client, world, engine):
     from geo.db.seed import seed_workers
 

@@ -140,6 +140,11 @@ TABLE: list[tuple] = [
     ("GET",   "/v1/kiosk-tokens",                       WALL,    WALL,    OK,  OK,    HID,    HID,   None),
     ("DELETE", "/v1/kiosk-tokens/{token_id}",           WALL,    WALL,    200, 200,   404,    404,   None),
     ("GET",   "/v1/tiles/basemap/{z}/{x}/{y}.mvt",      READ,    READ,    200, 200,   200,    200,   None),
+    # status back to the hotline: the webhook of an S1C1 hotline key, the delivery log of its orders (admin only)
+    ("PUT",   "/v1/hotline/webhooks/{key_id}",          ADMIN,   ADMIN,   200, 200,   404,    404,   None),
+    ("GET",   "/v1/hotline/webhooks",                   ADMIN,   ADMIN,   OK,  OK,    HID,    HID,   None),
+    ("DELETE", "/v1/hotline/webhooks/{key_id}",         ADMIN,   ADMIN,   200, 200,   404,    404,   None),
+    ("GET",   "/v1/hotline/deliveries",                 ADMIN,   ADMIN,   OK,  OK,    HID,    HID,   None),
     # planner: import, hand edits, staffing, rollback, export, the printed 网格图 (a plan of the street above is
     # readable by its community, its staff names are not: "plan_staff")
     ("POST",  "/v1/jurisdictions/{code}/grid-imports",  PLANNERS, PLANNERS, 201, 201, 404,    404,   None),
@@ -272,6 +277,7 @@ def city(engine, geo_env, monkeypatch):
             creds[(role, rel, "login")] = {"Authorization": f"Bearer {r.json()['access_token']}"}
         ctx.update(client=client, engine=engine, creds=creds)
         ctx["order"] = _fresh_order(ctx)
+        ctx["hook_key"], ctx["delivery"] = _hotline_delivery(ctx)
         yield ctx
 
 
@@ -341,6 +347,39 @@ def _fresh_order(ctx, resolved: bool = False) -> str:
             conn.execute(text("UPDATE events SET state = 'resolved', resolved_at = now() WHERE id = :e"),
                          {"e": r.json()["event_id"]})
     return r.json()["order_no"]
+
+
+def _hotline_key(ctx) -> tuple[str, int]:
+    """A dispatcher API key of S1C1 (a hotline's) with a webhook: (the key, its id)."""
+    from geo.db.users import add_api_key
+
+    key = add_api_key(ctx["engine"], f"S1C1热线{next(_n)}", "dispatcher", S1C1, actor="test")
+    with ctx["engine"].begin() as conn:
+        kid = conn.execute(text("SELECT id FROM api_keys WHERE prefix = :p ORDER BY id DESC LIMIT 1"),
+                           {"p": key[:8]}).scalar_one()
+        conn.execute(text("INSERT INTO hotline_webhooks (api_key_id, url, secret, created_by, updated_by) "
+                          "VALUES (:k, 'http://127.0.0.1:9/none', 'matrix-secret-0123456789', 'test', 'test')"),
+                     {"k": kid})
+    return key, kid
+
+
+def _fresh_hook(ctx) -> int:
+    return _hotline_key(ctx)[1]
+
+
+def _hotline_delivery(ctx) -> tuple[int, int]:
+    """An S1C1 order taken in by a hotline key with a webhook, and the delivery of its first status change:
+    (the key's id, the delivery's id)."""
+    key, kid = _hotline_key(ctx)
+    r = ctx["client"].post("/v1/work-orders", headers={"X-API-Key": key}, json=_order_body(*centre(S1C1, 13)))
+    assert r.status_code == 201, r.text
+    r = ctx["client"].post(f"/v1/events/{r.json()['event_id']}/transitions", json={"to": "accepted"},
+                           headers=ctx["creds"][("dispatcher", "own", "login")])
+    assert r.status_code == 200, r.text
+    with ctx["engine"].connect() as conn:
+        did = conn.execute(text("SELECT d.id FROM hotline_deliveries d JOIN hotline_webhooks h ON h.id = d.webhook_id "
+                                "WHERE h.api_key_id = :k"), {"k": kid}).scalar_one()
+    return kid, did
 
 
 def _order_body(lon, lat) -> dict:
@@ -445,6 +484,11 @@ REQUESTS = {
     ("GET", "/v1/kiosk-tokens"): lambda c: ("/v1/kiosk-tokens", {}),
     ("DELETE", "/v1/kiosk-tokens/{token_id}"): lambda c: (f"/v1/kiosk-tokens/{_kiosk(c['engine'])}", {}),
     ("GET", "/v1/tiles/basemap/{z}/{x}/{y}.mvt"): lambda c: ("/v1/tiles/basemap/10/836/424.mvt", {}),
+    ("PUT", "/v1/hotline/webhooks/{key_id}"): lambda c: (f"/v1/hotline/webhooks/{c['hook_key']}", {
+        "json": {"url": "http://127.0.0.1:9/hotline"}}),
+    ("GET", "/v1/hotline/webhooks"): lambda c: ("/v1/hotline/webhooks", {}),
+    ("DELETE", "/v1/hotline/webhooks/{key_id}"): lambda c: (f"/v1/hotline/webhooks/{_fresh_hook(c)}", {}),
+    ("GET", "/v1/hotline/deliveries"): lambda c: ("/v1/hotline/deliveries", {"params": {"limit": 1000}}),
     ("POST", "/v1/jurisdictions/{code}/grid-imports"): lambda c: (f"/v1/jurisdictions/{S1}/grid-imports", {
         "files": {"file": ("grids.geojson", _import_file(), "application/geo+json")}, "data": {"dry_run": "true"}}),
     ("POST", "/v1/plans/{plan_id}/edits"): lambda c: (f"/v1/plans/{_fresh_draft(c)}/edits", {
@@ -497,6 +541,10 @@ def target_shown(path: str, body, ctx) -> bool:
         return any(o["order_no"] == ctx["order"] for o in body["items"])
     if path == "/v1/kiosk-tokens":
         return any(k["id"] == ctx["kiosk"] for k in body)
+    if path == "/v1/hotline/webhooks":
+        return any(w["api_key_id"] == ctx["hook_key"] for w in body)
+    if path == "/v1/hotline/deliveries":
+        return any(d["id"] == ctx["delivery"] for d in body["items"])
     raise AssertionError(f"no presence check for {path}")
 
 

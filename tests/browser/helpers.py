@@ -120,18 +120,89 @@ class Stack:
 # --------------------------------------------------------------------------- helpers used by the tests
 
 
+# Streamlit's own end-to-end hook: the app root carries the script's run state ("initial", "running",
+# "notRunning", "rerunRequested" …); elements of the previous run not yet redrawn carry data-stale="true"
+_IDLE_JS = """() => { const app = document.querySelector('[data-testid="stApp"]');
+    return !!app && app.getAttribute('data-test-script-state') === 'notRunning'
+        && !document.querySelector('[data-stale="true"]'); }"""
+
+
+def is_idle(page) -> bool:
+    try:
+        return bool(page.evaluate(_IDLE_JS))
+    except Exception:  # noqa: BLE001 — navigating
+        return False
+
+
+def wait_idle(page, timeout: float = 60, quiet: float = 0.5) -> None:
+    """Wait until Streamlit has finished re-running: no script run and no stale element, and that for *quiet*
+    seconds in a row (so a rerun the last interaction has only just asked for is not mistaken for idleness).
+
+    A page with a refresh timer (the big screen's fragment) becomes busy again every few seconds; idle here
+    means "between two runs", which is when a click is neither lost nor applied to a half-drawn page.
+    """
+    deadline = time.monotonic() + timeout
+    since = None
+    while True:
+        now = time.monotonic()
+        if is_idle(page):
+            since = since or now
+            if now - since >= quiet:
+                return
+        else:
+            since = None
+        if now > deadline:
+            state = page.evaluate("() => document.querySelector('[data-testid=\"stApp\"]')"
+                                  "?.getAttribute('data-test-script-state')")
+            raise AssertionError(f"Streamlit did not become idle in {timeout:.0f} s (script state {state!r})")
+        time.sleep(0.1)
+
+
+def settled(page, read, timeout: float = 60, quiet: float = 0.5):
+    """*read()* once Streamlit is idle and two reads *quiet* seconds apart (idle at both) agree; its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        wait_idle(page, max(1.0, deadline - time.monotonic()), quiet=quiet / 2)
+        a = read()
+        time.sleep(quiet)
+        if is_idle(page) and read() == a:
+            return a
+        if time.monotonic() > deadline:
+            raise AssertionError(f"value did not settle in {timeout:.0f} s (last {a!r})")
+
+
+def click(page, locator, **kw) -> None:
+    """Click once Streamlit is idle, then wait for the rerun the click causes to finish."""
+    wait_idle(page)
+    locator.click(**kw)
+    wait_idle(page)
+
+
 def login(page, base_url: str, user: str, path: str = "bigscreen", *, expect_ok: bool = True) -> None:
     page.goto(f"{base_url}/{path}")
     page.get_by_label("用户名").fill(user)
     page.get_by_label("密码").fill(PASSWORD)
     page.get_by_role("button", name="登录", exact=True).click()
     if expect_ok:
-        page.locator('[data-testid="geo-role"]').wait_for()
+        page.locator('[data-testid="geo-role"]').wait_for(timeout=90_000)
+        wait_idle(page)
 
 
 def goto(page, name: str) -> None:
     """Open a page through the sidebar (a new URL would start a new, logged-out session)."""
-    page.locator('[data-testid="stSidebarNav"]').get_by_text(NAV[name], exact=True).click()
+    click(page, page.locator('[data-testid="stSidebarNav"]').get_by_text(NAV[name], exact=True))
+
+
+def wait_painted(page, timeout: float = 120) -> None:
+    """The big screen has painted real data once: KPI tiles with a number, the live badge, and the map's grid
+    layer drawn (a condition with a generous limit: a cold dashboard and API on a busy machine are slow)."""
+    page.locator('[data-testid="kpi-events"]:not([data-value="null"])').wait_for(timeout=timeout * 1000)
+    page.locator('[data-testid="live-badge"]').wait_for(timeout=timeout * 1000)
+    f = map_frame(page, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while not f.evaluate("() => !!(window.__geo_layers || {}).grids"):
+        assert time.monotonic() < deadline, "the map's grid layer was not drawn"
+        time.sleep(0.2)
 
 
 def map_frame(page, index: int = 0, timeout: float = 30):

@@ -11,14 +11,18 @@ The planner shot looks best with a draft next to the published plan (e.g. ``geo 
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 from playwright.sync_api import sync_playwright
 from shapely.geometry import shape
 
-from tests.browser.helpers import CHROMIUM, CHROMIUM_ARGS, PASSWORD, goto, login, map_frame
+from tests.browser.helpers import (CHROMIUM, CHROMIUM_ARGS, PASSWORD, goto, login, map_frame, wait_idle,
+                                   wait_painted)
 
 
 def settle(page, seconds: float = 2.5) -> None:
@@ -114,11 +118,12 @@ def main() -> None:
 def _bigscreen(page, url: str, user: str, path: Path, h: dict, api: str) -> None:
     """The wall view (sidebar folded), with a grid clicked and a worker's track replaying."""
     login(page, url, user)
-    page.locator('[data-testid="kpi-tiles"]').wait_for()
+    wait_painted(page)
     f = map_frame(page)
     page.locator('[data-testid="stSidebar"]').hover()
     page.locator('[data-testid="stSidebarCollapseButton"] button').click(force=True)
-    settle(page, 3)
+    wait_idle(page)
+    settle(page, 2)  # the map re-fits to its new width
     top = httpx.get(f"{api}/v1/stats/top-grids", params={"n": 1}, headers=h).json()
     fc = httpx.get(f"{api}/v1/grids", headers=h, timeout=30).json()
     feat = next((x for x in fc["features"] if top and x["properties"]["code"] == top[0]["grid_code"]), None)
@@ -126,20 +131,25 @@ def _bigscreen(page, url: str, user: str, path: Path, h: dict, api: str) -> None
         p = shape(feat["geometry"]).representative_point()
         xy = f.evaluate(f"() => {{ const q = window.map.latLngToContainerPoint([{p.y}, {p.x}]); return [q.x, q.y]; }}")
         box = page.locator('iframe[title="streamlit_folium.st_folium"]').bounding_box()
+        wait_idle(page)
         page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
-        settle(page, 2)
-    day = time.strftime("%Y-%m-%d", time.gmtime())
-    pos = httpx.get(f"{api}/v1/workers/positions/latest", headers=h, timeout=10).json()
-    busiest = max(pos, key=lambda w: len(httpx.get(f"{api}/v1/workers/{w['id']}/track", params={"day": day},
-                                                   headers=h, timeout=10).json()["fixes"]), default=None)
-    try:
+        page.locator('[data-testid="grid-panel"]').wait_for(timeout=60_000)
+    day = datetime.now(ZoneInfo(os.environ.get("GEO_TZ", "Asia/Shanghai"))).date().isoformat()  # days are in GEO_TZ
+    pos = [w for w in httpx.get(f"{api}/v1/workers/positions/latest", headers=h, timeout=10).json() if w["on_duty"]]
+    busiest = max(pos[:40], key=lambda w: len(httpx.get(f"{api}/v1/workers/{w['id']}/track", params={"day": day},
+                                                        headers=h, timeout=10).json()["fixes"]), default=None)
+    if busiest:
         box = page.get_by_role("combobox", name="轨迹回放")
-        box.click(timeout=5000)
+        wait_idle(page)
+        box.click()
         box.fill(busiest["name"])
-        page.get_by_role("option", name=busiest["name"]).first.click(timeout=5000)
-    except Exception:  # noqa: BLE001 — no workers: no replay on the shot
-        pass
-    settle(page, 5)
+        page.get_by_role("option", name=busiest["name"]).first.click()
+        page.locator('[data-testid="track-info"]').wait_for(timeout=60_000)
+        deadline = time.monotonic() + 60
+        while not map_frame(page).evaluate("() => !!window.__geo_track") and time.monotonic() < deadline:
+            time.sleep(0.3)
+    settle(page, 4)  # the replay marker walks a few steps
+    wait_idle(page)
     page.screenshot(path=str(path))
 
 

@@ -10,32 +10,38 @@ import httpx
 import pytest
 from shapely.geometry import shape
 
-from tests.browser.helpers import assert_no_traceback, auth, goto, login, map_frame
+from tests.browser.helpers import assert_no_traceback, auth, click, goto, login, map_frame, wait_idle
 
 pytestmark = pytest.mark.browser
 
 
-def lookup_point(page, lon: float, lat: float) -> None:
-    """Type the point (each input committed with Enter), wait for the app to settle, press the button."""
+def type_into(page, label: str, value: str) -> None:
+    """Type into a text input and commit it with Enter; return once the rerun it causes is over."""
+    wait_idle(page)
+    page.get_by_label(label).fill(value)
+    page.get_by_label(label).press("Enter")
+    wait_idle(page)
+
+
+def lookup_point(page, lon, lat) -> None:
+    """Type the point (each input committed, its rerun finished), then press the button and let it run."""
     for label, v in (("经度", lon), ("纬度", lat)):
-        page.get_by_label(label).fill(f"{v:.6f}")
-        page.get_by_label(label).press("Enter")
-    time.sleep(0.8)  # let the reruns of the two inputs finish, so the button press is not coalesced away
-    page.get_by_role("button", name="查询所属网格").click()
+        type_into(page, label, v if isinstance(v, str) else f"{v:.6f}")
+    click(page, page.get_by_role("button", name="查询所属网格"))
 
 
-def lookup_until(page, lon: float, lat: float, done, timeout: float = 30) -> None:
-    """lookup_point, pressing the button again if nothing shows (a press can be lost to a concurrent rerun)."""
+def lookup_until(page, lon, lat, done, timeout: float = 60) -> None:
+    """lookup_point, then wait for *done()*; should the page be idle without it, press the button again (a
+    press that a concurrent rerun swallowed is pressed once more, never while a run is going on)."""
     lookup_point(page, lon, lat)
     deadline = time.monotonic() + timeout
-    last_press = time.monotonic()
     while not done():
         if time.monotonic() > deadline:
             raise AssertionError("the lookup result did not appear")
-        if time.monotonic() - last_press > 6:
-            page.get_by_role("button", name="查询所属网格").click()
-            last_press = time.monotonic()
-        time.sleep(0.2)
+        wait_idle(page)
+        if not done():
+            click(page, page.get_by_role("button", name="查询所属网格"))
+    wait_idle(page)  # the run that showed it is over: nothing of the previous answer is left on the page
 
 
 def wait_code(page, expected: str, timeout: float = 20) -> str:
@@ -97,22 +103,17 @@ def test_bad_coordinates_are_refused_not_replaced(stack, page):
     code = page.locator('[data-testid="lookup-grid-code"]')
     lookup_until(page, p.x, p.y, lambda: code.count() > 0)
     # a mistyped longitude: refused, naming the field; the previous point's result is gone, not shown again
-    page.get_by_label("经度").fill(f"{p.x:.4f}x")
-    page.get_by_role("button", name="查询所属网格").click()
-    page.locator('[data-testid="lookup-refused"][data-reason="number"]').wait_for(state="attached")
+    lookup_until(page, f"{p.x:.4f}x", f"{p.y:.6f}", lambda: refused(page, "number"))
     assert code.count() == 0
     assert "经度" in page.locator('[data-testid="stAlert"]').first.inner_text()
     # Beijing: outside the service area, said plainly (no "nearest grid about 1,048,365 m")
-    lookup_point(page, 116.397, 39.909)
-    page.locator('[data-testid="lookup-refused"][data-reason="out_of_area"]').wait_for(state="attached")
+    lookup_until(page, 116.397, 39.909, lambda: refused(page, "out_of_area"))
     text = page.locator('[data-testid="stAlert"]').first.inner_text()
     assert "服务范围" in text and "1,048" not in text and code.count() == 0
     # latitude and longitude swapped
-    lookup_point(page, p.y, p.x)
-    page.locator('[data-testid="lookup-refused"][data-reason="swapped"]').wait_for(state="attached")
+    lookup_until(page, p.y, p.x, lambda: refused(page, "swapped"))
     # out of range
-    lookup_point(page, 200.0, p.y)
-    page.locator('[data-testid="lookup-refused"][data-reason="range"]').wait_for(state="attached")
+    lookup_until(page, 200.0, p.y, lambda: refused(page, "range"))
     assert code.count() == 0
     assert_no_traceback(page)
 

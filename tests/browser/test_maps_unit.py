@@ -67,6 +67,9 @@ def test_heat_legend_counts_match_the_colours():
     assert buckets[0][1] == 1 and buckets[-1][2] == 200
     for colour, lo, hi, _ in buckets:  # every count in a bucket gets that bucket's colour
         assert maps.HEAT_COLOURS[maps.heat_level(lo, 200)] == colour == maps.HEAT_COLOURS[maps.heat_level(hi, 200)]
+    # the ranges follow each other without a gap (no "7–13, 18–29"), whatever counts the cells have
+    assert all(b[1] == a[2] + 1 for a, b in zip(buckets, buckets[1:])), buckets
+    assert [b[0] for b in buckets] == maps.HEAT_COLOURS
     assert maps.heat_buckets([]) == []
 
 

@@ -144,8 +144,8 @@ def grid_panel(request: Request, code: str, p: Principal = Depends(require("read
         """), {"c": code, "open": list(PANEL_OPEN), "path": p.jurisdiction_path}).mappings().one()
         hh = conn.execute(text("SELECT households FROM grids WHERE plan_id = :pl AND code = :c"),
                           {"pl": g.plan_id, "c": code}).scalar()
-        cov = patrol.coverage(conn, plan_ids=list(idx.plan_ids), codes=[code], day=_today(state),
-                              tz=state.settings.timezone)
+        cov = state.patrol.coverage(conn, plan_ids=list(idx.plan_ids), codes=[code], day=_today(state),
+                                    tz=state.settings.timezone)
         mode = emergency.active_mode(conn, p.jurisdiction_path)
     staff = state.holder.staff.get(code, [])
     chief = next((s.name for s in staff if s.role == "chief"), None)
@@ -176,8 +176,8 @@ def patrol_coverage(request: Request, day: date | None = None, grid: str | None 
                 WHERE g.plan_id = ANY(:plans) AND coalesce(c.path, j.path) LIKE :path || '%' ORDER BY g.code
             """), {"plans": list(idx.plan_ids), "path": p.jurisdiction_path}).scalars().all()
     with state.engine.connect() as conn:
-        items = patrol.coverage(conn, plan_ids=list(idx.plan_ids), codes=list(codes), day=day,
-                                tz=state.settings.timezone)
+        items = state.patrol.coverage(conn, plan_ids=list(idx.plan_ids), codes=list(codes), day=day,
+                                      tz=state.settings.timezone)
     return {"day": day.isoformat(), "radius_m": patrol.RADIUS_M, "items": items}
 
 

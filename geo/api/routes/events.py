@@ -13,6 +13,7 @@ from geo.api.deps import AppState, authorize, get_state, require
 from geo.api.errors import APIError
 from geo.api.schemas import EventIn, Moment, TransitionIn
 from geo.api.services import events as svc
+from geo.api.services import hotline
 from geo.api.services.workcal import calendar_of
 from geo.crs import point_to_wgs84
 
@@ -174,6 +175,7 @@ def move_event(request: Request, event_id: int, body: TransitionIn, p: Principal
             out = svc.transition(conn, p, event_id, to=body.to, note=body.note, reason=body.reason,
                                  assignee_worker_id=body.assignee_worker_id, department=body.department,
                                  satisfaction=body.satisfaction)
+            hotline.event_moved(conn, event_id, reason=body.reason, note=body.note)  # status back to 12345
     except APIError as exc:
         if exc.status == 403 or exc.code == "unknown_reference":
             audit.record_denied(st.engine, p, f"event.{body.to}", "events", event_id,

@@ -18,6 +18,7 @@ from geo.api.errors import APIError
 from geo.api.schemas import CalendarDayIn, ReopenIn, SuperviseIn
 from geo.api.services import audit
 from geo.api.services import events as ev_svc
+from geo.api.services import hotline
 from geo.api.services import supervision as svc
 from geo.api.services.scope import field_error
 from geo.api.services.workcal import calendar_of, invalidate
@@ -63,6 +64,7 @@ def reopen(request: Request, event_id: int, body: ReopenIn, p: Principal = Depen
     _event_in_scope(state, p, event_id, "event_reopen", write=True)
     with state.engine.begin() as conn:
         ev = svc.reopen(conn, p, event_id, reason=body.reason)
+        hotline.event_moved(conn, event_id, reason=body.reason, kind="order.reopened")  # status back to 12345
     return ev_svc.event_json(ev, p)
 
 

@@ -1,5 +1,8 @@
 """12345 work orders: intake (idempotent on 工单号, 并单), poll by ``updated_since``, one order, 回访.
 
+Each status change of an order taken in with an API key that has a webhook is sent back to it, signed, through
+the job queue (:mod:`geo.api.services.hotline`); the poll below stays for hotlines without one.
+
 Access: intake and 回访 — dispatcher, admin (the hotline's API key is a dispatcher key of its city or
 district); reads — every role, own subtree; an order outside the subtree is 404.
 """
@@ -18,6 +21,7 @@ from geo.api.deps import AppState, authorize, get_state, require
 from geo.api.errors import APIError
 from geo.api.routes.events import owning_grid
 from geo.api.schemas import CallbackIn, WorkOrderIn
+from geo.api.services import hotline
 from geo.api.services import workorders as svc
 from geo.api.services.geocode import geocode_of, grid_namer
 from geo.api.services.scope import field_error
@@ -76,7 +80,9 @@ def _intake(state: AppState, p: Principal, body: WorkOrderIn):
         row, created = svc.intake(conn, p, cat, body=payload, lon=lon, lat=lat, grid=grid,
                                   radius_m=state.settings.merge_radius_m,
                                   window=timedelta(hours=state.settings.merge_window_hours),
-                                  calendar=calendar_of(state))
+                                  calendar=calendar_of(state), intake_key_id=p.id if p.kind == "api_key" else None)
+        if created and row["merged"]:
+            hotline.order_merged(conn, row["id"])  # 并单, back to the hotline's webhook
     return _json(state, row, p), created
 
 
@@ -129,6 +135,7 @@ def post_callback(request: Request, order_no: str, body: CallbackIn,
     _order_in_scope(state, p, order_no, write=True)
     with state.engine.begin() as conn:
         r = svc.callback(conn, p, order_no, satisfaction=body.satisfaction, reached=body.reached, note=body.note)
+        hotline.order_called_back(conn, r["id"])
     return _json(state, r, p)
 
 

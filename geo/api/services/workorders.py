@@ -78,7 +78,7 @@ def find_open_event(conn: Connection, *, category: str, subtype: str, lon: float
 
 
 def intake(conn: Connection, p: Principal, catalogue, *, body: dict, lon: float, lat: float, grid: dict,
-           radius_m: float, window: timedelta, calendar) -> tuple[dict, bool]:
+           radius_m: float, window: timedelta, calendar, intake_key_id: int | None = None) -> tuple[dict, bool]:
     """Take one order in; returns (order row, created). See the module docstring for the rules.
 
     Parameters
@@ -90,6 +90,8 @@ def intake(conn: Connection, p: Principal, catalogue, *, body: dict, lon: float,
         WGS84 point of the order (given, or geocoded from the address).
     grid : dict
         Owning grid (see ``routes.events.owning_grid``).
+    intake_key_id : int, optional
+        The API key taking the order in (its webhook, if any, hears of the order's changes).
     """
     rhash = ev_svc.request_hash(body | {"lon": round(lon, 7), "lat": round(lat, 7)})
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": "wo:" + body["order_no"]})
@@ -121,14 +123,14 @@ def intake(conn: Connection, p: Principal, catalogue, *, body: dict, lon: float,
         eid = ev["id"]
     oid = conn.execute(text("""
         INSERT INTO work_orders (order_no, request_hash, called_at, appeal_type, category, subtype, content, address,
-            caller_name, caller_phone, event_id, merged, jurisdiction_path, created_by, geom)
-        VALUES (:no, :h, :called, :appeal, :c, :s, :content, :addr, :cn, :cp, :e, :m, :path, :actor,
+            caller_name, caller_phone, event_id, merged, jurisdiction_path, created_by, intake_key_id, geom)
+        VALUES (:no, :h, :called, :appeal, :c, :s, :content, :addr, :cn, :cp, :e, :m, :path, :actor, :key,
                 ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
         RETURNING id
     """), {"no": body["order_no"], "h": rhash, "called": called, "appeal": body["appeal_type"], "c": body["category"],
            "s": body["subtype"], "content": body["content"], "addr": body.get("address"), "cn": body.get("caller_name"),
            "cp": body.get("caller_phone"), "e": eid, "m": merged, "path": grid["jurisdiction_path"], "actor": p.actor,
-           "lon": lon, "lat": lat}).scalar_one()
+           "key": intake_key_id, "lon": lon, "lat": lat}).scalar_one()
     audit.record(conn, p, "work_order.create", "work_orders", oid, jurisdiction_id=grid["jurisdiction_id"],
                  detail={"order_no": body["order_no"], "event_id": eid, "merged": merged})
     return get_order(conn, body["order_no"]), True
