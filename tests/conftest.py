@@ -60,6 +60,7 @@ def pg_env():
     cluster = Cluster(settings)
     cluster.up()
     env["__url"] = cluster.url()
+    _no_durability(cluster.url("postgresql"))
     try:
         yield env
     finally:
@@ -69,6 +70,19 @@ def pg_env():
         cluster.destroy()
         shutil.rmtree(d, ignore_errors=True)
         reset_settings()
+
+
+def _no_durability(dsn: str) -> None:
+    """A throw-away test cluster need not survive a power cut: no fsync, no full-page writes, commits that do not
+    wait for the WAL flush. Every test empties the tables (TRUNCATE: ~0.12 s with fsync, ~0.03 s without) and
+    most write in many small transactions. A clean stop or restart (``pg_ctl stop -m fast``, as the fault tests
+    do) still writes everything out, so no acknowledged commit is lost there."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for setting in ("fsync = off", "full_page_writes = off", "synchronous_commit = off"):
+            conn.execute(f"ALTER SYSTEM SET {setting}")
+        conn.execute("SELECT pg_reload_conf()")
 
 
 @pytest.fixture(scope="session")
@@ -117,18 +131,75 @@ def engine(db_url):
 # --------------------------------------------------------------------------- parallel runs (pytest-xdist)
 
 
+#: Rough cost (seconds on one worker) of the groups that take far longer than their number of tests suggests;
+#: any other group counts :data:`SECONDS_PER_TEST` per test. Only the order depends on it (a stale figure
+#: costs balance, never a test).
+GROUP_SECONDS = {  # measured with -n 1 on a shared 2-core machine, 2026-12-02
+    "browser": 285,
+    "tests/api/test_jobs.py": 70,
+    "tests/api/test_no_500.py": 50,
+    "tests/api/test_matrix.py": 50,
+    "tests/test_wheel.py": 45,
+    "tests/api/test_schemathesis.py": 35,
+    "tests/api/test_processes.py": 30,
+    "tests/api/test_auth.py": 28,
+    "tests/test_supervise.py": 26,
+    "tests/api/test_faults.py": 21,
+    "tests/api/test_lookup.py": 20,
+    "tests/partition/test_verify.py": 20,
+    "tests/api/test_geocode.py": 18,
+    "tests/test_notebooks.py::test_notebook_runs[04_api_client]": 18,
+    "tests/partition/test_tight_range.py": 16,
+    "tests/partition/test_plan.py": 16,
+    "tests/api/test_ops.py": 15,
+    "tests/partition/test_redraw.py": 14,
+    "tests/api/test_planner_export.py": 12,
+    "tests/test_scaleout.py": 12,
+    "tests/api/test_rbac.py": 11,
+    "tests/test_load.py": 10,
+}
+SECONDS_PER_TEST = 0.4
+
+
+def xdist_group(nodeid: str) -> str:
+    """The ``--dist loadgroup`` unit of a test: its module; all browser tests together (one demo stack); each
+    notebook on its own."""
+    path = nodeid.split("::", 1)[0]
+    if path.startswith("tests/browser/"):
+        return "browser"
+    if path == "tests/test_notebooks.py":
+        return nodeid
+    return path
+
+
+def pytest_configure(config):
+    # --dist loadgroup hands the groups out in the order the workers collected them (see below); xdist would
+    # re-sort them by their number of tests (--loadscope-reorder, on by default), which sends the long groups of
+    # one or two tests (wheel, schemathesis, the multi-process API tests) last, where one worker runs them alone
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(config, items):
-    """Group tests for ``--dist loadgroup``: a module stays on one worker (its module fixtures are built
-    once), all browser tests share one worker (one demo stack), each notebook is a unit of its own."""
+    """Group tests for ``--dist loadgroup`` (:func:`xdist_group`: a module stays on one worker, so its module
+    fixtures are built once) and, under it, put the longest groups first: the two workers then take the long
+    ones while there is still short work to even out the end, instead of one worker ending alone on a long
+    group it picked up last."""
     for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        if path.startswith("tests/browser/"):
-            group = "browser"
+        group = xdist_group(item.nodeid)
+        if group == "browser":
             # a Streamlit page re-runs under the test's feet (refresh timers, widget reruns): a browser test gets
             # one re-run, reported as such in the summary ("R"), so a race is visible but does not sink the suite
             item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=2))
-        elif path == "tests/test_notebooks.py":
-            group = item.nodeid
-        else:
-            group = path
         item.add_marker(pytest.mark.xdist_group(group))
+    if getattr(config.option, "dist", "no") != "loadgroup":
+        return
+    groups = [xdist_group(item.nodeid) for item in items]
+    first: dict[str, int] = {}
+    seconds: dict[str, float] = {}
+    for i, g in enumerate(groups):
+        first.setdefault(g, i)
+        seconds[g] = seconds.get(g, 0.0) + SECONDS_PER_TEST
+    seconds.update({g: s for g, s in GROUP_SECONDS.items() if g in seconds})
+    order = sorted(range(len(items)), key=lambda i: (-seconds[groups[i]], first[groups[i]], i))
+    items[:] = [items[i] for i in order]

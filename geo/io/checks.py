@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.crs import WGS84, check_fits, to_wgs84
+from geo.crs import WGS84, check_fits, is_gcj02, to_wgs84
 from geo.io.readers import InputError, RawTable
 
 KINDS = ("population", "streets", "special-areas", "boundaries")
@@ -239,7 +239,7 @@ def check_geometry(report: LoadReport, raw: RawTable, kind: str) -> np.ndarray:
                lambda i: f"geometry is {types[i]}; expected {label} for {kind}")
 
     usable = ~empty & ~wrong
-    geographic = raw.crs == "gcj02" or getattr(raw.crs, "is_geographic", False)
+    geographic = is_gcj02(raw.crs) or getattr(raw.crs, "is_geographic", False)
     if geographic and usable.any():
         b = shapely.bounds(g[usable])
         idx = np.flatnonzero(usable)
@@ -248,7 +248,7 @@ def check_geometry(report: LoadReport, raw: RawTable, kind: str) -> np.ndarray:
         swapped_world = ~ys_ok & (b[:, 0] >= -90) & (b[:, 2] <= 90) & (b[:, 1] >= -180) & (b[:, 3] <= 180)
         # Chinese data: lat in [0.8, 55.8] and lon in [72, 137.9] can't be confused with each other.
         china_swapped = (b[:, 0] >= 0.8) & (b[:, 2] <= 55.9) & (b[:, 1] >= 72.0) & (b[:, 3] <= 137.9)
-        china_crs = raw.crs == "gcj02" or getattr(raw.crs, "to_epsg", lambda: None)() == 4490
+        china_crs = is_gcj02(raw.crs) or getattr(raw.crs, "to_epsg", lambda: None)() == 4490
         swapped = swapped_world | (china_crs & china_swapped)
         report.add("swapped_lat_lon", idx[swapped], "geometry",
                    lambda i: "coordinates look like (lat, lon) instead of (lon, lat): "
@@ -363,7 +363,7 @@ def validate(
         raise ValueError(f"unknown load kind {kind!r}; expected one of {KINDS}")
     cols = columns or ColumnMap()
     frame = raw.frame
-    crs_label = "gcj02" if raw.crs == "gcj02" else raw.crs.to_string()
+    crs_label = "gcj02" if is_gcj02(raw.crs) else raw.crs.to_string()
     report = LoadReport(source=raw.source, kind=kind, rows_read=len(frame), crs=crs_label,
                         line_offset=1 if raw.xy_columns else None)
     _default_columns(cols, frame, kind)
@@ -380,7 +380,7 @@ def validate(
     wgs = np.full(len(frame), None, dtype=object)
     if usable.any():
         tmp = gpd.GeoDataFrame(geometry=gpd.GeoSeries(geoms[usable]), crs=None)
-        conv = to_wgs84(tmp, raw.crs if raw.crs == "gcj02" else raw.crs)
+        conv = to_wgs84(tmp, raw.crs)
         wgs[usable] = conv.geometry.values
     check_within(report, wgs, usable, jurisdiction, jurisdiction_name)
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.crs import CRSError, from_wgs84, parse_crs, to_wgs84
+from geo.crs import CRSError, from_wgs84, is_gcj02, parse_crs, to_wgs84
 from geo.io.readers import InputError
 
 #: export fields (GeoPackage, GeoJSON, CSV) → internal column
@@ -342,8 +342,8 @@ def read_grid_file(path: str | Path, *, crs: Any = None, layer: str | None = Non
     wgs = out.copy()
     if ok.any():
         conv = to_wgs84(gpd.GeoDataFrame(geometry=out.geometry[ok].reset_index(drop=True),
-                                         crs=None if real == "gcj02" else real),
-                        "gcj02" if real == "gcj02" else None)
+                                         crs=None if is_gcj02(real) else real),
+                        "gcj02" if is_gcj02(real) else None)
         g2 = np.full(len(out), None, dtype=object)
         g2[ok] = np.asarray(conv.geometry.values, dtype=object)
         wgs = wgs.set_geometry(gpd.GeoSeries(g2), crs=4326)
