@@ -72,6 +72,12 @@ def _schema(conn) -> dict:
     return {k: [tuple(r) for r in conn.execute(text(v), {"t": TABLES}).all()] for k, v in q.items()}
 
 
+def _as_before(rows: dict, before: dict) -> dict:
+    """*rows* with only the columns the rows *before* had (later migrations, 0011 on, add columns of their own)."""
+    return {t: [{k: r[k] for k in b} for r, b in zip(rows[t], before[t])] if len(rows[t]) == len(before[t])
+            else rows[t] for t, b in before.items()}
+
+
 def _rows(conn) -> dict:
     """Every row of the four tables as JSON (without the column 0009 adds), in id order."""
     return {t: conn.execute(text(f"SELECT to_jsonb(x) - 'event_created_at' FROM {t} x ORDER BY id")).scalars().all()
@@ -97,7 +103,7 @@ def test_upgrade_moves_months_into_partitions_and_downgrade_restores_the_plain_t
             flat_schema, flat_rows = _schema(c), _rows(c)
         assert ("events", "r") in flat_schema["kind"]
 
-        migrate.upgrade(db_url)
+        migrate.upgrade(db_url, "0009")
         with eng.connect() as c:
             assert ("events", "p") in _schema(c)["kind"]
             assert [_partition_of(c, e) for e in ids] == [_month_name(t) for t in times]
@@ -129,7 +135,7 @@ def test_upgrade_moves_months_into_partitions_and_downgrade_restores_the_plain_t
     finally:
         migrate.upgrade(db_url)  # and up again: the rest of the session runs at head
     with eng.connect() as c:
-        assert ("events", "p") in _schema(c)["kind"] and _rows(c) == flat_rows
+        assert ("events", "p") in _schema(c)["kind"] and _as_before(_rows(c), flat_rows) == flat_rows
         assert [_partition_of(c, e) for e in ids] == [_month_name(t) for t in times]
     eng.dispose()
 
