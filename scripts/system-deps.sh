@@ -11,7 +11,7 @@ need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client-15)
 # Chinese text in browser screenshots and notebook plots
-fc-list 2>/dev/null | grep -q "Noto Sans CJK" || need+=(fonts-noto-cjk)
+fc-list 2>/dev/null | grep "Noto Sans CJK" >/dev/null || need+=(fonts-noto-cjk)  # not grep -q: under pipefail its early exit fails fc-list (SIGPIPE)
 # pdfinfo / pdftotext / pdftoppm: the printed 网格图 (tests read it back, docs render it to PNG)
 command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
 # load generator for the benchmarks
