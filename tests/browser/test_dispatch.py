@@ -30,18 +30,30 @@ def lookup_point(page, lon, lat) -> None:
     click(page, page.get_by_role("button", name="查询所属网格"))
 
 
-def lookup_until(page, lon, lat, done, timeout: float = 60) -> None:
-    """lookup_point, then wait for *done()*; should the page be idle without it, press the button again (a
-    press that a concurrent rerun swallowed is pressed once more, never while a run is going on)."""
-    lookup_point(page, lon, lat)
+def _press_until(page, button: str, done, timeout: float) -> None:
+    """Wait for *done()*; should the page be idle without it, press *button* again (a press that a concurrent
+    rerun swallowed is pressed once more, never while a run is going on)."""
     deadline = time.monotonic() + timeout
     while not done():
         if time.monotonic() > deadline:
-            raise AssertionError("the lookup result did not appear")
+            raise AssertionError(f"nothing came of pressing {button}")
         wait_idle(page)
         if not done():
-            click(page, page.get_by_role("button", name="查询所属网格"))
+            click(page, page.get_by_role("button", name=button))
     wait_idle(page)  # the run that showed it is over: nothing of the previous answer is left on the page
+
+
+def search_until(page, query: str, done, timeout: float = 60) -> None:
+    """Search the standard addresses for *query* until *done()*."""
+    type_into(page, "地址关键词", query)
+    click(page, page.get_by_role("button", name="搜索地址"))
+    _press_until(page, "搜索地址", done, timeout)
+
+
+def lookup_until(page, lon, lat, done, timeout: float = 60) -> None:
+    """lookup_point until *done()* (see :func:`_press_until`)."""
+    lookup_point(page, lon, lat)
+    _press_until(page, "查询所属网格", done, timeout)
 
 
 def wait_code(page, expected: str, timeout: float = 20) -> str:
@@ -196,11 +208,10 @@ def test_dispatch_by_address(stack, page):
                      timeout=10).json()
     login(page, stack.dash_url, "dispatcher")
     goto(page, "dispatch")
-    page.get_by_label("地址关键词").fill(q)
-    page.get_by_role("button", name="搜索地址").click()
-    page.locator('[data-testid="geocode-candidates"]').wait_for(state="attached")
-    assert page.locator('[data-testid="geocode-candidates"]').get_attribute("data-best-grid") == best["grid_code"]
-    page.locator('[data-testid="stRadio"] [role="radiogroup"] label').first.click()
+    cands_box = page.locator('[data-testid="geocode-candidates"]')
+    search_until(page, q, lambda: cands_box.count() > 0)
+    assert cands_box.get_attribute("data-best-grid") == best["grid_code"]
+    click(page, page.locator('[data-testid="stRadio"] [role="radiogroup"] label').first)
     code = page.locator('[data-testid="lookup-grid-code"]')
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not (code.count() and code.inner_text().strip() == look["code"]):
@@ -214,8 +225,6 @@ def test_dispatch_by_address(stack, page):
     # nothing found: said so (a query the API finds nothing for)
     nothing = next(q for q in ("qzxj wvkp", "☃☃☃", "zzzz") if not httpx.get(
         f"{stack.api_url}/v1/geocode", params={"q": q}, headers=h, timeout=10).json()["candidates"])
-    page.get_by_label("地址关键词").fill(nothing)
-    page.get_by_role("button", name="搜索地址").click()
-    page.get_by_text("没有找到").first.wait_for()
+    search_until(page, nothing, lambda: page.get_by_text("没有找到").count() > 0)
     assert page.locator('[data-testid="geocode-candidates"]').count() == 0
     assert_no_traceback(page)
