@@ -462,6 +462,22 @@ def t(key: str, **fmt) -> str:
     return s.format(**fmt) if fmt else s
 
 
+#: Why a grid is out of range, as the engine's quality report says it (geo.partition.regions.common FLAG_*,
+#: geo.partition.verify FLAG_ISLAND, geo.partition.quality REASON_UNEXPLAINED).
+FLAG_NAMES = {
+    "zh": {"exclusive unit": "专属网格", "single building above max": "单栋楼超过上限",
+           "community below min": "社区总人口不足下限", "island below min": "飞地人口不足下限",
+           "cut-off part below min": "被隔开的部分人口不足下限", "uninhabited island": "无人居住的飞地",
+           "infeasible": "无法调整到范围内", "enclosed by one grid (no feasible alternative)": "被一个网格包围（无可行方案）",
+           "island": "飞地"},
+}
+
+
+def flag_name(flag: str) -> str:
+    """A quality-report reason in the page's language (the engine's English key where none is known)."""
+    return FLAG_NAMES.get(lang(), {}).get(flag, flag)
+
+
 def role_name(role: str | None) -> str:
     return ROLE_NAMES.get(lang(), {}).get(role or "", role or "")
 

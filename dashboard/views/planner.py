@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import api, maps, ui
-from dashboard.i18n import stage_text, t
+from dashboard.i18n import flag_name, stage_text, t
 from dashboard.views import planner_tools as tools
 
 MAP_HEIGHT = 460
@@ -169,7 +169,8 @@ def _quality(tok: str, plan: dict, zoom: int) -> None:
     c = st.columns(6)
     c[0].metric(t("q_grids"), ui.fmt_num(q.get("n_grids", plan.get("grids"))))
     c[1].metric(t("q_in_range"), ui.fmt_rate(rng.get("in_range_share")),
-                help=f'{t("q_out_of_range")}: {rng.get("out_of_range", 0)} · {rng.get("reasons", {})}')
+                help=f'{t("q_out_of_range")}: {rng.get("out_of_range", 0)} · ' +
+                ", ".join(f"{flag_name(k)} {v}" for k, v in (rng.get("reasons") or {}).items()))
     c[2].metric(t("q_pop_median"), ui.fmt_num(pop.get("median")),
                 help=f'{t("q_pop_range")}: {ui.fmt_num(pop.get("min"))}–{ui.fmt_num(pop.get("max"))}')
     c[3].metric(t("q_pp"), "—" if comp.get("polsby_popper_mean") is None else f'{comp["polsby_popper_mean"]:.3f}')
@@ -197,7 +198,7 @@ def _quality(tok: str, plan: dict, zoom: int) -> None:
         rows = [(t("q_pop_range"), f'{ui.fmt_num(pop.get("min"))} – {ui.fmt_num(pop.get("max"))}'),
                 (t("q_cv"), "—" if pop.get("cv") is None else f'{pop["cv"]:.3f}'),
                 (t("q_out_of_range"), f'{rng.get("out_of_range", 0)} · ' +
-                 ", ".join(f"{k} {v}" for k, v in (rng.get("reasons") or {}).items())),
+                 ", ".join(f"{flag_name(k)} {v}" for k, v in (rng.get("reasons") or {}).items())),
                 (t("q_gap_overlap"), f'{cov.get("gap_m2", 0):.2f} / {cov.get("overlap_m2", 0):.2f}'),
                 (t("q_contiguous"), f'{t("yes") if not cont.get("noncontiguous_grids") else t("no")} '
                                     f'({cont.get("noncontiguous_grids", 0)} / {cont.get("multipart_grids", 0)})'),
