@@ -6,7 +6,9 @@ Real-data tests read ``../shared/data`` beside the checkout (override with
 
 from __future__ import annotations
 
+import functools
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -126,6 +128,29 @@ def engine(db_url):
         if tables:
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     return eng
+
+
+@contextmanager
+def password_hashed_once():
+    """Within the block, ``geo.db.users.add_user`` hashes each distinct password once per test session.
+
+    The test worlds create 6 to 21 users with the same password before every test; each argon2id hash costs
+    ~20 ms of CPU by design (the product's parameters), ~0.16 s per test for the API world alone. The stored
+    hash is still a real argon2id hash with those parameters (every user's with the same salt), and logins
+    still verify it for real; hashing outside the block (password changes, re-hash on login) is untouched."""
+    from geo.db import users
+
+    real = users.hash_password
+    users.hash_password = lambda password: _hash_once(password, real)
+    try:
+        yield
+    finally:
+        users.hash_password = real
+
+
+@functools.lru_cache(maxsize=8)
+def _hash_once(password: str, hash_password) -> str:
+    return hash_password(password)
 
 
 # --------------------------------------------------------------------------- parallel runs (pytest-xdist)
