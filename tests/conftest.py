@@ -6,7 +6,9 @@ Real-data tests read ``../shared/data`` beside the checkout (override with
 
 from __future__ import annotations
 
+import functools
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -128,12 +130,34 @@ def engine(db_url):
     return eng
 
 
+@contextmanager
+def password_hashed_once():
+    """Within the block, ``geo.db.users.add_user`` hashes each distinct password once per test session.
+
+    The test worlds create 6 to 21 users with the same password before every test; each argon2id hash costs
+    ~20 ms of CPU by design (the product's parameters), ~0.16 s per test for the API world alone. The stored
+    hash is still a real argon2id hash with those parameters (every user's with the same salt), and logins
+    still verify it for real; hashing outside the block (password changes, re-hash on login) is untouched."""
+    from geo.db import users
+
+    real = users.hash_password
+    users.hash_password = lambda password: _hash_once(password, real)
+    try:
+        yield
+    finally:
+        users.hash_password = real
+
+
+@functools.lru_cache(maxsize=8)
+def _hash_once(password: str, hash_password) -> str:
+    return hash_password(password)
+
+
 # --------------------------------------------------------------------------- parallel runs (pytest-xdist)
 
-
 #: Rough cost (seconds on one worker) of the groups that take far longer than their number of tests suggests;
-#: any other group counts :data:`SECONDS_PER_TEST` per test. Only the order depends on it (a stale figure
-#: costs balance, never a test).
+#: any other group counts :data:`SECONDS_PER_TEST` per test. Only the order of the groups depends on it (a stale
+#: figure costs balance, never a test).
 GROUP_SECONDS = {  # measured with -n 1 on a shared 2-core machine, 2026-12-02
     "browser": 285,
     "tests/api/test_jobs.py": 70,
@@ -162,8 +186,8 @@ SECONDS_PER_TEST = 0.4
 
 
 def xdist_group(nodeid: str) -> str:
-    """The ``--dist loadgroup`` unit of a test: its module; all browser tests together (one demo stack); each
-    notebook on its own."""
+    """The ``--dist loadgroup`` unit of a test: its module (its module fixtures are built once); all browser
+    tests together (one demo stack); each notebook on its own."""
     path = nodeid.split("::", 1)[0]
     if path.startswith("tests/browser/"):
         return "browser"
@@ -172,19 +196,7 @@ def xdist_group(nodeid: str) -> str:
     return path
 
 
-def pytest_configure(config):
-    # --dist loadgroup hands the groups out in the order the workers collected them (see below); xdist would
-    # re-sort them by their number of tests (--loadscope-reorder, on by default), which sends the long groups of
-    # one or two tests (wheel, schemathesis, the multi-process API tests) last, where one worker runs them alone
-    if hasattr(config.option, "loadscopereorder"):
-        config.option.loadscopereorder = False
-
-
 def pytest_collection_modifyitems(config, items):
-    """Group tests for ``--dist loadgroup`` (:func:`xdist_group`: a module stays on one worker, so its module
-    fixtures are built once) and, under it, put the longest groups first: the two workers then take the long
-    ones while there is still short work to even out the end, instead of one worker ending alone on a long
-    group it picked up last."""
     for item in items:
         group = xdist_group(item.nodeid)
         if group == "browser":
@@ -192,14 +204,33 @@ def pytest_collection_modifyitems(config, items):
             # one re-run, reported as such in the summary ("R"), so a race is visible but does not sink the suite
             item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=2))
         item.add_marker(pytest.mark.xdist_group(group))
-    if getattr(config.option, "dist", "no") != "loadgroup":
-        return
-    groups = [xdist_group(item.nodeid) for item in items]
-    first: dict[str, int] = {}
-    seconds: dict[str, float] = {}
-    for i, g in enumerate(groups):
-        first.setdefault(g, i)
-        seconds[g] = seconds.get(g, 0.0) + SECONDS_PER_TEST
-    seconds.update({g: s for g, s in GROUP_SECONDS.items() if g in seconds})
-    order = sorted(range(len(items)), key=lambda i: (-seconds[groups[i]], first[groups[i]], i))
-    items[:] = [items[i] for i in order]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup`` with the groups of :func:`xdist_group`, the longest group handed out first.
+
+    xdist 3.8 passes a test's group to its scheduler as a suffix it writes into the test id (``…@browser``);
+    pytest 9.2 keeps test ids elsewhere, so the suffix is lost and every test became a group of its own
+    (pytest-xdist#1386): modules and the browser tests were spread over both workers, with a demo stack
+    each. This scheduler reads the group off the test id itself. And it picks the costliest remaining group
+    (:data:`GROUP_SECONDS`) each time a worker asks, instead of the next one in collection order: the long
+    groups run while there is short work left to even out the end."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class GroupScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.rfind("@") > nodeid.rfind("]"):  # an xdist that still writes the suffix
+                return nodeid.rsplit("@", 1)[-1]
+            return xdist_group(nodeid)
+
+        def _assign_work_unit(self, node) -> None:
+            def seconds(scope: str) -> float:
+                return GROUP_SECONDS.get(scope, SECONDS_PER_TEST * len(self.workqueue[scope]))
+
+            self.workqueue.move_to_end(max(self.workqueue, key=seconds), last=False)
+            super()._assign_work_unit(node)
+
+    return GroupScheduling(config, log)

@@ -8,6 +8,8 @@ import pytest
 from shapely.geometry import box
 from sqlalchemy import text
 
+from tests.conftest import password_hashed_once
+
 PASSWORD = "test-password-1"
 DISTRICT, STREET, COMM_A, COMM_B = "429901000000", "429901001000", "429901001001", "429901001002"
 X0, Y0, DX, DY = 114.20, 30.50, 0.025, 0.05  # each community 0.1° wide, 4 × 4 cells
@@ -66,8 +68,9 @@ def world(engine):
     users = {"admin": ("admin", DISTRICT), "planner": ("planner", COMM_A), "dispatcher": ("dispatcher", COMM_A),
              "worker": ("worker", COMM_A), "leader": ("leader", COMM_A), "dispatcher_b": ("dispatcher", COMM_B),
              "planner_street": ("planner", STREET), "worker_b": ("worker", COMM_B)}
-    for u, (role, code) in users.items():
-        add_user(engine, u, PASSWORD, role, code, actor="test")
+    with password_hashed_once():
+        for u, (role, code) in users.items():
+            add_user(engine, u, PASSWORD, role, code, actor="test")
     with engine.begin() as conn:
         def worker(name, role, comm, grids, on_duty=True, user=None):
             wid = conn.execute(text("""

@@ -14,6 +14,8 @@ import pytest
 from shapely.geometry import LineString, box
 from sqlalchemy import text
 
+from tests.conftest import password_hashed_once
+
 PASSWORD = "test-password-1"
 DIST, STREET, C1, C2 = "429902000000", "429902001000", "429902001001", "429902001002"
 SIB, SIB_C = "429902002000", "429902002001"
@@ -76,10 +78,11 @@ def pworld(engine):
             conn.execute(text("""INSERT INTO streets (dataset, source_id, name, klass, geom, load_id)
                 VALUES ('st', :s, :n, 'residential', ST_Multi(ST_GeomFromText(:g, 4326)), :l)"""),
                          {"s": f"s{k}", "n": f"{'经' if k < 5 else '纬'}{k % 5 + 1}路", "g": ln.wkt, "l": sl})
-    for u, (role, code) in {"admin": ("admin", DIST), "planner": ("planner", STREET),
-                            "planner_sib": ("planner", SIB), "leader": ("leader", STREET),
-                            "dispatcher": ("dispatcher", STREET), "planner_c1": ("planner", C1)}.items():
-        add_user(engine, u, PASSWORD, role, code, actor="test")
+    with password_hashed_once():
+        for u, (role, code) in {"admin": ("admin", DIST), "planner": ("planner", STREET),
+                                "planner_sib": ("planner", SIB), "leader": ("leader", STREET),
+                                "dispatcher": ("dispatcher", STREET), "planner_c1": ("planner", C1)}.items():
+            add_user(engine, u, PASSWORD, role, code, actor="test")
     return ids
 
 

@@ -39,6 +39,7 @@ from sqlalchemy import text
 
 from geo.access import policy
 from tests.api.conftest import DX, DY, PASSWORD, Y0, lattice
+from tests.conftest import password_hashed_once
 
 DISTRICT, S1, S2 = "429901000000", "429901001000", "429901002000"
 S1C1, S1C2, S2C1, S2C2 = "429901001001", "429901001002", "429901002001", "429901002002"
@@ -264,7 +265,8 @@ def city(engine, geo_env, monkeypatch):
     ctx["kiosk"] = _kiosk(engine)
     creds = {}
     for role, rel in itertools.product(ROLES, RELATIONS):
-        add_user(engine, f"{role}_{rel}", PASSWORD, role, CALLER_AT[rel], actor="test")
+        with password_hashed_once():
+            add_user(engine, f"{role}_{rel}", PASSWORD, role, CALLER_AT[rel], actor="test")
         creds[(role, rel, "key")] = {"X-API-Key": add_api_key(engine, f"{role}_{rel}", role, CALLER_AT[rel],
                                                               actor="test")}
     monkeypatch.setenv("GEO_DEMO", "1")
