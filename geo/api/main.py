@@ -50,21 +50,20 @@ def resolve_secret(settings: Settings) -> str:
 
 SLOW_MS = 500.0
 
-_RID_PREFIX = os.urandom(4).hex()
+_RID_PREFIX_B = os.urandom(4).hex().encode()
 _rid_counter = itertools.count(1)
 
 
-def new_request_id() -> str:
-    """A request id unique across processes: 8 random hex digits per process, then a counter (16 in all)."""
-    return f"{_RID_PREFIX}{next(_rid_counter) & 0xFFFFFFFF:08x}"
-
-
-_RID_PREFIX_B = _RID_PREFIX.encode()
-
-
 def _new_request_id_bytes() -> bytes:
-    """:func:`new_request_id` as bytes (the lookup fast path's header)."""
+    """A request id unique across processes: 8 random hex digits per process, then a counter (16 in all), as
+    bytes (the lookup fast path puts it in its header as it is)."""
     return b"%b%08x" % (_RID_PREFIX_B, next(_rid_counter) & 0xFFFFFFFF)
+
+
+def new_request_id() -> str:
+    """:func:`_new_request_id_bytes` as text."""
+    return _new_request_id_bytes().decode()
+
 
 #: How ``geo serve`` runs uvicorn (benchmarks run their baselines with exactly these). No proxy headers:
 #: ``X-Forwarded-For`` is believed only from GEO_TRUSTED_PROXIES (services.login_limiter.client_address).
