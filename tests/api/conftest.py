@@ -105,6 +105,32 @@ def client(world, geo_env, monkeypatch):
         yield c
 
 
+def small_demo_client(engine, tmp_path, monkeypatch, users: tuple[str, ...], **env: str):
+    """The synthetic district at scale 0.1 loaded by ``geo demo-data``, a user per role in *users* (named as
+    the role, at the district) and a TestClient of the API in demo mode with the settings *env*: a generator
+    for a fixture to ``yield from``."""
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from geo.api.main import create_app
+    from geo.cli import app
+    from geo.config import reset_settings
+    from geo.db.users import add_user
+    from geo.demo.synthetic import DISTRICT_CODE
+
+    res = CliRunner().invoke(app, ["demo-data", "--scale", "0.1", "--out", str(tmp_path / "demo")],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    for role in users:
+        add_user(engine, role, PASSWORD, role, DISTRICT_CODE, actor="test")
+    monkeypatch.setenv("GEO_DEMO", "1")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    reset_settings()
+    with TestClient(create_app(listen=False)) as c:
+        yield c
+
+
 def token(client, username: str) -> dict:
     r = client.post("/v1/auth/token", data={"username": username, "password": PASSWORD})
     assert r.status_code == 200, r.text

@@ -11,32 +11,14 @@ import sys
 import time
 
 import pytest
-from typer.testing import CliRunner
 
-from geo.cli import app
 from geo.demo.synthetic import DISTRICT_CODE
-
-PASSWORD = "test-password-1"
+from tests.api.conftest import PASSWORD, small_demo_client, token
 
 
 @pytest.fixture
 def small_demo(engine, geo_env, tmp_path, monkeypatch):
-    res = CliRunner().invoke(app, ["demo-data", "--scale", "0.1", "--out", str(tmp_path / "demo")],
-                             catch_exceptions=False)
-    assert res.exit_code == 0, res.output
-    from geo.db.users import add_user
-
-    add_user(engine, "planner", PASSWORD, "planner", DISTRICT_CODE, actor="test")
-    add_user(engine, "leader", PASSWORD, "leader", DISTRICT_CODE, actor="test")
-    from fastapi.testclient import TestClient
-
-    from geo.api.main import create_app
-    from geo.config import reset_settings
-
-    monkeypatch.setenv("GEO_DEMO", "1")
-    reset_settings()
-    with TestClient(create_app(listen=False)) as c:
-        yield c
+    yield from small_demo_client(engine, tmp_path, monkeypatch, ("planner", "leader"))
 
 
 def start_worker(log_path) -> subprocess.Popen:
@@ -62,7 +44,7 @@ def worker(small_demo, tmp_path):
     stop(p)
 
 
-def _h(c, user):
+def token(c, user):
     r = c.post("/v1/auth/token", data={"username": user, "password": PASSWORD})
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
@@ -79,7 +61,7 @@ def _wait(c, h, job_id, timeout=120):
 
 def test_partition_job_draft_then_publish_then_stable_redraw(small_demo, worker, engine):
     c = small_demo
-    h = _h(c, "planner")
+    h = token(c, "planner")
     street = c.get("/v1/jurisdictions", headers=h).json()
     code = next(j["code"] for j in street if j["level"] == "street")
     r = c.post(f"/v1/jurisdictions/{code}/partition", json={"min_pop": 1000, "max_pop": 2000}, headers=h)
@@ -89,7 +71,7 @@ def test_partition_job_draft_then_publish_then_stable_redraw(small_demo, worker,
     plan = c.get(f"/v1/plans/{job['plan_id']}", headers=h).json()
     assert plan["status"] == "draft" and plan["quality"]["n_grids"] == plan["grids"] > 0
     assert plan["quality"]["coverage"]["covered_share"] > 0.9999
-    assert c.post(f"/v1/plans/{job['plan_id']}/publish", headers=_h(c, "leader")).status_code == 403
+    assert c.post(f"/v1/plans/{job['plan_id']}/publish", headers=token(c, "leader")).status_code == 403
     assert c.post(f"/v1/plans/{job['plan_id']}/publish", headers=h).status_code == 409  # nobody staffed
     assert c.post(f"/v1/plans/{job['plan_id']}/publish", headers=h,
                   json={"override_unstaffed": True, "reason": "demo data has no workers"}).status_code == 200
@@ -103,12 +85,12 @@ def test_partition_job_draft_then_publish_then_stable_redraw(small_demo, worker,
 
 def test_partition_job_errors(small_demo):
     c = small_demo
-    h = _h(c, "planner")
+    h = token(c, "planner")
     r = c.post("/v1/jurisdictions/999999999999/partition", json={}, headers=h)
     assert r.status_code == 404
     r = c.post(f"/v1/jurisdictions/{DISTRICT_CODE}/partition", json={"min_pop": 3000, "max_pop": 2000}, headers=h)
     assert r.status_code == 422 and "min_pop" in r.text
-    assert c.post(f"/v1/jurisdictions/{DISTRICT_CODE}/partition", json={}, headers=_h(c, "leader")).status_code == 403
+    assert c.post(f"/v1/jurisdictions/{DISTRICT_CODE}/partition", json={}, headers=token(c, "leader")).status_code == 403
     assert c.get("/v1/jobs/424242", headers=h).status_code == 404
 
 
@@ -125,14 +107,14 @@ def test_queued_job_is_not_run_by_the_api_and_cancel_stops_it(small_demo, engine
     from geo.supervise import stop
 
     c = small_demo
-    h = _h(c, "planner")
+    h = token(c, "planner")
     code = next(j["code"] for j in c.get("/v1/jurisdictions", headers=h).json() if j["level"] == "street")
     jid = c.post(f"/v1/jurisdictions/{code}/partition", json={}, headers=h).json()["job_id"]
     keep = c.post(f"/v1/jurisdictions/{code}/partition", json={"seed": 3}, headers=h).json()["job_id"]
     time.sleep(1.5)
     j = c.get(f"/v1/jobs/{jid}", headers=h).json()
     assert j["state"] == "queued" and j["progress"] == 0 and j["started_at"] is None, j
-    assert c.post(f"/v1/jobs/{jid}/cancel", headers=_h(c, "leader")).status_code == 403
+    assert c.post(f"/v1/jobs/{jid}/cancel", headers=token(c, "leader")).status_code == 403
     r = c.post(f"/v1/jobs/{jid}/cancel", headers=h)
     assert r.status_code == 200 and r.json()["state"] == "cancelled" and r.json()["cancelled_by"] == "user:planner", r.text
     assert _queue_status(engine, jid) == "cancelled"
@@ -148,7 +130,7 @@ def test_queued_job_is_not_run_by_the_api_and_cancel_stops_it(small_demo, engine
 
 def test_running_job_cancelled_stops_at_next_step(small_demo, worker, engine):
     c = small_demo
-    h = _h(c, "planner")
+    h = token(c, "planner")
     jid = c.post(f"/v1/jurisdictions/{DISTRICT_CODE}/partition", json={}, headers=h).json()["job_id"]
     deadline = time.time() + 120
     while c.get(f"/v1/jobs/{jid}", headers=h).json()["state"] != "running":
@@ -203,7 +185,7 @@ def test_job_whose_worker_is_killed_is_retried_by_another_worker(small_demo, eng
     from geo.supervise import stop
 
     c = small_demo
-    h = _h(c, "planner")
+    h = token(c, "planner")
     w1 = start_worker(tmp_path / "w1.log")
     jid = c.post(f"/v1/jurisdictions/{DISTRICT_CODE}/partition", json={}, headers=h).json()["job_id"]
     deadline = time.time() + 120

@@ -14,38 +14,15 @@ import numpy as np
 import pytest
 import shapely
 from sqlalchemy import text
-from typer.testing import CliRunner
 
-from geo.cli import app
 from geo.demo.synthetic import DISTRICT_CODE
-
-PASSWORD = "test-password-1"
+from tests.api.conftest import small_demo_client, token
 
 
 @pytest.fixture
 def demo(engine, geo_env, tmp_path, monkeypatch):
-    res = CliRunner().invoke(app, ["demo-data", "--scale", "0.1", "--out", str(tmp_path / "demo")],
-                             catch_exceptions=False)
-    assert res.exit_code == 0, res.output
-    from fastapi.testclient import TestClient
-
-    from geo.api.main import create_app
-    from geo.config import reset_settings
-    from geo.db.users import add_user
-
-    for user, role in (("planner", "planner"), ("dispatcher", "dispatcher")):
-        add_user(engine, user, PASSWORD, role, DISTRICT_CODE, actor="test")
-    monkeypatch.setenv("GEO_DEMO", "1")
-    monkeypatch.setenv("GEO_PUBLISH_SWITCH_SECONDS", "0")
-    reset_settings()
-    with TestClient(create_app(listen=False)) as c:
-        yield c
-
-
-def _h(c, user):
-    r = c.post("/v1/auth/token", data={"username": user, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+    yield from small_demo_client(engine, tmp_path, monkeypatch, ("planner", "dispatcher"),
+                                 GEO_PUBLISH_SWITCH_SECONDS="0")
 
 
 def _street(engine) -> str:
@@ -86,7 +63,7 @@ def test_demo_repartition_carries_staff_by_residents_and_publish_needs_a_reasone
     from geo.db.partitioning import run_partition
 
     c = demo
-    hp, hd = _h(c, "planner"), _h(c, "dispatcher")
+    hp, hd = token(c, "planner"), token(c, "dispatcher")
     street = _street(engine)
     # 1. the street's first plan, published through the API: refused while no grid has a chief
     base, _ = run_partition(engine, street, actor="test", min_pop=1000, max_pop=2000, population_dataset="demo",
