@@ -213,6 +213,16 @@ def acts_for(p: Caller, worker_id: int | None) -> bool:
     return p.worker_id is not None and worker_id is not None and p.worker_id == worker_id
 
 
+def read_view(p: Caller) -> tuple[str, str]:
+    """All that reads and masks of non-``self`` kinds look at: the caller's role and jurisdiction path.
+
+    Two callers with the same view see the same objects of those kinds with the same fields masked
+    (:func:`can_read`, :func:`sees`, :func:`mask_fields`, :func:`staff_view`), so an answer built for one
+    may be served to the other (the lookup caches its answers per grid and view).
+    """
+    return p.role, p.jurisdiction_path
+
+
 def sees(p: Caller, mask_class: str) -> bool:
     """Does the caller see fields of *mask_class* (see :data:`MASKS`) unmasked?"""
     return p.role in MASKS[mask_class]

@@ -38,3 +38,29 @@ def test_single_lookup_equals_exact_rule(seed):
     assert (single == exact).all(), np.flatnonzero(single != exact)[:10]
     assert (idx.lookup_many(x, y) == exact).all()
     assert (exact == -1).any() and (exact >= 0).sum() > 15_000  # outside points and shared edges were tested
+
+
+def test_cells_with_holes_and_islands_are_exact():
+    """A grid with a hole holding another grid, and an island grid smaller than a cell: the owner of each
+    region of untouched cells is right, and only cells a boundary really touches are tested one by one."""
+    outer = shapely.Polygon([(114.0, 30.0), (114.2, 30.0), (114.2, 30.2), (114.0, 30.2)],
+                            holes=[[(114.05, 30.05), (114.15, 30.05), (114.15, 30.15), (114.05, 30.15)]])
+    inner = shapely.box(114.05, 30.05, 114.15, 30.15)
+    island = shapely.box(114.3, 30.1, 114.30001, 30.10001)
+    codes = np.array(["2", "1", "3"], dtype=object)
+    geoms = np.array([outer, inner, island], dtype=object)
+    info = [GridInfo(c, c, "standard", 1, 1500, 1, 1, "429901001000", None, None, None) for c in codes]
+    idx = GridIndex(codes=codes, geoms=geoms, info=info, plan_ids=(1,))
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(113.99, 114.31, 50_000), rng.uniform(29.99, 30.21, 50_000)
+    x = np.concatenate([x, [114.300005, 114.05, 114.1]])
+    y = np.concatenate([y, [30.100005, 30.1, 30.05]])
+    exact = idx._exact(x, y)
+    assert (np.array([idx.lookup(a, b) for a, b in zip(x, y)]) == exact).all()
+    assert set(exact) == {-1, 0, 1, 2}
+    x0, y0, inv, nx, ny, table = idx._cells
+    jj, ii = np.nonzero(table <= -2)
+    size = 1 / inv
+    boxes = shapely.box(x0 + ii * size, y0 + jj * size, x0 + (ii + 1) * size, y0 + (jj + 1) * size)
+    touched = shapely.intersects(shapely.union_all(shapely.boundary(geoms)), boxes)
+    assert touched.all()  # no cell is tested point by point without a reason

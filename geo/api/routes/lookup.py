@@ -19,10 +19,10 @@ from sqlalchemy import text
 
 from geo.access import policy
 from geo.api.core.responses import JSON
-from geo.api.core.security import Principal, hash_api_key
+from geo.api.core.security import Principal
 from geo.api.deps import get_state, require
 from geo.api.errors import APIError
-from geo.api.services.lookup_index import SQL_LOOKUP, GridIndex
+from geo.api.services.lookup_index import SQL_LOOKUP, GridIndex, Snapshot
 from geo.crs import gcj02_to_wgs84, point_to_wgs84
 
 router = APIRouter(prefix="/v1/lookup", tags=["lookup"])
@@ -107,31 +107,35 @@ async def answer(state, q, p: Principal) -> Response:
     x, y = (lon, lat) if crs == "wgs84" else point_to_wgs84(lon, lat, crs)
     if at is not None:
         return JSON(await run_in_threadpool(_lookup_at, state, x, y, at))
-    holder = state.holder
-    idx, staff = holder.index, holder.staff  # one consistent generation for this request
-    i = idx.lookup(x, y)
+    snap = state.holder.snapshot  # one consistent index, staff and answer cache for this request
+    i = snap.index.lookup(x, y)
     if i < 0:
-        return _not_found(idx, x, y)
-    return Response(_with_point(grid_body(idx, staff, i, p), x, y), media_type="application/json")
+        return _not_found(snap.index, x, y)
+    return Response(_with_point(grid_prefix(snap, i, p), x, y), media_type="application/json")
 
 
-def grid_body(idx: GridIndex, staff: dict, i: int, p: Principal) -> bytes:
-    """The JSON answer for grid *i* as *p* may see it, without the point.
+def grid_prefix(snap: Snapshot, i: int, p: Principal) -> bytes:
+    """The JSON answer for grid *i* as *p* may see it, up to its point: ``{"code":…,"point":{"lon":``.
 
-    The answer depends on the caller only through what the policy lets it see of the staff, so it is
-    serialised once per (grid, view) and index generation."""
-    path = idx.info[i].path
-    view = (policy.can_read(p, "grid_staff", path), policy.sees(p, "staff_phone"))
-    body = idx.bodies.get((i, view))
-    if body is None:
+    The answer depends on the caller only through :func:`geo.access.policy.read_view`, so it is serialised
+    once per (grid, view) and snapshot (index and staff, replaced together on every refresh)."""
+    key = (i, policy.read_view(p))
+    prefix = snap.bodies.get(key)
+    if prefix is None:
+        idx = snap.index
         d = grid_payload(idx, i)
-        d.update(staff_payload(policy.staff_view(p, path, [staff_dict(s) for s in staff.get(idx.codes[i], [])])))
-        body = idx.bodies[(i, view)] = orjson.dumps(d)
-    return body
+        d.update(staff_payload(policy.staff_view(p, idx.info[i].path,
+                                                 [staff_dict(s) for s in snap.staff.get(idx.codes[i], [])])))
+        prefix = snap.bodies[key] = orjson.dumps(d)[:-1] + b',"point":{"lon":'
+    return prefix
 
 
-def _with_point(body: bytes, x: float, y: float) -> bytes:
-    return b'%b,"point":{"lon":%b,"lat":%b,"crs":"wgs84"}}' % (body[:-1], orjson.dumps(x), orjson.dumps(y))
+_POINT_LAT, _POINT_END = b',"lat":', b',"crs":"wgs84"}}'
+
+
+def _with_point(prefix: bytes, x: float, y: float) -> bytes:
+    """The answer: a :func:`grid_prefix` completed with the point (as WGS84)."""
+    return b"".join((prefix, orjson.dumps(x), _POINT_LAT, orjson.dumps(y), _POINT_END))
 
 
 # --------------------------------------------------------------------------- the fast path
@@ -142,8 +146,6 @@ _FAST_CRS = {b"wgs84": None, b"gcj02": "gcj02", b"cgcs2000": "cgcs2000"}
 def _query(qs: bytes) -> tuple[bytes, bytes, str | None] | None:
     """``lon``, ``lat`` and the CRS to convert from (None for WGS84) of a plain lookup query, else None."""
     parts = qs.split(b"&")
-    if len(parts) == 2 and parts[0][:4] == b"lon=" and parts[1][:4] == b"lat=":  # what clients send
-        return parts[0][4:], parts[1][4:], None
     lon = lat = None
     crs = b"wgs84"
     seen_crs = False
@@ -172,26 +174,29 @@ def fast_answer(state, scope, cors: bool = False) -> tuple[bytes | APIError, byt
 
     Called by :class:`geo.api.main.GeoAPI` before any middleware or routing (those cost three times the
     lookup). It answers only the plain case: ``lon``, ``lat`` and optionally ``crs``, each once and without
-    percent-encoding, and a caller whose principal is already in this process's
-    cache (:class:`geo.api.services.principals.PrincipalCache`: a dict lookup, dropped by ``NOTIFY`` on any
-    revocation) and whose role may read. Anything else — ``?at=``, bad input, no published plan, an
+    percent-encoding, and a caller whose principal is already in this process's cache
+    (:meth:`geo.api.services.principals.PrincipalCache.from_headers`: a dict lookup on the raw header,
+    dropped by ``NOTIFY`` on any revocation) and whose role may read. Anything else — ``?at=``, bad input, no published plan, an
     unknown/expired/revoked credential, a first request with a new token — returns None, so those errors
-    and their audit stay in one place. Answers are built by the route's own :func:`grid_body` and
+    and their audit stay in one place. Answers are built by the route's own :func:`grid_prefix` and
     :func:`_not_found`. With *cors* on, a request with an ``Origin`` header is left to the CORS middleware.
     The headers are read in one pass, the common query shape ``lon=…&lat=…`` without a loop: this function
     runs on every dispatch lookup (``benchmarks/lookup_cost.py`` measures it).
     """
     qs = scope["query_string"]
-    if b"%" in qs:
-        return None
-    q = _query(qs)
-    if q is None:
-        return None
-    lon, lat, crs = q
-    try:
-        x, y = float(lon), float(lat)
+    j = qs.find(b"&lat=")
+    try:  # what clients send: lon=…&lat=… (anything else in either part makes float() refuse it)
+        if j < 0 or qs[:4] != b"lon=":
+            raise ValueError
+        x, y, crs = float(qs[4:j]), float(qs[j + 5:]), None
     except ValueError:
-        return None
+        q = _query(qs) if b"%" not in qs else None
+        if q is None:
+            return None
+        try:
+            x, y, crs = float(q[0]), float(q[1]), q[2]
+        except ValueError:
+            return None
     if not (-180.0 <= x <= 180.0 and -90.0 <= y <= 90.0):
         return None
     auth = key = rid = None
@@ -204,19 +209,13 @@ def fast_answer(state, scope, cors: bool = False) -> tuple[bytes | APIError, byt
             rid = value[:64]
         elif name == b"origin" and cors:
             return None
-    cache = state.principals
-    if key:  # the same precedence as deps.resolve_principal: an API key wins over a token
-        p = cache.key(hash_api_key(key.decode("latin-1")))
-    elif auth is not None and auth[:7].lower() == b"bearer ":
-        p = cache.token(auth[7:].strip().decode("latin-1"))
-    else:
-        return None
+    p = state.principals.from_headers(key, auth)
     if p is None or not policy.may(p, "read"):
         return None
     if crs is not None:
         x, y = point_to_wgs84(x, y, crs)
-    holder = state.holder
-    idx, staff = holder.index, holder.staff
+    snap = state.holder.snapshot
+    idx = snap.index
     i = idx.lookup(x, y)
     if i < 0:
         if len(idx) == 0:
@@ -225,7 +224,7 @@ def fast_answer(state, scope, cors: bool = False) -> tuple[bytes | APIError, byt
             _not_found(idx, x, y)
         except APIError as exc:
             return exc, rid
-    return _with_point(grid_body(idx, staff, i, p), x, y), rid
+    return _with_point(grid_prefix(snap, i, p), x, y), rid
 
 
 def _not_found(idx: GridIndex, x: float, y: float):

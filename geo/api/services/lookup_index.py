@@ -19,6 +19,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import shapely
@@ -36,9 +37,11 @@ _intersects_xy = getattr(shapely.lib, "intersects_xy", None) or shapely.intersec
 
 _GEOD = Geod(ellps="WGS84")
 
-#: Largest side of the cell table in cells (the longer side of the plans' extent); 1024² cells ≈ 4 MB.
-#: Smaller plans get fewer cells (40·√grids per side).
-CELLS_PER_SIDE = 1024
+#: Cells per side of the cell table per √grids (the longer side of the plans' extent): with 80, about one
+#: point in ten of a random sample falls in a cell a boundary touches (``benchmarks/lookup_cost.py``).
+CELLS_PER_GRID = 80
+#: Largest side of the cell table in cells (4096² int32 cells = 64 MB, reached from ~2,600 grids).
+CELLS_PER_SIDE = 4096
 
 #: SQL twin of the in-memory rule (used for ?at=DATE and in tests).
 SQL_LOOKUP = """
@@ -83,7 +86,6 @@ class GridIndex:
         self.tree = shapely.STRtree(self.geoms)
         shapely.prepare(self.geoms)
         self.by_code = {c: i for i, c in enumerate(self.codes)}
-        self.bodies: dict[int, bytes] = {}  # cached JSON of lookup answers (see routes.lookup)
         self._build_cells()
 
     def __len__(self) -> int:
@@ -91,43 +93,64 @@ class GridIndex:
 
     # ------------------------------------------------------------------ cell table
     def _build_cells(self, side: int | None = None) -> None:
-        """A uniform raster over the grids: each cell holds its owner when no grid edge comes near it.
+        """A uniform raster over the grids: each cell holds its owner when no grid boundary touches it.
 
-        Every edge is sampled at half a cell and the cells around the samples are marked "near an edge"
-        (stored as ``-(k + 2)``, k indexing their candidate lists); every other cell lies wholly inside one
-        grid (or outside all) and takes the owner of its centre, found by the exact test. Most points are
-        then answered by one array read; a point in a marked cell is tested (exact ``covers``: a point
-        intersects a polygon iff the polygon covers it) against the few grids that touch its cell, smallest
-        code first — no STRtree query and no Point object on the single-point path.
+        Cells near an edge are found in two steps: every edge is sampled at half a cell and the 3×3 cells
+        around each sample are candidates; a candidate is kept "near" only if its closed box really
+        intersects a grid's boundary (stored as ``-(k + 2)``, k indexing its candidate list). Every other
+        cell lies wholly inside one grid (or outside all), and so does each 4-connected region of such
+        cells (two neighbours share an edge no boundary touches): one exact test of one centre per
+        region gives the owner of all its cells. Most points are then answered by one array read; a
+        point in a near cell is tested (exact ``covers``: a point intersects a polygon iff the polygon
+        covers it) against the few grids that touch its cell, smallest code first — no STRtree query and
+        no Point object on the single-point path.
         """
+        from scipy import ndimage
+
         self._cells = None
         if len(self.geoms) == 0:
             return
-        side = side or int(np.clip(40 * math.sqrt(len(self.geoms)), 64, CELLS_PER_SIDE))
+        side = side or int(np.clip(CELLS_PER_GRID * math.sqrt(len(self.geoms)), 64, CELLS_PER_SIDE))
         x0, y0, x1, y1 = shapely.total_bounds(self.geoms)
         size = max(x1 - x0, y1 - y0) / side
         if not size > 0:
             return
         nx, ny = int((x1 - x0) / size) + 2, int((y1 - y0) / size) + 2
-        near = np.zeros((ny, nx), dtype=bool)
-        xy = shapely.get_coordinates(shapely.segmentize(shapely.boundary(self.geoms), size / 2))
+        rings = shapely.boundary(self.geoms)
+        cand = np.zeros((ny, nx), dtype=bool)
+        xy = shapely.get_coordinates(shapely.segmentize(rings, size / 2))
         ix = np.floor((xy[:, 0] - x0) / size).astype(np.int64)
         iy = np.floor((xy[:, 1] - y0) / size).astype(np.int64)
         for dy in (-1, 0, 1):
             for dx in (-1, 0, 1):
-                near[np.clip(iy + dy, 0, ny - 1), np.clip(ix + dx, 0, nx - 1)] = True
-        table = np.full((ny, nx), -2, dtype=np.int32)
-        jj, ii = np.nonzero(~near)
-        table[jj, ii] = self._exact(x0 + (ii + 0.5) * size, y0 + (jj + 0.5) * size)
-        # near-edge cells: the grids that touch the cell, smallest code first; cell k is stored as -(k + 2)
-        jj, ii = np.nonzero(near)
+                cand[np.clip(iy + dy, 0, ny - 1), np.clip(ix + dx, 0, nx - 1)] = True
+        jj, ii = np.nonzero(cand)
         boxes = shapely.box(x0 + ii * size, y0 + jj * size, x0 + (ii + 1) * size, y0 + (jj + 1) * size)
         cell, grid = self.tree.query(boxes, predicate="intersects")
+        shapely.prepare(rings)
+        crossed = np.zeros(len(jj), dtype=bool)
+        crossed[cell[shapely.intersects(rings[grid], boxes[cell])]] = True
+        near = np.zeros((ny, nx), dtype=bool)
+        near[jj[crossed], ii[crossed]] = True
+        table = np.full((ny, nx), -2, dtype=np.int32)
+        regions, n = ndimage.label(~near)  # 4-connected: each region has one owner
+        if n:
+            first = np.unique(regions.ravel(), return_index=True)[1][1:]  # one cell per region 1..n
+            fj, fi = np.unravel_index(first, regions.shape)
+            owner = self._exact(x0 + (fi + 0.5) * size, y0 + (fj + 0.5) * size)
+            free = regions > 0
+            table[free] = owner[regions[free] - 1]
+        # near cells: the grids that touch the cell, smallest code first; near cell k is stored as -(k + 2)
+        keep = np.flatnonzero(crossed)
+        pos = np.full(len(jj), -1, dtype=np.int64)
+        pos[keep] = np.arange(len(keep))
+        sel = crossed[cell]
+        cell, grid = pos[cell[sel]], grid[sel]
         order = np.lexsort((self._rank[grid], cell))
         cell, grid = cell[order], grid[order]
         self._cand = grid.astype(np.int64)
-        self._cand_off = np.searchsorted(cell, np.arange(len(jj) + 1)).tolist()
-        table[jj, ii] = -(np.arange(len(jj), dtype=np.int32) + 2)
+        self._cand_off = np.searchsorted(cell, np.arange(len(keep) + 1)).tolist()
+        table[jj[keep], ii[keep]] = -(np.arange(len(keep), dtype=np.int32) + 2)
         self._cells = (float(x0), float(y0), 1.0 / size, nx, ny, table)
 
     def _exact(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -271,10 +294,19 @@ def load_staff(engine: Engine) -> dict[str, list[Staff]]:
     return out
 
 
+class Snapshot(NamedTuple):
+    """What a lookup reads, taken as one reference so a concurrent refresh can never mix two generations:
+    the index, the staff map, and the answers serialised from exactly these two (see routes.lookup)."""
+
+    index: GridIndex
+    staff: dict[str, list[Staff]]
+    bodies: dict
+
+
 class IndexHolder:
     """Holds the current index and staff map; refreshes them on NOTIFY.
 
-    Readers take ``holder.index`` once per request (an atomic reference read),
+    Readers take ``holder.snapshot`` (or ``holder.index``) once per request (an atomic reference read),
     so a concurrent swap can never give a mixed answer. A plan published with
     a future effective time is loaded ahead (``pending``) and swapped in at
     that instant, which every API process reads from the same clock: all of
@@ -284,9 +316,8 @@ class IndexHolder:
     def __init__(self, engine: Engine, dsn: str):
         self.engine = engine
         self.dsn = dsn
-        self._index: GridIndex = load_index(engine)
+        self._snap = Snapshot(load_index(engine), load_staff(engine), {})
         self._pending: tuple[float, GridIndex] | None = None
-        self.staff: dict[str, list[Staff]] = load_staff(engine)
         self.generation = 1
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -294,18 +325,26 @@ class IndexHolder:
         self.refresh()
 
     @property
-    def index(self) -> GridIndex:
+    def snapshot(self) -> Snapshot:
+        """The index, staff and cached answers in force now (switching to a pending plan at its instant)."""
         pending = self._pending
         if pending is not None and time.time() >= pending[0]:
-            self._index, self._pending = pending[1], None
+            self._snap, self._pending = Snapshot(pending[1], self._snap.staff, {}), None
             self.generation += 1
-        return self._index
+        return self._snap
+
+    @property
+    def index(self) -> GridIndex:
+        return self.snapshot.index
+
+    @property
+    def staff(self) -> dict[str, list[Staff]]:
+        return self.snapshot.staff
 
     def _reuse_or_load(self, ids: list[int]) -> GridIndex:
         """The index of exactly these plans: an existing one when it already is, else a new build."""
-        for idx in (self._index, self._pending[1] if self._pending else None):
+        for idx in (self._snap.index, self._pending[1] if self._pending else None):
             if idx is not None and idx.plan_ids == tuple(ids):
-                idx.bodies.clear()  # staff may have changed: answers are serialised again on demand
                 return idx
         return load_index(self.engine, ids)
 
@@ -313,7 +352,8 @@ class IndexHolder:
         """Re-read what is in force now and what takes effect at the next scheduled switch.
 
         Indexes are rebuilt only when their set of plans changed (building one takes about a second
-        for 700 grids); the switch-ahead index is built first, since it has a deadline.
+        for 700 grids); the switch-ahead index is built first, since it has a deadline. Staff are always
+        re-read, and the cached answers start afresh with them.
         """
         with self._lock:
             with self.engine.connect() as conn:
@@ -324,10 +364,11 @@ class IndexHolder:
                 """)).scalar()
                 now_ids = list(conn.execute(text(IN_FORCE_SQL.format(t="now()"))).scalars())
                 next_ids = list(conn.execute(text(IN_FORCE_SQL.format(t=":t")), {"t": nxt}).scalars()) if nxt else None
-            self.staff = load_staff(self.engine)
+            staff = load_staff(self.engine)
             pending = (nxt.timestamp(), self._reuse_or_load(next_ids)) if nxt is not None else None
             current = self._reuse_or_load(now_ids)
-            self._index, self._pending = current, pending
+            self._pending = None  # so no reader swaps an old pending in over the new snapshot
+            self._snap, self._pending = Snapshot(current, staff, {}), pending
             self.generation += 1
             if pending is not None:  # swap at the instant even if no request comes
                 threading.Timer(max(0.0, pending[0] - time.time()) + 0.05, lambda: self.index).start()

@@ -19,6 +19,8 @@ import logging
 import threading
 import time
 
+from geo.api.core.security import hash_api_key
+
 log = logging.getLogger("geo.api.auth")
 
 #: Entries kept per map before the map is emptied (bounds memory under a flood of distinct tokens).
@@ -29,12 +31,17 @@ CHANNELS = ("geo_auth", "geo_changes")
 class PrincipalCache:
     """token → (principal, expiry) and API-key hash → principal, valid until the next auth notice.
 
-    Reads are lock-free (one dict lookup on a dict that is replaced, never mutated, on invalidation).
+    Reads are lock-free (one dict lookup; invalidation replaces the dicts rather than clearing them).
+
+    The lookup fast path reads the credential headers as received (:meth:`from_headers`): a second pair of
+    maps, keyed by the raw header value, is filled from the first on demand and replaced with it.
     """
 
     def __init__(self) -> None:
         self.tokens: dict[str, tuple[object, float]] = {}
         self.keys: dict[str, object] = {}
+        self.raw_tokens: dict[bytes, tuple[object, float]] = {}  # Authorization header value → (principal, expiry)
+        self.raw_keys: dict[bytes, object] = {}  # X-API-Key header value → principal
         self.generation = 0
         self.live = False  # True only while the listener is connected
         self.invalidations = 0
@@ -52,6 +59,38 @@ class PrincipalCache:
     def key(self, key_hash: str):
         """The cached principal of an API key (by its SHA-256), or None."""
         return self.keys.get(key_hash)
+
+    def from_headers(self, key: bytes | None, auth: bytes | None):
+        """The cached principal for the raw ``X-API-Key`` / ``Authorization`` header values, or None.
+
+        The same precedence and parsing as :func:`geo.api.deps.resolve_principal`: an API key wins over a
+        token; ``Authorization`` must be ``Bearer <token>``. A miss here that hits :meth:`key` or
+        :meth:`token` is remembered by raw value, so the next request costs one dict lookup (no decoding,
+        no hashing). Race-free against :meth:`invalidate`: the raw map is taken *before* the principal is
+        read, and :meth:`invalidate` replaces the principal maps before the raw ones, so an entry read before
+        a notice can only land in a raw map that is already being dropped.
+        """
+        if key:
+            raw = self.raw_keys
+            p = raw.get(key)
+            if p is None:
+                p = self.keys.get(hash_api_key(key.decode("latin-1")))
+                if p is not None and len(raw) < MAX_ENTRIES:
+                    raw[key] = p
+            return p
+        if auth is None:
+            return None
+        raw = self.raw_tokens
+        hit = raw.get(auth)
+        if hit is None:
+            if auth[:7].lower() != b"bearer ":
+                return None
+            hit = self.tokens.get(auth[7:].strip().decode("latin-1"))
+            if hit is None:
+                return None
+            if len(raw) < MAX_ENTRIES:
+                raw[auth] = hit
+        return hit[0] if hit[1] > time.time() else None
 
     # ------------------------------------------------------------------ writes
     def put_token(self, generation: int, token: str, principal, expires: float) -> None:
@@ -72,6 +111,7 @@ class PrincipalCache:
         """Forget every cached principal (a user, key or worker link changed somewhere)."""
         self.generation += 1
         self.tokens, self.keys = {}, {}
+        self.raw_tokens, self.raw_keys = {}, {}  # after the maps they are filled from (see from_headers)
         self.invalidations += 1
 
     # ------------------------------------------------------------------ the listener
