@@ -133,12 +133,12 @@ class GridIndex:
         near = np.zeros((ny, nx), dtype=bool)
         near[jj[crossed], ii[crossed]] = True
         table = np.full((ny, nx), -2, dtype=np.int32)
-        regions, n = ndimage.label(~near)  # 4-connected: each region has one owner
+        free = ~near
+        regions, n = ndimage.label(free)  # 4-connected: each region has one owner
         if n:
             first = np.unique(regions.ravel(), return_index=True)[1][1:]  # one cell per region 1..n
             fj, fi = np.unravel_index(first, regions.shape)
             owner = self._exact(x0 + (fi + 0.5) * size, y0 + (fj + 0.5) * size)
-            free = regions > 0
             table[free] = owner[regions[free] - 1]
         # near cells: the grids that touch the cell, smallest code first; near cell k is stored as -(k + 2)
         keep = np.flatnonzero(crossed)
@@ -321,7 +321,8 @@ class IndexHolder:
         self.generation = 1
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one refresh at a time (held across its database reads)
+        self._swap = threading.Lock()  # replacing the snapshot: a refresh's and a due switch's never cross
         self.refresh()
 
     @property
@@ -329,8 +330,10 @@ class IndexHolder:
         """The index, staff and cached answers in force now (switching to a pending plan at its instant)."""
         pending = self._pending
         if pending is not None and time.time() >= pending[0]:
-            self._snap, self._pending = Snapshot(pending[1], self._snap.staff, {}), None
-            self.generation += 1
+            with self._swap:  # only if a refresh has not replaced it meanwhile
+                if self._pending is pending:
+                    self._snap, self._pending = Snapshot(pending[1], self._snap.staff, {}), None
+                    self.generation += 1
         return self._snap
 
     @property
@@ -367,9 +370,9 @@ class IndexHolder:
             staff = load_staff(self.engine)
             pending = (nxt.timestamp(), self._reuse_or_load(next_ids)) if nxt is not None else None
             current = self._reuse_or_load(now_ids)
-            self._pending = None  # so no reader swaps an old pending in over the new snapshot
-            self._snap, self._pending = Snapshot(current, staff, {}), pending
-            self.generation += 1
+            with self._swap:
+                self._snap, self._pending = Snapshot(current, staff, {}), pending
+                self.generation += 1
             if pending is not None:  # swap at the instant even if no request comes
                 threading.Timer(max(0.0, pending[0] - time.time()) + 0.05, lambda: self.index).start()
         log.info("lookup index refreshed", extra={"grids": len(current), "plans": list(current.plan_ids),
