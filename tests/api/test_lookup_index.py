@@ -58,7 +58,7 @@ def test_cells_with_holes_and_islands_are_exact():
     exact = idx._exact(x, y)
     assert (np.array([idx.lookup(a, b) for a, b in zip(x, y)]) == exact).all()
     assert set(exact) == {-1, 0, 1, 2}
-    x0, y0, inv, nx, ny, table = idx._cells
+    x0, y0, inv, nx, ny, table = idx.cells[:6]
     jj, ii = np.nonzero(table <= -2)
     size = 1 / inv
     boxes = shapely.box(x0 + ii * size, y0 + jj * size, x0 + (ii + 1) * size, y0 + (jj + 1) * size)

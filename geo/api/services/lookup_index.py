@@ -37,6 +37,24 @@ _intersects_xy = getattr(shapely.lib, "intersects_xy", None) or shapely.intersec
 
 _GEOD = Geod(ellps="WGS84")
 
+#: ``own`` of a near cell not crossed by exactly one straight segment (:meth:`GridIndex._single_segments`)
+NOT_SINGLE = -3
+
+
+def side(ax, ay, bx, by, px, py):
+    """1 if p is clearly left of the line a→b, -1 clearly right, 0 on it or too close to tell in floating point.
+
+    The cross product is trusted only beyond 1e-12 of the sum of its terms' sizes — far above its rounding
+    error (a few 1e-16 of it) — so a nonzero answer is the exact side; 0 sends the point to the exact test.
+    Works on floats and on numpy arrays; ``geo/api/_fastlookup.c`` computes the same (tests compare them).
+    """
+    t1 = (bx - ax) * (py - ay)
+    t2 = (by - ay) * (px - ax)
+    c = t1 - t2
+    bound = 1e-12 * (abs(t1) + abs(t2))
+    return (c > bound) * 1 - (c < -bound) * 1
+
+
 #: Cells per side of the cell table per √grids (the longer side of the plans' extent): with 80, about one
 #: point in ten of a random sample falls in a cell a boundary touches (``benchmarks/lookup_cost.py``).
 CELLS_PER_GRID = 80
@@ -71,7 +89,13 @@ class GridInfo:
 
 @dataclass
 class GridIndex:
-    """STRtree over the grids of the published plans, plus per-grid details."""
+    """STRtree over the grids of the published plans, plus per-grid details.
+
+    ``cells`` (built by :meth:`_build_cells`, None without grids) is the cell table that answers single
+    points: ``(x0, y0, 1 / cell size, nx, ny, table, table bytes, segment bytes, owner bytes)`` — the int32
+    table as numpy and as the bytes under it, and per near cell its one crossing segment (4 float64) and the
+    owners of its sides (2 int32). The lookup's compiled step reads the bytes as they are.
+    """
 
     codes: np.ndarray  # str, one per grid, index-aligned with geoms
     geoms: np.ndarray
@@ -107,7 +131,7 @@ class GridIndex:
         """
         from scipy import ndimage
 
-        self._cells = None
+        self.cells = None
         if len(self.geoms) == 0:
             return
         side = side or int(np.clip(CELLS_PER_GRID * math.sqrt(len(self.geoms)), 64, CELLS_PER_SIDE))
@@ -151,7 +175,61 @@ class GridIndex:
         self._cand = grid.astype(np.int64)
         self._cand_off = np.searchsorted(cell, np.arange(len(keep) + 1)).tolist()
         table[jj[keep], ii[keep]] = -(np.arange(len(keep), dtype=np.int32) + 2)
-        self._cells = (float(x0), float(y0), 1.0 / size, nx, ny, table)
+        seg, own = self._single_segments(rings, boxes[keep])
+        self._segs = [None if o[0] == NOT_SINGLE else (*sg, int(o[0]), int(o[1])) for sg, o in
+                      zip(seg.tolist(), own.tolist())]
+        raw = table.tobytes()  # the compiled lookup step reads the bytes; numpy reads them as the table
+        self.cells = (float(x0), float(y0), 1.0 / size, nx, ny, np.frombuffer(raw, np.int32).reshape(ny, nx), raw,
+                      seg.tobytes(), own.tobytes())
+
+    def _single_segments(self, rings: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per near cell: the one straight boundary segment crossing it, if only one does, and the owners of
+        its two sides.
+
+        Most cells a boundary touches are crossed by one edge (shared by two grids, or a grid and the outside)
+        and nothing else; then the cell minus the segment is two regions with one owner each, found by an
+        exact test of a cell corner on either side. Returns ``seg`` (k × 4: ax, ay, bx, by) and ``own`` (k × 2:
+        owner left of a→b, owner right; ``NOT_SINGLE`` where the cell is not such a cell). A point in such a
+        cell clearly off the line (:func:`side`) takes that side's owner; one on or next to it takes the exact
+        test, as every point of other near cells does.
+        """
+        k = len(boxes)
+        seg = np.zeros((k, 4))
+        own = np.full((k, 2), NOT_SINGLE, dtype=np.int32)
+        if k == 0:
+            return seg, own
+        xy, part = shapely.get_coordinates(shapely.get_parts(rings), return_index=True)
+        same = part[1:] == part[:-1]
+        a, b = xy[:-1][same], xy[1:][same]
+        flip = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))  # a shared edge once
+        lo, hi = np.where(flip[:, None], b, a), np.where(flip[:, None], a, b)
+        segs = np.unique(np.hstack([lo, hi]), axis=0)
+        segs = segs[(segs[:, 0] != segs[:, 2]) | (segs[:, 1] != segs[:, 3])]
+        box_i, seg_i = shapely.STRtree(shapely.linestrings(segs.reshape(-1, 2, 2))).query(boxes, predicate="intersects")
+        one = np.flatnonzero(np.bincount(box_i, minlength=k) == 1)
+        which = np.full(k, -1, dtype=np.int64)
+        which[box_i] = seg_i
+        sg = segs[which[one]]
+        bb = shapely.bounds(boxes[one])
+
+        def strictly_inside(px, py):
+            return (px > bb[:, 0]) & (px < bb[:, 2]) & (py > bb[:, 1]) & (py < bb[:, 3])
+
+        ok = ~strictly_inside(sg[:, 0], sg[:, 1]) & ~strictly_inside(sg[:, 2], sg[:, 3])  # it crosses the cell
+        corners = [(bb[:, 0], bb[:, 1]), (bb[:, 2], bb[:, 1]), (bb[:, 2], bb[:, 3]), (bb[:, 0], bb[:, 3])]
+        sides = np.stack([side(sg[:, 0], sg[:, 1], sg[:, 2], sg[:, 3], cx, cy) for cx, cy in corners], axis=1)
+        cx = np.stack([c[0] for c in corners], axis=1)
+        cy = np.stack([c[1] for c in corners], axis=1)
+        has_l, has_r = (sides == 1).any(axis=1), (sides == -1).any(axis=1)
+        ok &= has_l & has_r
+        r = np.arange(len(one))
+        li, ri = np.argmax(sides == 1, axis=1), np.argmax(sides == -1, axis=1)
+        owners = self._exact(np.concatenate([cx[r, li], cx[r, ri]]), np.concatenate([cy[r, li], cy[r, ri]]))
+        good = one[ok]
+        seg[good] = sg[ok]
+        own[good, 0] = owners[:len(one)][ok]
+        own[good, 1] = owners[len(one):][ok]
+        return seg, own
 
     def _exact(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Exact owner per point: STRtree candidates, ``covers`` on prepared polygons, smallest code wins."""
@@ -190,9 +268,9 @@ class GridIndex:
         """
         x = np.asarray(x, dtype=float)
         y = np.asarray(y, dtype=float)
-        if self._cells is None:
+        if self.cells is None:
             return self._exact(x, y)
-        x0, y0, inv, nx, ny, table = self._cells
+        x0, y0, inv, nx, ny, table = self.cells[:6]
         ix = np.floor((x - x0) * inv)
         iy = np.floor((y - y0) * inv)
         inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
@@ -205,8 +283,8 @@ class GridIndex:
 
     def lookup(self, lon: float, lat: float) -> int:
         """Grid index for one point, -1 if none (same rule as :meth:`lookup_many`)."""
-        if self._cells is not None:
-            x0, y0, inv, nx, ny, table = self._cells
+        if self.cells is not None:
+            x0, y0, inv, nx, ny, table = self.cells[:6]
             i, j = math.floor((lon - x0) * inv), math.floor((lat - y0) * inv)
             if not (0 <= i < nx and 0 <= j < ny):
                 return -1
@@ -214,6 +292,11 @@ class GridIndex:
             if v >= -1:
                 return v
             k = -v - 2
+            sg = self._segs[k]
+            if sg is not None:  # one segment crosses the cell: its side, unless the point is (next to) on it
+                s_ = side(sg[0], sg[1], sg[2], sg[3], lon, lat)
+                if s_:
+                    return sg[4] if s_ > 0 else sg[5]
             geoms = self.geoms
             for g in self._cand[self._cand_off[k]:self._cand_off[k + 1]].tolist():  # smallest code first
                 if _intersects_xy(geoms[g], lon, lat):
@@ -316,8 +399,9 @@ class IndexHolder:
     def __init__(self, engine: Engine, dsn: str):
         self.engine = engine
         self.dsn = dsn
+        # both read as they are by the lookup's compiled step (geo.api._fastlookup): keep their shapes
         self._snap = Snapshot(load_index(engine), load_staff(engine), {})
-        self._pending: tuple[float, GridIndex] | None = None
+        self._pending: tuple[float, GridIndex] | None = None  # (epoch seconds it takes effect, its index)
         self.generation = 1
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
