@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 TEST_WORKERS ?= 2
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt geo/api/*.c | cksum | cut -d' ' -f1)
 
 .PHONY: demo test install system-deps lock clean-demo
 
@@ -13,7 +13,7 @@ install: system-deps $(STAMP)
 system-deps:
 	@scripts/system-deps.sh
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt $(wildcard geo/api/*.c)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip
 	@$(BIN)/python -m pip install -q -c constraints.txt -e ".[dashboard,scale,dev,bench]"

@@ -6,7 +6,8 @@ Builds the synthetic district (``--scale``) in a private embedded PostGIS, start
 
 * the whole app on ``GET /v1/lookup`` (the fast path in ``GeoAPI.__call__``), points inside grids and
   points outside every grid (404 naming the nearest);
-* ``fast_answer`` alone (parse, principal cache, index, body);
+* the compiled step alone (``geo.api._fastlookup.answer``: what answers nearly every request above);
+* the Python fast path alone (``fast_answer``: parse, principal cache, index, body — what answers the rest);
 * the index lookup alone;
 * the bare ASGI callable of the benchmark's ceiling (``benchmarks.lookup_apps.bare``);
 * FastAPI's constant route ``/healthz`` through the whole stack.
@@ -51,6 +52,7 @@ async def aper_call(fn, items, seconds: float) -> float:
 
 
 async def measure(w: dict, seconds: float) -> list[tuple[str, float]]:
+    from geo.api import _fastlookup
     from geo.api.core.security import create_token
     from geo.api.main import create_app
     from geo.api.routes.lookup import fast_answer
@@ -96,7 +98,9 @@ async def measure(w: dict, seconds: float) -> list[tuple[str, float]]:
     for s in s_in[:20]:
         await app(s, recv, send)
     rows = [("whole app, GET /v1/lookup inside a grid", await aper_call(lambda s: app(s, recv, send), s_in, seconds)),
-            ("  fast_answer alone", per_call(lambda s: fast_answer(st, s), s_in, seconds)),
+            ("  compiled step alone (_fastlookup.answer)",
+             per_call(lambda s: _fastlookup.answer(s, False, st.principals, st.holder), s_in, seconds)),
+            ("  Python fast path alone (fast_answer)", per_call(lambda s: fast_answer(st, s), s_in, seconds)),
             ("  index lookup alone", per_call(lambda p: idx.lookup(*p), inside, seconds)),
             ("whole app, GET /v1/lookup outside (404)", await aper_call(lambda s: app(s, recv, send), s_out, seconds)),
             ("bare ASGI constant (the ceiling's app)", await aper_call(lambda s: bare(s, recv, send), s_in, seconds)),

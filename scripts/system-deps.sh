@@ -14,6 +14,8 @@ command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client-15)
 fc-list 2>/dev/null | grep "Noto Sans CJK" >/dev/null || need+=(fonts-noto-cjk)  # not grep -q: under pipefail its early exit fails fc-list (SIGPIPE)
 # pdfinfo / pdftotext / pdftoppm: the printed 网格图 (tests read it back, docs render it to PNG)
 command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
+# a C compiler for the lookup's compiled step (geo/api/_fastlookup.c; Python's headers come with CPython)
+command -v cc >/dev/null 2>&1 || need+=(gcc)
 # load generator for the benchmarks
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 

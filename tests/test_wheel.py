@@ -40,7 +40,7 @@ def wheel(tmp_path_factory) -> Path:
     # build from a copy: setuptools writes build/ and *.egg-info into the source tree
     src = tmp_path_factory.mktemp("src") / "geo"
     shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", ".venv", ".geo", "build", "*.egg-info",
-                                                             "__pycache__", ".pytest_cache", "notebooks"))
+                                                             "__pycache__", ".pytest_cache", "notebooks", "*.so"))
     subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(src)], check=True,
                    capture_output=True, text=True, timeout=600, env=_clean_env())
     (whl,) = out.glob("geo_grids-*.whl")
@@ -51,6 +51,8 @@ def test_wheel_has_the_package_data_and_the_free_name(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     missing = [p for p in PACKAGED if p not in names]
     assert missing == []
+    # the lookup's compiled step, built from geo/api/_fastlookup.c for this Python
+    assert any(n.startswith("geo/api/_fastlookup.") and n.endswith((".so", ".pyd")) for n in names), names
     meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
     text = zipfile.ZipFile(wheel).read(meta).decode()
     assert "Name: geo-grids" in text
@@ -77,7 +79,8 @@ def test_installed_wheel_serves_the_dashboard_with_offline_maps(wheel):
     env = _clean_env()
     env |= {"GEO_DATA_DIR": str(work), "GEO_API_URL": "http://127.0.0.1:9", "PATH": f"{venv / 'bin'}:{env['PATH']}"}
     # the code comes from the venv, not from the checkout
-    w = subprocess.run([str(py), "-c", "import geo, dashboard; print(geo.__file__, dashboard.__file__)"],
+    w = subprocess.run([str(py), "-c", "import geo, dashboard, geo.api._fastlookup as f; "
+                                       "print(geo.__file__, dashboard.__file__, f.__file__)"],
                        cwd=work, env=env, capture_output=True, text=True)
     assert w.returncode == 0 and str(REPO) not in w.stdout and str(venv) in w.stdout, (w.stdout, w.stderr,
                                                                                       r.stdout[-2000:])

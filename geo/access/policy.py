@@ -223,6 +223,11 @@ def read_view(p: Caller) -> tuple[str, str]:
     return p.role, p.jurisdiction_path
 
 
+def lookup_view(p: Caller) -> tuple[str, str] | None:
+    """:func:`read_view` of a caller who may read, else None (kept with each principal the lookup caches)."""
+    return read_view(p) if may(p, "read") else None
+
+
 def sees(p: Caller, mask_class: str) -> bool:
     """Does the caller see fields of *mask_class* (see :data:`MASKS`) unmasked?"""
     return p.role in MASKS[mask_class]

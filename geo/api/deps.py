@@ -29,7 +29,7 @@ class AppState:
     catalogue: Catalogue
     secret: str
     #: resolved tokens and API keys, dropped on every ``NOTIFY geo_auth`` (see services.principals)
-    principals: PrincipalCache = field(default_factory=PrincipalCache)
+    principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(view=policy.lookup_view))
     limiter: LoginLimiter | None = None  # the shared failed-login limit
     passwords: PasswordChecker | None = None  # bounded argon2 checks
     trusted_proxies: tuple = ()  # networks whose X-Forwarded-For is believed

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
 import time
 from contextlib import asynccontextmanager
 
@@ -13,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from geo.api.core.responses import JSON
 
 import geo
-from geo.api import errors
+from geo.api import _fastlookup, errors
 from geo.api.core.config import DEMO_SECRET, get_catalogue
 from geo.api.core.context import request_id
 from geo.api.core.limits import BodyLimit
@@ -50,14 +48,9 @@ def resolve_secret(settings: Settings) -> str:
 
 SLOW_MS = 500.0
 
-_RID_PREFIX_B = os.urandom(4).hex().encode()
-_rid_counter = itertools.count(1)
-
-
-def _new_request_id_bytes() -> bytes:
-    """A request id unique across processes: 8 random hex digits per process, then a counter (16 in all), as
-    bytes (the lookup fast path puts it in its header as it is)."""
-    return b"%b%08x" % (_RID_PREFIX_B, next(_rid_counter) & 0xFFFFFFFF)
+#: A request id unique across processes: 8 random hex digits per process, then a counter (16 in all), as
+#: bytes — made by the lookup's compiled step, which puts it in its answers' headers itself.
+_new_request_id_bytes = _fastlookup.request_id
 
 
 def new_request_id() -> str:
@@ -129,6 +122,9 @@ class GeoAPI(FastAPI):
     """FastAPI with the lookup fast path in front of everything (middleware, routing, dependencies).
 
     ``GET /v1/lookup`` is dispatch's hot path: FastAPI's stack costs about three times the lookup itself.
+    Its common case (a plain query by a cached caller, a point whose cell gives its grid without the exact test, an answer
+    cached for the caller's view) is answered by the compiled step :func:`geo.api._fastlookup.answer`,
+    which returns None for every other request; then
     :func:`geo.api.routes.lookup.fast_answer` answers the plain successful case from the memory index and
     the per-process principal cache (same authentication and revocation rules, same body as the route),
     and the 404 of a point outside every grid (same body, same access-log line as :class:`RequestContext`);
@@ -136,10 +132,16 @@ class GeoAPI(FastAPI):
     — goes through the normal stack and the route. Every answer carries an ``X-Request-ID``.
     """
 
-    _geo_fast = None  # (AppState, CORS on?, access-log mode) once the lifespan has started
+    _geo_fast = None  # (AppState, CORS on?, access-log mode, its principals, its index holder) once started
 
     async def __call__(self, scope, receive, send):
         fast = self._geo_fast
+        if fast is not None:
+            hit = _fastlookup.answer(scope, fast[1], fast[3], fast[4])
+            if hit is not None:  # the common lookup, compiled (see lookup.fast_answer)
+                await send({"type": "http.response.start", "status": 200, "headers": hit[0]})
+                await send({"type": "http.response.body", "body": hit[1]})
+                return
         if fast is not None and scope["type"] == "http" and scope["path"] == "/v1/lookup" \
                 and scope["method"] == "GET":
             t0 = time.perf_counter()
@@ -225,7 +227,7 @@ def create_app(settings: Settings | None = None, *, listen: bool = True, fast_lo
         state.principals.start_listener(psycopg_dsn(url))  # principals are cached only while it listens
         app.state.geo = state
         if fast_lookup and settings.access_log != "all":
-            app._geo_fast = (state, bool(origins), settings.access_log)
+            app._geo_fast = (state, bool(origins), settings.access_log, state.principals, state.holder)
         yield
         app._geo_fast = None
         holder.stop()

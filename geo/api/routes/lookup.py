@@ -180,8 +180,11 @@ def fast_answer(state, scope, cors: bool = False) -> tuple[bytes | APIError, byt
     unknown/expired/revoked credential, a first request with a new token — returns None, so those errors
     and their audit stay in one place. Answers are built by the route's own :func:`grid_prefix` and
     :func:`_not_found`. With *cors* on, a request with an ``Origin`` header is left to the CORS middleware.
-    The headers are read in one pass, the common query shape ``lon=…&lat=…`` without a loop: this function
-    runs on every dispatch lookup (``benchmarks/lookup_cost.py`` measures it).
+    The common case — ``lon=…&lat=…`` in plain decimals, a caller already cached, a point whose cell gives
+    its grid without the exact test, an answer already cached for the caller's view — is answered before this function
+    by the compiled step :func:`geo.api._fastlookup.answer`, from the objects this function fills (the
+    principal cache's raw maps, the cell table, the answer cache); it leaves everything else to this
+    function (``tests/api/test_fastlookup.py`` checks that both give the same answers).
     """
     qs = scope["query_string"]
     j = qs.find(b"&lat=")

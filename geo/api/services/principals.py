@@ -16,8 +16,10 @@ before the database query and drops the entry if a notice came in between.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
+from typing import Callable
 
 from geo.api.core.security import hash_api_key
 
@@ -34,14 +36,22 @@ class PrincipalCache:
     Reads are lock-free (one dict lookup; invalidation replaces the dicts rather than clearing them).
 
     The lookup fast path reads the credential headers as received (:meth:`from_headers`): a second pair of
-    maps, keyed by the raw header value, is filled from the first on demand and replaced with it.
+    maps, keyed by the raw header value, is filled from the first on demand and replaced with it. Their
+    entries are ``(principal, expiry, view(principal))`` (an API key never expires here), so the compiled
+    step of the fast path (``geo.api._fastlookup``) finds the caller's read view in the same dict lookup.
+
+    Parameters
+    ----------
+    view : callable, optional
+        principal → its read view, or None if it may not read (:func:`geo.access.policy.lookup_view`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, view: Callable[[object], object] | None = None) -> None:
         self.tokens: dict[str, tuple[object, float]] = {}
         self.keys: dict[str, object] = {}
-        self.raw_tokens: dict[bytes, tuple[object, float]] = {}  # Authorization header value → (principal, expiry)
-        self.raw_keys: dict[bytes, object] = {}  # X-API-Key header value → principal
+        self.view = view or (lambda p: None)
+        self.raw_tokens: dict[bytes, tuple[object, float, object]] = {}  # Authorization value → entry
+        self.raw_keys: dict[bytes, tuple[object, float, object]] = {}  # X-API-Key value → entry
         self.generation = 0
         self.live = False  # True only while the listener is connected
         self.invalidations = 0
@@ -72,12 +82,15 @@ class PrincipalCache:
         """
         if key:
             raw = self.raw_keys
-            p = raw.get(key)
-            if p is None:
+            hit = raw.get(key)
+            if hit is None:
                 p = self.keys.get(hash_api_key(key.decode("latin-1")))
-                if p is not None and len(raw) < MAX_ENTRIES:
-                    raw[key] = p
-            return p
+                if p is None:
+                    return None
+                hit = (p, math.inf, self.view(p))
+                if len(raw) < MAX_ENTRIES:
+                    raw[key] = hit
+            return hit[0]
         if auth is None:
             return None
         raw = self.raw_tokens
@@ -85,9 +98,10 @@ class PrincipalCache:
         if hit is None:
             if auth[:7].lower() != b"bearer ":
                 return None
-            hit = self.tokens.get(auth[7:].strip().decode("latin-1"))
-            if hit is None:
+            parsed = self.tokens.get(auth[7:].strip().decode("latin-1"))
+            if parsed is None:
                 return None
+            hit = (parsed[0], parsed[1], self.view(parsed[0]))
             if len(raw) < MAX_ENTRIES:
                 raw[auth] = hit
         return hit[0] if hit[1] > time.time() else None
