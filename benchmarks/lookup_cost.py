@@ -105,6 +105,11 @@ async def measure(w: dict, seconds: float) -> list[tuple[str, float]]:
             ("whole app, GET /v1/lookup outside (404)", await aper_call(lambda s: app(s, recv, send), s_out, seconds)),
             ("bare ASGI constant (the ceiling's app)", await aper_call(lambda s: bare(s, recv, send), s_in, seconds)),
             ("whole app, FastAPI route /healthz", await aper_call(lambda s: app(s, recv, send), s_h, seconds))]
+    # how many of these points the compiled step answers once every answer is cached, and the near cells
+    compiled = sum(_fastlookup.answer(s, False, st.principals, st.holder) is not None for s in s_in)
+    segs = st.holder.index._segs
+    rows.append(("points inside a grid answered by the compiled step, %", 100 * compiled / len(s_in)))
+    rows.append(("near cells crossed by one segment only, %", 100 * sum(g is not None for g in segs) / max(1, len(segs))))
     await q.put({"type": "lifespan.shutdown"})
     await life
     return rows
@@ -135,7 +140,10 @@ def main() -> None:
     print(f"\nCPU time per call (time.thread_time), in-process ASGI calls without sockets, {w['grids']} grids")
     print(f"{'':45} {'CPU us':>8} {'vs bare':>8}")
     for name, us in rows:
-        print(f"{name:45} {us:8.2f} {us / bare:8.2f}")
+        if name.endswith("%"):
+            print(f"{name[:-3]}: {us:.1f}%")
+        else:
+            print(f"{name:45} {us:8.2f} {us / bare:8.2f}")
 
 
 if __name__ == "__main__":
