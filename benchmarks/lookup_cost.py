@@ -107,9 +107,10 @@ async def measure(w: dict, seconds: float) -> list[tuple[str, float]]:
             ("whole app, FastAPI route /healthz", await aper_call(lambda s: app(s, recv, send), s_h, seconds))]
     # how many of these points the compiled step answers once every answer is cached, and the near cells
     compiled = sum(_fastlookup.answer(s, False, st.principals, st.holder) is not None for s in s_in)
-    segs = st.holder.index._segs
+    index = st.holder.index
+    single = sum(index.segment(k) is not None for k in range(len(index._own)))
     rows.append(("points inside a grid answered by the compiled step, %", 100 * compiled / len(s_in)))
-    rows.append(("near cells crossed by one segment only, %", 100 * sum(g is not None for g in segs) / max(1, len(segs))))
+    rows.append(("near cells crossed by one segment only, %", 100 * single / max(1, len(index._own))))
     await q.put({"type": "lifespan.shutdown"})
     await life
     return rows

@@ -122,9 +122,9 @@ class GeoAPI(FastAPI):
     """FastAPI with the lookup fast path in front of everything (middleware, routing, dependencies).
 
     ``GET /v1/lookup`` is dispatch's hot path: FastAPI's stack costs about three times the lookup itself.
-    Its common case (a plain query by a cached caller, a point whose cell gives its grid without the exact test, an answer
-    cached for the caller's view) is answered by the compiled step :func:`geo.api._fastlookup.answer`,
-    which returns None for every other request; then
+    Its common case (a plain query by a cached caller, a point whose cell gives its grid without the exact
+    test, an answer cached for the caller's view) is answered by the compiled step
+    :func:`geo.api._fastlookup.answer`, which returns None for every other request; then
     :func:`geo.api.routes.lookup.fast_answer` answers the plain successful case from the memory index and
     the per-process principal cache (same authentication and revocation rules, same body as the route),
     and the 404 of a point outside every grid (same body, same access-log line as :class:`RequestContext`);

@@ -142,11 +142,11 @@ def test_compiled_step_leaves_the_unusual_to_python():
 
     vx, vy = shapely.get_coordinates(idx.geoms[3])[1]
     assert idx.cells[5][cell_of(vx, vy)[::-1]] <= -2 and ask(vx, vy)[0] is None
-    k = next(k for k, sg in enumerate(idx._segs) if sg is not None and sg[4] >= 0 and sg[5] >= 0)
+    k = next(k for k in range(len(idx._own)) if (sg := idx.segment(k)) is not None and sg[4] >= 0 and sg[5] >= 0)
     j, i = np.argwhere(idx.cells[5] == -(k + 2))[0]
     size = 1 / inv
     box = (x0 + i * size, y0 + j * size, x0 + (i + 1) * size, y0 + (j + 1) * size)
-    on = shapely.clip_by_rect(shapely.LineString([idx._segs[k][:2], idx._segs[k][2:4]]), *box).centroid
+    on = shapely.clip_by_rect(shapely.LineString([idx.segment(k)[:2], idx.segment(k)[2:4]]), *box).centroid
     assert cell_of(on.x, on.y) == (i, j) and ask(on.x, on.y)[0] is None
     c, p = ask(box[0] + size * 1e-3, box[1] + size * 1e-3)  # a corner: clearly on one side
     c2, p2 = ask(box[2] - size * 1e-3, box[3] - size * 1e-3)

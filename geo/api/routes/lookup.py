@@ -181,10 +181,10 @@ def fast_answer(state, scope, cors: bool = False) -> tuple[bytes | APIError, byt
     and their audit stay in one place. Answers are built by the route's own :func:`grid_prefix` and
     :func:`_not_found`. With *cors* on, a request with an ``Origin`` header is left to the CORS middleware.
     The common case — ``lon=…&lat=…`` in plain decimals, a caller already cached, a point whose cell gives
-    its grid without the exact test, an answer already cached for the caller's view — is answered before this function
-    by the compiled step :func:`geo.api._fastlookup.answer`, from the objects this function fills (the
-    principal cache's raw maps, the cell table, the answer cache); it leaves everything else to this
-    function (``tests/api/test_fastlookup.py`` checks that both give the same answers).
+    its grid without the exact test, an answer already cached for the caller's view — is answered before
+    this function by the compiled step :func:`geo.api._fastlookup.answer`, from the objects this function
+    fills (the principal cache's raw maps, the cell table, the answer cache); it leaves everything else to
+    this function (``tests/api/test_fastlookup.py`` checks that both give the same answers).
     """
     qs = scope["query_string"]
     j = qs.find(b"&lat=")

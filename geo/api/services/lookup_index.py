@@ -116,7 +116,7 @@ class GridIndex:
         return len(self.codes)
 
     # ------------------------------------------------------------------ cell table
-    def _build_cells(self, side: int | None = None) -> None:
+    def _build_cells(self, n_side: int | None = None) -> None:
         """A uniform raster over the grids: each cell holds its owner when no grid boundary touches it.
 
         Cells near an edge are found in two steps: every edge is sampled at half a cell and the 3×3 cells
@@ -134,9 +134,9 @@ class GridIndex:
         self.cells = None
         if len(self.geoms) == 0:
             return
-        side = side or int(np.clip(CELLS_PER_GRID * math.sqrt(len(self.geoms)), 64, CELLS_PER_SIDE))
+        n_side = n_side or int(np.clip(CELLS_PER_GRID * math.sqrt(len(self.geoms)), 64, CELLS_PER_SIDE))
         x0, y0, x1, y1 = shapely.total_bounds(self.geoms)
-        size = max(x1 - x0, y1 - y0) / side
+        size = max(x1 - x0, y1 - y0) / n_side
         if not size > 0:
             return
         nx, ny = int((x1 - x0) / size) + 2, int((y1 - y0) / size) + 2
@@ -176,11 +176,21 @@ class GridIndex:
         self._cand_off = np.searchsorted(cell, np.arange(len(keep) + 1)).tolist()
         table[jj[keep], ii[keep]] = -(np.arange(len(keep), dtype=np.int32) + 2)
         seg, own = self._single_segments(rings, boxes[keep])
-        self._segs = [None if o[0] == NOT_SINGLE else (*sg, int(o[0]), int(o[1])) for sg, o in
-                      zip(seg.tolist(), own.tolist())]
-        raw = table.tobytes()  # the compiled lookup step reads the bytes; numpy reads them as the table
+        # the compiled lookup step reads the bytes; numpy reads the same memory
+        raw, seg_b, own_b = table.tobytes(), seg.tobytes(), own.tobytes()
+        self._seg = np.frombuffer(seg_b).reshape(-1, 4)
+        self._own = np.frombuffer(own_b, np.int32).reshape(-1, 2)
         self.cells = (float(x0), float(y0), 1.0 / size, nx, ny, np.frombuffer(raw, np.int32).reshape(ny, nx), raw,
-                      seg.tobytes(), own.tobytes())
+                      seg_b, own_b)
+
+    def segment(self, k: int) -> tuple[float, float, float, float, int, int] | None:
+        """Near cell *k*'s one crossing segment and the owners left and right of it, or None
+        (see :meth:`_single_segments`)."""
+        left = self._own.item(k, 0)
+        if left == NOT_SINGLE:
+            return None
+        ax, ay, bx, by = self._seg[k].tolist()
+        return ax, ay, bx, by, left, self._own.item(k, 1)
 
     def _single_segments(self, rings: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per near cell: the one straight boundary segment crossing it, if only one does, and the owners of
@@ -292,7 +302,7 @@ class GridIndex:
             if v >= -1:
                 return v
             k = -v - 2
-            sg = self._segs[k]
+            sg = self.segment(k)
             if sg is not None:  # one segment crosses the cell: its side, unless the point is (next to) on it
                 s_ = side(sg[0], sg[1], sg[2], sg[3], lon, lat)
                 if s_:
