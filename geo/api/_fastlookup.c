@@ -99,16 +99,13 @@ static int name_is(PyObject *name, const char *lit, Py_ssize_t n)
     return PyBytes_GET_SIZE(name) == n && memcmp(PyBytes_AS_STRING(name), lit, (size_t)n) == 0;
 }
 
-/* The point's coordinate as orjson.dumps writes it (the Python path): the shortest repr, which is
- * repr(float)'s for 0 and for 1e-4 <= |v| < 1e16 (smaller ones, where orjson writes 0.00001 for repr's
- * 1e-05, are left to the Python path: 0 returned). */
+/* The point's coordinate as repr(float) writes it, which is what orjson.dumps (the Python path) writes
+ * for 0 and for 1e-4 <= |v| < 1e16: append_coord, the only caller, leaves smaller ones to Python. */
 static int append_float(char **p, const char *limit, double v)
 {
     char *s;
     size_t n;
 
-    if (v != 0.0 && fabs(v) < 1e-4)
-        return 0;
     s = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
     if (s == NULL)
         return -1;
@@ -126,7 +123,8 @@ static int append_float(char **p, const char *limit, double v)
 /* The coordinate written from the text it was parsed from, when that text is plain ([-]digits[.digits])
  * with at most 15 significant digits: then the shortest repr of the parsed double has the same digits
  * (DBL_DIG: 15 digits survive a trip through a double), so this is repr's output without dtoa's cost.
- * Anything else goes through append_float. */
+ * Anything else goes through append_float. 0 (nothing written) for 0 < |v| < 1e-4, where orjson writes
+ * 0.00001 for repr's 1e-05: the Python path answers those. */
 static int append_coord(char **p, const char *limit, const char *t, Py_ssize_t n, double v)
 {
     Py_ssize_t i = 0, dot = -1, first = -1, last = -1, int_start, int_end, frac_end, k;

@@ -176,9 +176,9 @@ def fast_answer(state, scope, cors: bool = False) -> tuple[bytes | APIError, byt
     lookup). It answers only the plain case: ``lon``, ``lat`` and optionally ``crs``, each once and without
     percent-encoding, and a caller whose principal is already in this process's cache
     (:meth:`geo.api.services.principals.PrincipalCache.from_headers`: a dict lookup on the raw header,
-    dropped by ``NOTIFY`` on any revocation) and whose role may read. Anything else — ``?at=``, bad input, no published plan, an
-    unknown/expired/revoked credential, a first request with a new token — returns None, so those errors
-    and their audit stay in one place. Answers are built by the route's own :func:`grid_prefix` and
+    dropped by ``NOTIFY`` on any revocation) and whose role may read. Anything else — ``?at=``, bad input,
+    no published plan, an unknown/expired/revoked credential, a first request with a new token — returns
+    None, so those errors and their audit stay in one place. Answers are built by the route's own :func:`grid_prefix` and
     :func:`_not_found`. With *cors* on, a request with an ``Origin`` header is left to the CORS middleware.
     The common case — ``lon=…&lat=…`` in plain decimals, a caller already cached, a point whose cell gives
     its grid without the exact test, an answer already cached for the caller's view — is answered before

@@ -55,8 +55,8 @@ def side(ax, ay, bx, by, px, py):
     return (c > bound) * 1 - (c < -bound) * 1
 
 
-#: Cells per side of the cell table per √grids (the longer side of the plans' extent): with 80, about one
-#: point in ten of a random sample falls in a cell a boundary touches (``benchmarks/lookup_cost.py``).
+#: Cells per side of the cell table per √grids (the longer side of the plans' extent); what share of points
+#: the table answers without the exact test is printed by ``benchmarks/lookup_cost.py``.
 CELLS_PER_GRID = 80
 #: Largest side of the cell table in cells (4096² int32 cells = 64 MB, reached from ~2,600 grids).
 CELLS_PER_SIDE = 4096
@@ -125,9 +125,10 @@ class GridIndex:
         cell lies wholly inside one grid (or outside all), and so does each 4-connected region of such
         cells (two neighbours share an edge no boundary touches): one exact test of one centre per
         region gives the owner of all its cells. Most points are then answered by one array read; a
-        point in a near cell is tested (exact ``covers``: a point intersects a polygon iff the polygon
-        covers it) against the few grids that touch its cell, smallest code first — no STRtree query and
-        no Point object on the single-point path.
+        point in a near cell takes the side of the one segment crossing it, if only one does and the point
+        is clearly off it (:meth:`_single_segments`), else it is tested (exact ``covers``: a point
+        intersects a polygon iff the polygon covers it) against the few grids that touch its cell,
+        smallest code first — no STRtree query and no Point object on the single-point path.
         """
         from scipy import ndimage
 
