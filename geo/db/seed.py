@@ -142,6 +142,19 @@ def _classify_positions(conn, plan_ids: list[int]) -> None:
     """))
 
 
+def _daytime(c: datetime, hour: int, now: datetime) -> datetime:
+    """*c* moved to *hour* of its day, a day earlier where that would be after *now*; *c* itself when recent.
+
+    Events older than 14 hours get the daily rhythm (reported between 07:00 and 21:59). Moving the hour can
+    push a time from this morning to tonight, past *now*; those go back one day, so no event is created in
+    the future whatever time of day the seed runs.
+    """
+    if c >= now - timedelta(hours=14):
+        return c
+    moved = c.replace(hour=hour)
+    return moved - timedelta(days=1) if moved > now else moved
+
+
 def seed_events(engine: Engine, plan_ids: list[int], catalogue, *, n: int = 5000, days: int = 30, seed: int = 0,
                 actor: str = "seed:synthetic", now: datetime | None = None) -> int:
     """*n* events over the last *days* days, placed where people live, moved through the loop.
@@ -175,9 +188,7 @@ def seed_events(engine: Engine, plan_ids: list[int], catalogue, *, n: int = 5000
         loc = xy[pick] + jitter
         # more events recently; a daily rhythm
         age_days = rng.power(0.6, size=n) * days
-        created = [now - timedelta(days=float(a)) for a in age_days]
-        created = [c.replace(hour=int(rng.choice(range(7, 22)))) if c < now - timedelta(hours=14) else c
-                   for c in created]
+        created = [_daytime(now - timedelta(days=float(a)), int(rng.choice(range(7, 22))), now) for a in age_days]
         records = []
         for i in range(n):
             s = subs[int(rng.integers(len(subs)))]
