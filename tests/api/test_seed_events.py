@@ -1,7 +1,7 @@
 """The synthetic event seed (``geo demo``'s events) at every time of day.
 
-CI once failed at 19:00 UTC: moving an event of this morning to its "daily rhythm" hour (up to 21:59) put it
-in the future, and the loop stage's probability went negative. These tests run the seed with ``now`` at each
+CI once failed on a run in the UTC afternoon or evening: moving an event from early that day to its "daily
+rhythm" hour (up to 21:59) put it in the future, and the loop stage's probability went negative. These tests run the seed with ``now`` at each
 hour of one day.
 """
 
@@ -28,7 +28,7 @@ def test_daytime_never_moves_an_event_into_the_future(hour):
         for h in range(7, 22):
             moved = _daytime(c, h, now)
             assert moved <= now
-            if back_h >= 14:  # more than 14 h old: for the rhythm: that hour, on its day or the day before
+            if back_h >= 14:  # more than 14 h old: moved to that hour, on its own day or the day before
                 assert moved.hour == h and (c.date() - moved.date()).days in (0, 1)
             else:
                 assert moved == c
